@@ -1,0 +1,151 @@
+//! The one list of stable, machine-readable error codes, and whether each is worth retrying.
+//!
+//! Clients match on these strings, so a code is never renamed once released; add new ones instead.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the service reports, to API clients or in a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Request validation (API).
+    InvalidUrl,
+    InvalidTask,
+    InvalidMinScore,
+    InvalidJson,
+    InvalidJobId,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    JobNotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    // Service state.
+    ServiceUnavailable,
+    Internal,
+    // Fetching the image.
+    FetchFailed,
+    HttpStatus,
+    UpstreamUnavailable,
+    Timeout,
+    TooLarge,
+    TooManyRedirects,
+    BlockedDestination,
+    BlockedDomain,
+    // Decoding and analysing.
+    NotAnImage,
+    UnsupportedFormat,
+    DecodeFailed,
+    ImageTooLarge,
+    ModelUnavailable,
+    InferenceFailed,
+    // Job lifecycle.
+    Poison,
+    Cancelled,
+}
+
+impl ErrorCode {
+    /// The stable snake_case string clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidUrl => "invalid_url",
+            Self::InvalidTask => "invalid_task",
+            Self::InvalidMinScore => "invalid_min_score",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidJobId => "invalid_job_id",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::JobNotFound => "job_not_found",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Internal => "internal",
+            Self::FetchFailed => "fetch_failed",
+            Self::HttpStatus => "http_status",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::Timeout => "timeout",
+            Self::TooLarge => "too_large",
+            Self::TooManyRedirects => "too_many_redirects",
+            Self::BlockedDestination => "blocked_destination",
+            Self::BlockedDomain => "blocked_domain",
+            Self::NotAnImage => "not_an_image",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::DecodeFailed => "decode_failed",
+            Self::ImageTooLarge => "image_too_large",
+            Self::ModelUnavailable => "model_unavailable",
+            Self::InferenceFailed => "inference_failed",
+            Self::Poison => "poison",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether a job failing with this code may succeed if simply tried again later
+    /// (network blips, overloaded hosts, our own infrastructure), as opposed to failing
+    /// for a reason that another attempt cannot change (bad URL, not an image).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::FetchFailed
+                | Self::UpstreamUnavailable
+                | Self::Timeout
+                | Self::ServiceUnavailable
+                | Self::Internal
+                | Self::ModelUnavailable
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `{code, message}` pair stored on a failed job and wrapped in the API's error envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The envelope every endpoint and `imgmeta analyze` use: `{"error": {"code", "message"}}`.
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_match_the_stable_strings() {
+        for code in [
+            ErrorCode::InvalidUrl,
+            ErrorCode::JobNotFound,
+            ErrorCode::HttpStatus,
+            ErrorCode::NotAnImage,
+            ErrorCode::ImageTooLarge,
+            ErrorCode::BlockedDestination,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+
+    #[test]
+    fn network_failures_retry_and_content_failures_do_not() {
+        assert!(ErrorCode::Timeout.is_retryable());
+        assert!(ErrorCode::FetchFailed.is_retryable());
+        assert!(!ErrorCode::NotAnImage.is_retryable());
+        assert!(!ErrorCode::HttpStatus.is_retryable());
+        assert!(!ErrorCode::BlockedDestination.is_retryable());
+    }
+}

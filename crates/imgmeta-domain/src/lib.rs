@@ -1,0 +1,29 @@
+//! Validated domain types (job ids, image URLs, tasks, scores) and the stable error codes.
+//!
+//! Every other crate speaks in these types, so an invalid value is rejected once, at the edge,
+//! and never travels further.
+
+mod error_code;
+mod job;
+mod url;
+
+pub use error_code::{ErrorBody, ErrorCode};
+pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet};
+pub use url::{ImageUrl, MAX_URL_LEN};
+
+/// A value that failed validation: the stable code and a human explanation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
