@@ -1,0 +1,246 @@
+//! Typed settings for every imgmeta process, read once from `IMGMETA_*` environment variables.
+//!
+//! Defaults point at services on localhost so `imgmeta up` works with no configuration; every
+//! variable is documented in the README's configuration table.
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting that was present but could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {var} is invalid: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, for development.
+    Text,
+    /// One JSON object per line, for production log pipelines.
+    Json,
+}
+
+/// Everything a process needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub amqp_url: SecretString,
+    pub queue_prefix: String,
+    pub model_dir: PathBuf,
+    pub worker: WorkerSettings,
+    pub fetch: FetchSettings,
+    /// How long `POST /img` waits for a job to finish before answering 202.
+    pub legacy_wait: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs one worker process runs at once; also the broker prefetch.
+    pub concurrency: u16,
+    /// CPU threads for inference (0: one per core).
+    pub inference_threads: usize,
+    /// How long a claimed job stays reserved without a heartbeat.
+    pub lease: Duration,
+    /// How long a stopping worker waits for jobs in flight.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// Allow fetching from loopback and private addresses (local development and tests only).
+    pub allow_private: bool,
+}
+
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/imgmeta";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let database_url = env.string("IMGMETA_DATABASE_URL", DEFAULT_DATABASE_URL);
+        parse_url("IMGMETA_DATABASE_URL", &database_url, &["postgres", "postgresql"])?;
+        let amqp_url = env.string("IMGMETA_AMQP_URL", DEFAULT_AMQP_URL);
+        parse_url("IMGMETA_AMQP_URL", &amqp_url, &["amqp", "amqps"])?;
+        let queue_prefix = env.string("IMGMETA_QUEUE", "imgmeta");
+        if queue_prefix.is_empty()
+            || queue_prefix.len() > 200
+            || !queue_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError {
+                var: "IMGMETA_QUEUE",
+                reason: "use 1 to 200 characters from A-Z a-z 0-9 - _ .".into(),
+            });
+        }
+        Ok(Self {
+            http_addr: env.parse("IMGMETA_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
+            database: DatabaseSettings {
+                url: database_url.into(),
+                max_connections: env.parse_in("IMGMETA_DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
+            },
+            amqp_url: amqp_url.into(),
+            queue_prefix,
+            model_dir: PathBuf::from(env.string("IMGMETA_MODEL_DIR", "models")),
+            worker: WorkerSettings {
+                concurrency: env.parse_in("IMGMETA_WORKER_CONCURRENCY", 2, 1..=1024)?,
+                inference_threads: env.parse_in("IMGMETA_INFERENCE_THREADS", 0, 0..=1024)?,
+                lease: Duration::from_secs(env.parse_in("IMGMETA_LEASE_SECS", 60, 5..=3600)?),
+                shutdown_grace: Duration::from_secs(env.parse_in(
+                    "IMGMETA_SHUTDOWN_GRACE_SECS",
+                    30,
+                    0..=3600,
+                )?),
+            },
+            fetch: FetchSettings {
+                allow_private: env.bool("IMGMETA_FETCH_ALLOW_PRIVATE", false)?,
+            },
+            legacy_wait: Duration::from_millis(env.parse_in(
+                "IMGMETA_LEGACY_WAIT_MS",
+                30_000,
+                0..=300_000,
+            )?),
+            log_format: match env.string("IMGMETA_LOG_FORMAT", "text").as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError {
+                        var: "IMGMETA_LOG_FORMAT",
+                        reason: format!("expected \"text\" or \"json\", got {other:?}"),
+                    });
+                }
+            },
+        })
+    }
+}
+
+fn parse_url(var: &'static str, raw: &str, schemes: &[&str]) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(raw).map_err(|e| ConfigError {
+        var,
+        reason: format!("not a URL: {e}"),
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError {
+            var,
+            reason: format!("scheme must be one of {schemes:?}"),
+        });
+    }
+    Ok(url)
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn string(&self, var: &str, default: &str) -> String {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.string(var, default).parse().map_err(|e: T::Err| ConfigError {
+            var,
+            reason: e.to_string(),
+        })
+    }
+
+    fn parse_in<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value: T = self.parse(var, &default.to_string())?;
+        if !range.contains(&value) {
+            return Err(ConfigError {
+                var,
+                reason: format!("{value} is outside {}..={}", range.start(), range.end()),
+            });
+        }
+        Ok(value)
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.string(var, if default { "true" } else { "false" }).to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            other => Err(ConfigError {
+                var,
+                reason: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_localhost_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(s.database.url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(s.amqp_url.expose_secret(), DEFAULT_AMQP_URL);
+        assert_eq!(s.queue_prefix, "imgmeta");
+        assert_eq!(s.model_dir, PathBuf::from("models"));
+        assert!(!s.fetch.allow_private);
+        assert_eq!(s.legacy_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let err = settings(&[("IMGMETA_HTTP_ADDR", "nowhere")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_HTTP_ADDR");
+        let err = settings(&[("IMGMETA_WORKER_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_WORKER_CONCURRENCY");
+        let err = settings(&[("IMGMETA_QUEUE", "bad name")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_QUEUE");
+        let err = settings(&[("IMGMETA_AMQP_URL", "http://x")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_AMQP_URL");
+        let err = settings(&[("IMGMETA_FETCH_ALLOW_PRIVATE", "maybe")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_FETCH_ALLOW_PRIVATE");
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let s = settings(&[("IMGMETA_DATABASE_URL", "postgres://u:hunter2@db/x")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Consuming job messages with manual acknowledgement and a bounded prefetch.
+
+use crate::publisher::connection_properties;
+use crate::{JobMessage, QueueError, Topology};
+use futures::StreamExt;
+use lapin::Acker;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, Consumer};
+use secrecy::{ExposeSecret, SecretString};
+
+/// A stream of deliveries from one queue over a connection of its own, so that a broken
+/// connection ends the stream and the caller can reconnect.
+pub struct Deliveries {
+    connection: Connection,
+    consumer: Consumer,
+}
+
+impl Deliveries {
+    /// Consumes the jobs queue with at most `prefetch` unacknowledged messages.
+    pub async fn jobs(amqp_url: &SecretString, topology: &Topology, prefetch: u16) -> Result<Self, QueueError> {
+        Self::open(amqp_url, topology, topology.jobs_queue(), prefetch).await
+    }
+
+    /// Consumes the dead-letter queue (messages that hit the delivery limit).
+    pub async fn dead(amqp_url: &SecretString, topology: &Topology) -> Result<Self, QueueError> {
+        Self::open(amqp_url, topology, topology.dead_queue(), 1).await
+    }
+
+    async fn open(amqp_url: &SecretString, topology: &Topology, queue: String, prefetch: u16) -> Result<Self, QueueError> {
+        let connection = Connection::connect(amqp_url.expose_secret(), connection_properties()).await?;
+        let channel = connection.create_channel().await?;
+        topology.declare(&channel).await?;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Self { connection, consumer })
+    }
+
+    /// The next delivery; `None` or an error means the connection is gone.
+    pub async fn next(&mut self) -> Option<Result<JobDelivery, QueueError>> {
+        let delivery = self.consumer.next().await?;
+        Some(delivery.map_err(QueueError::from).map(|d| {
+            let delivery_count = match d.properties.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count")) {
+                Some(AMQPValue::LongLongInt(n)) => Some(*n),
+                Some(AMQPValue::LongInt(n)) => Some(i64::from(*n)),
+                Some(AMQPValue::ShortInt(n)) => Some(i64::from(*n)),
+                _ => None,
+            };
+            JobDelivery {
+                message: serde_json::from_slice(&d.data).map_err(|e| QueueError::Malformed(e.to_string())),
+                redelivered: d.redelivered,
+                delivery_count,
+                acker: d.acker,
+            }
+        }))
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "bye".into()).await;
+    }
+}
+
+/// One message and the means to settle it.
+pub struct JobDelivery {
+    pub message: Result<JobMessage, QueueError>,
+    pub redelivered: bool,
+    /// How many earlier deliveries of this message failed (quorum queues count them).
+    pub delivery_count: Option<i64>,
+    acker: Acker,
+}
+
+impl JobDelivery {
+    /// The message is handled: the broker forgets it.
+    pub async fn ack(&self) -> Result<(), QueueError> {
+        self.acker.ack(BasicAckOptions::default()).await.map(|_| ()).map_err(QueueError::from)
+    }
+
+    /// Hands the message back to the queue for another consumer.
+    pub async fn requeue(&self) -> Result<(), QueueError> {
+        self.acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(QueueError::from)
+    }
+}

@@ -1,0 +1,82 @@
+//! Connecting, creating the database if missing, and running migrations.
+
+use crate::StoreError;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A pool of connections to the jobs database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: PgPool,
+}
+
+impl Store {
+    /// Opens a pool; connections are made lazily so a process can start while the database
+    /// is still coming up, and `/readyz` reports it.
+    pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+        let options = connect_options(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Applies the migrations in `migrations/`; safe to run from several processes at once
+    /// (sqlx serialises them with an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn connect_options(url: &SecretString) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .application_name("imgmeta"))
+}
+
+/// Creates the database named in `url` if it does not exist yet, connecting to the server's
+/// `postgres` maintenance database to do so.
+pub async fn ensure_database(url: &SecretString) -> Result<(), StoreError> {
+    let parsed = url::Url::parse(url.expose_secret()).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    if name.is_empty() {
+        return Err(StoreError::InvalidUrl("the database url names no database".into()));
+    }
+    let mut admin = parsed.clone();
+    admin.set_path("/postgres");
+    let admin_options = connect_options(&admin.as_str().to_owned().into())?;
+    let mut conn = admin_options.connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match // The name is quoted as an identifier above; CREATE DATABASE takes no bind parameters.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await.ok();
+    Ok(())
+}

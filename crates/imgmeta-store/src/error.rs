@@ -1,0 +1,52 @@
+//! The store's error type and how it maps onto the stable error codes.
+
+use imgmeta_domain::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Query(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid database url: {0}")]
+    InvalidUrl(String),
+    #[error("stored job {id} is corrupt: {reason}")]
+    Corrupt { id: uuid::Uuid, reason: String },
+}
+
+impl StoreError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            _ => ErrorCode::Internal,
+        }
+    }
+
+    /// Connection-level failures are worth retrying; a bad query is a bug.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => Self::Unavailable(err),
+            // Admin shutdown, connection failure, cannot connect now, serialization/deadlock.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                }) =>
+            {
+                Self::Unavailable(err)
+            }
+            _ => Self::Query(err),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! PostgreSQL persistence for jobs: the source of truth for what was accepted and how it ended.
+//!
+//! Only this crate knows SQL. Workers claim jobs here (not in the broker) so that a duplicate
+//! delivery can never run a job twice at the same time, and every write that ends a run is
+//! guarded by the attempt number that run was given.
+
+mod database;
+mod error;
+mod jobs;
+
+pub use database::{Store, ensure_database};
+pub use error::StoreError;
+pub use jobs::{Claim, JobRecord, NewJob};
