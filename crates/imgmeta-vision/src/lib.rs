@@ -1,0 +1,1 @@
+//! Object detection with a native candle YOLOv12n.
