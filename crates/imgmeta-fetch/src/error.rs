@@ -1,0 +1,114 @@
+//! `FetchError`: every way a fetch can fail, each with its stable code and a human message.
+
+use crate::{BlockReason, DomainRefusal};
+use imgmeta_domain::ErrorCode;
+use std::net::IpAddr;
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failed fetch. `code()` says what the job fails with (and whether it is worth retrying);
+/// the `Display` text is the human message stored alongside the code.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: {problem}")]
+    InvalidUrl { url: String, problem: String },
+    #[error("{url} is refused: only http and https are fetched, not {scheme}")]
+    BlockedScheme { url: String, scheme: String },
+    #[error("{url} is refused: URLs carrying credentials are never fetched")]
+    BlockedCredentials { url: String },
+    #[error("destination {host} is refused: address {address} {reason}")]
+    BlockedAddress {
+        host: String,
+        address: IpAddr,
+        reason: BlockReason,
+    },
+    #[error("destination {host} is refused: port {port} is not an allowed port")]
+    BlockedPort { host: String, port: u16 },
+    #[error(transparent)]
+    BlockedDomain(#[from] DomainRefusal),
+    #[error("could not resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host} resolved to no addresses")]
+    NoAddresses { host: String },
+    #[error("could not connect to {host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("request to {host} failed: {source}")]
+    Request {
+        host: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("timed out after {} ms {stage}", after.as_millis())]
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+    },
+    #[error("{}", too_large_message(*limit, *declared))]
+    TooLarge { limit: u64, declared: Option<u64> },
+    #[error("more than {limit} redirects")]
+    TooManyRedirects { limit: u8 },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} answered a {status} redirect {problem}")]
+    BadRedirect {
+        url: String,
+        status: u16,
+        problem: String,
+    },
+    #[error("{url} answered with an empty body")]
+    EmptyBody { url: String },
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[source] BoxError),
+}
+
+fn too_large_message(limit: u64, declared: Option<u64>) -> String {
+    match declared {
+        Some(len) => format!("the image is {len} bytes, more than the limit of {limit} bytes"),
+        None => format!("the image is larger than the limit of {limit} bytes"),
+    }
+}
+
+impl FetchError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidUrl { .. } => ErrorCode::InvalidUrl,
+            Self::BlockedScheme { .. }
+            | Self::BlockedCredentials { .. }
+            | Self::BlockedAddress { .. }
+            | Self::BlockedPort { .. } => ErrorCode::BlockedDestination,
+            Self::BlockedDomain(refusal) => refusal.code(),
+            Self::Resolve { .. }
+            | Self::NoAddresses { .. }
+            | Self::Connect { .. }
+            | Self::Request { .. } => ErrorCode::FetchFailed,
+            Self::Timeout { .. } => ErrorCode::Timeout,
+            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::TooManyRedirects { .. } => ErrorCode::TooManyRedirects,
+            Self::Status { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorCode::UpstreamUnavailable
+            }
+            Self::Status { .. } | Self::BadRedirect { .. } => ErrorCode::HttpStatus,
+            Self::EmptyBody { .. } => ErrorCode::NotAnImage,
+            Self::Client(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Whether another attempt later could succeed (network blips, overloaded upstreams).
+    pub fn is_retryable(&self) -> bool {
+        self.code().is_retryable()
+    }
+
+    /// The `{code, message}` pair a failed job stores.
+    pub fn to_body(&self) -> imgmeta_domain::ErrorBody {
+        imgmeta_domain::ErrorBody::new(self.code(), self.to_string())
+    }
+}

@@ -1,0 +1,257 @@
+//! `Fetcher`: downloads one image URL, following redirects itself and validating every hop.
+//!
+//! Each hop is checked (URL rules, domain policy), resolved once, every resolved address checked,
+//! and then requested through a client pinned to exactly those addresses: its DNS overrides hold
+//! the checked addresses and its resolver refuses every other name, so a second lookup (DNS
+//! rebinding) is impossible. IP-literal hosts never reach a resolver at all in reqwest, which is
+//! why `check_url` checks them itself before any request is built.
+
+use crate::destination::{Target, check_url, resolve};
+use crate::log::{clean, log_refusal};
+use crate::{FetchConfig, FetchError};
+use bytes::{Bytes, BytesMut};
+use imgmeta_domain::ImageUrl;
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, LOCATION};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// Most bytes reserved up front from a declared `Content-Length`, so a lying header cannot make
+/// us allocate the whole cap for a body that never comes.
+const MAX_PREALLOCATION: u64 = 1024 * 1024;
+
+/// A downloaded body and where it came from.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Bytes,
+    /// The URL of the last hop, after redirects.
+    pub final_url: Url,
+    /// The `Content-Type` the server claimed; informational only, since the format is decided
+    /// by magic bytes downstream.
+    pub content_type: Option<String>,
+    /// How many redirects were followed.
+    pub redirects: u8,
+    /// The address the body was read from.
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// Fetches image URLs under a `FetchConfig`. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    cfg: Arc<FetchConfig>,
+}
+
+impl Fetcher {
+    pub fn new(cfg: FetchConfig) -> Result<Self, FetchError> {
+        if cfg.allow_private {
+            tracing::warn!(
+                kind = "security",
+                event = "allow_private_enabled",
+                "IMGMETA_FETCH_ALLOW_PRIVATE is on: the fetcher will fetch from loopback and \
+                 private addresses on any port. Never run production like this."
+            );
+        }
+        let fetcher = Self { cfg: Arc::new(cfg) };
+        // Building one client now surfaces TLS or configuration problems at startup rather
+        // than on the first job.
+        fetcher.client_for(&[], None)?;
+        Ok(fetcher)
+    }
+
+    pub fn config(&self) -> &FetchConfig {
+        &self.cfg
+    }
+
+    /// Every check that needs no network: scheme, credentials, port, domain policy and, for
+    /// IP-literal hosts, the address policy. The API may call it at submission; `fetch` repeats
+    /// it (and the checks that need DNS) on every hop.
+    pub fn precheck(&self, url: &ImageUrl) -> Result<(), FetchError> {
+        check_url(&self.cfg, url.as_url()).map(|_| ())
+    }
+
+    /// Downloads `url`, within the total deadline, refusing any hop whose destination fails
+    /// the policy before a connection is made.
+    pub async fn fetch(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
+        let deadline = self.cfg.total_timeout;
+        let result = match tokio::time::timeout(deadline, self.fetch_within_deadline(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout {
+                stage: "fetching the image (total deadline)",
+                after: deadline,
+            }),
+        };
+        if let Err(err) = &result {
+            log_refusal(err);
+        }
+        result
+    }
+
+    async fn fetch_within_deadline(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
+        let mut current = url.as_url().clone();
+        let mut redirects: u8 = 0;
+        loop {
+            let target = check_url(&self.cfg, &current)?;
+            let addrs = resolve(&self.cfg, &target).await?;
+            let response = self.send(&current, &target, &addrs).await?;
+            let status = response.status();
+            if is_followed_redirect(status.as_u16()) {
+                if redirects >= self.cfg.max_redirects {
+                    return Err(FetchError::TooManyRedirects {
+                        limit: self.cfg.max_redirects,
+                    });
+                }
+                current = next_hop(&current, status.as_u16(), &response)?;
+                redirects += 1;
+                continue;
+            }
+            if !status.is_success() || status.as_u16() == 206 {
+                return Err(FetchError::Status {
+                    url: clean(current.as_str()),
+                    status: status.as_u16(),
+                });
+            }
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(clean);
+            let remote_addr = response.remote_addr();
+            let bytes = read_capped(response, &self.cfg, &target).await?;
+            if bytes.is_empty() {
+                return Err(FetchError::EmptyBody {
+                    url: clean(current.as_str()),
+                });
+            }
+            return Ok(Fetched {
+                bytes,
+                final_url: current,
+                content_type,
+                redirects,
+                remote_addr,
+            });
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        target: &Target,
+        addrs: &[SocketAddr],
+    ) -> Result<reqwest::Response, FetchError> {
+        let pinned = target.literal.is_none().then_some(target.host.as_str());
+        let client = self.client_for(addrs, pinned)?;
+        client
+            .get(url.clone())
+            .header(ACCEPT, "image/*")
+            // We never decompress (a small gzip body could expand without bound), so ask for
+            // the identity encoding; a server that compresses anyway gets its bytes returned
+            // as they are, and the decoder refuses them by their magic bytes.
+            .header(ACCEPT_ENCODING, "identity")
+            .send()
+            .await
+            .map_err(|err| request_error(err, &target.host, self.cfg.connect_timeout))
+    }
+
+    /// A client that can only reach `addrs`: the pinned host resolves to them and any other
+    /// name fails, so reqwest never performs a lookup of its own.
+    fn client_for(
+        &self,
+        addrs: &[SocketAddr],
+        pinned_host: Option<&str>,
+    ) -> Result<reqwest::Client, FetchError> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .referer(false)
+            .http1_only()
+            .connect_timeout(self.cfg.connect_timeout)
+            .pool_max_idle_per_host(0)
+            .user_agent(self.cfg.user_agent.clone())
+            .dns_resolver(crate::pinned::RefuseUnpinned);
+        if let Some(host) = pinned_host {
+            builder = builder.resolve_to_addrs(host, addrs);
+        }
+        builder
+            .build()
+            .map_err(|err| FetchError::Client(Box::new(err)))
+    }
+}
+
+fn is_followed_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// The URL a redirect points to, resolved against the current one (so relative and
+/// scheme-relative locations work); its validity is checked at the top of the next hop.
+fn next_hop(current: &Url, status: u16, response: &reqwest::Response) -> Result<Url, FetchError> {
+    let bad = |problem: &str| FetchError::BadRedirect {
+        url: clean(current.as_str()),
+        status,
+        problem: problem.to_owned(),
+    };
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .ok_or_else(|| bad("without a Location header"))?
+        .to_str()
+        .map_err(|_| bad("with a Location header that is not ASCII"))?;
+    current.join(location).map_err(|e| FetchError::InvalidUrl {
+        url: clean(location),
+        problem: format!("the redirect location does not parse: {e}"),
+    })
+}
+
+/// Reads the body, refusing a declared length over the cap before reading a byte, and
+/// stopping the stream as soon as it exceeds the cap.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cfg: &FetchConfig,
+    target: &Target,
+) -> Result<Bytes, FetchError> {
+    let max_bytes = cfg.max_bytes;
+    let declared = response.content_length();
+    if let Some(len) = declared.filter(|len| *len > max_bytes) {
+        return Err(FetchError::TooLarge {
+            limit: max_bytes,
+            declared: Some(len),
+        });
+    }
+    let reserve = declared.unwrap_or(0).min(MAX_PREALLOCATION);
+    let mut body = BytesMut::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| request_error(err, &target.host, cfg.connect_timeout))?
+    {
+        if (body.len() + chunk.len()) as u64 > max_bytes {
+            return Err(FetchError::TooLarge {
+                limit: max_bytes,
+                declared: None,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn request_error(err: reqwest::Error, host: &str, connect_timeout: Duration) -> FetchError {
+    let host = clean(host);
+    if err.is_timeout() {
+        FetchError::Timeout {
+            stage: "connecting",
+            after: connect_timeout,
+        }
+    } else if err.is_connect() {
+        FetchError::Connect {
+            host,
+            source: Box::new(err.without_url()),
+        }
+    } else {
+        FetchError::Request {
+            host,
+            source: Box::new(err.without_url()),
+        }
+    }
+}

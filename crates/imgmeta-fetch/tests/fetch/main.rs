@@ -1,0 +1,8 @@
+//! End-to-end tests of the fetcher against loopback servers. No test sends a packet anywhere
+//! but loopback: destinations outside it are only ever checked by the pure policy functions.
+
+mod happy_paths;
+mod hostile_servers;
+mod hostile_urls;
+mod redirects;
+mod support;
