@@ -17,3 +17,20 @@ impl Resolve for RefuseUnpinned {
         Box::pin(async move { Err(Box::new(err) as Box<dyn std::error::Error + Send + Sync>) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_that_were_not_pinned_are_refused_instead_of_looked_up() {
+        let name: Name = "localhost".parse().unwrap();
+
+        let err = RefuseUnpinned.resolve(name).await.err().unwrap();
+
+        assert!(
+            err.to_string().contains("refusing to resolve localhost"),
+            "{err}"
+        );
+    }
+}
