@@ -1,0 +1,218 @@
+//! Reading the EXIF fields we report (camera, exposure, capture time, GPS) with kamadak-exif.
+
+use exif::{Exif, In, Tag, Value};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// The EXIF fields reported in `result.image.exif`. Every field is `null` when the image
+/// does not carry it or carries a value that cannot be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExifSummary {
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub lens: Option<String>,
+    /// The EXIF orientation tag, 1 to 8.
+    pub orientation: Option<u8>,
+    /// ISO 8601: `2024-05-01T12:34:56`, with the offset (`+02:00`) when the image records one.
+    pub datetime_original: Option<String>,
+    pub exposure_time_s: Option<f64>,
+    pub f_number: Option<f64>,
+    pub iso: Option<u32>,
+    pub focal_length_mm: Option<f64>,
+    pub gps: Option<GpsPosition>,
+}
+
+/// Where the picture was taken: signed decimal degrees (north and east positive) and
+/// metres above sea level (negative below).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpsPosition {
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub altitude_m: Option<f64>,
+}
+
+/// Reads EXIF from the container (JPEG APP1, PNG eXIf, WebP EXIF chunk, TIFF IFDs); when
+/// that finds nothing, falls back to the raw block the image decoder extracted.
+pub(crate) fn read_exif(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<ExifSummary> {
+    let mut reader = exif::Reader::new();
+    // Keep what parsed even when a later IFD is damaged, as exiftool does.
+    reader.continue_on_error(true);
+    let parsed = match reader.read_from_container(&mut Cursor::new(bytes)) {
+        Ok(exif) => Some(exif),
+        Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
+        Err(_) => None,
+    }
+    .or_else(|| match reader.read_raw(decoder_block?.to_vec()) {
+        Ok(exif) => Some(exif),
+        Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
+        Err(_) => None,
+    })?;
+    Some(summarise(&parsed))
+}
+
+fn summarise(exif: &Exif) -> ExifSummary {
+    let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
+    let text = |tag| field(tag).and_then(text_value);
+    let number = |tag| field(tag).and_then(|v| number_at(v, 0));
+
+    let latitude = field(Tag::GPSLatitude)
+        .and_then(degrees)
+        .map(|d| signed(d, text(Tag::GPSLatitudeRef).as_deref(), "S"));
+    let longitude = field(Tag::GPSLongitude)
+        .and_then(degrees)
+        .map(|d| signed(d, text(Tag::GPSLongitudeRef).as_deref(), "W"));
+    let altitude_m = number(Tag::GPSAltitude).map(|alt| {
+        let below_sea_level = field(Tag::GPSAltitudeRef).and_then(|v| v.get_uint(0)) == Some(1);
+        if below_sea_level { -alt } else { alt }
+    });
+    let gps = (latitude.is_some() || longitude.is_some() || altitude_m.is_some()).then_some(
+        GpsPosition {
+            latitude,
+            longitude,
+            altitude_m,
+        },
+    );
+
+    ExifSummary {
+        make: text(Tag::Make),
+        model: text(Tag::Model),
+        lens: text(Tag::LensModel),
+        orientation: field(Tag::Orientation)
+            .and_then(|v| v.get_uint(0))
+            .and_then(|o| u8::try_from(o).ok())
+            .filter(|o| (1..=8).contains(o)),
+        datetime_original: text(Tag::DateTimeOriginal)
+            .and_then(|dt| iso_datetime(&dt, text(Tag::OffsetTimeOriginal).as_deref())),
+        exposure_time_s: number(Tag::ExposureTime),
+        f_number: number(Tag::FNumber),
+        iso: field(Tag::PhotographicSensitivity)
+            .or_else(|| field(Tag::ISOSpeed))
+            .and_then(|v| v.get_uint(0))
+            .filter(|iso| *iso > 0),
+        focal_length_mm: number(Tag::FocalLength),
+        gps,
+    }
+}
+
+/// The first string of an ASCII field, without the NUL padding and spaces cameras leave.
+/// Some writers store strings as UNDEFINED or BYTE, so those are read the same way.
+fn text_value(value: &Value) -> Option<String> {
+    let raw: &[u8] = match value {
+        Value::Ascii(parts) => parts.iter().find(|p| !trim(p).is_empty())?,
+        Value::Undefined(bytes, _) | Value::Byte(bytes) => bytes,
+        _ => return None,
+    };
+    let trimmed = trim(raw);
+    let text = String::from_utf8_lossy(trimmed).into_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+fn trim(raw: &[u8]) -> &[u8] {
+    // Strings end at the first NUL: anything after it is padding or garbage.
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    raw[..end].trim_ascii()
+}
+
+/// The `index`th element of a numeric field as f64; `None` for a zero denominator.
+fn number_at(value: &Value, index: usize) -> Option<f64> {
+    let n = match value {
+        Value::Rational(v) => {
+            let r = v.get(index)?;
+            (r.denom != 0).then(|| r.to_f64())?
+        }
+        Value::SRational(v) => {
+            let r = v.get(index)?;
+            (r.denom != 0).then(|| r.to_f64())?
+        }
+        Value::Float(v) => f64::from(*v.get(index)?),
+        Value::Double(v) => *v.get(index)?,
+        other => f64::from(other.get_uint(index)?),
+    };
+    n.is_finite().then_some(n)
+}
+
+/// Degrees, minutes and seconds as decimal degrees. Writers that store decimal degrees
+/// put them in the first element with zero minutes and seconds, which sums the same.
+fn degrees(value: &Value) -> Option<f64> {
+    let degrees = number_at(value, 0)?;
+    let minutes = number_at(value, 1).unwrap_or(0.0);
+    let seconds = number_at(value, 2).unwrap_or(0.0);
+    Some(degrees + minutes / 60.0 + seconds / 3600.0)
+}
+
+fn signed(magnitude: f64, reference: Option<&str>, negative_ref: &str) -> f64 {
+    match reference {
+        Some(r) if r.eq_ignore_ascii_case(negative_ref) => -magnitude.abs(),
+        _ => magnitude,
+    }
+}
+
+/// `2024:05:01 12:34:56` (+ `+02:00`) to `2024-05-01T12:34:56+02:00`. Blank or zeroed
+/// timestamps, which cameras write when the clock was never set, become `None`.
+fn iso_datetime(raw: &str, offset: Option<&str>) -> Option<String> {
+    let raw = raw.get(..19)?;
+    let parsed = chrono::NaiveDateTime::parse_from_str(raw, "%Y:%m:%d %H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S"))
+        .ok()?;
+    let naive = parsed.format("%Y-%m-%dT%H:%M:%S").to_string();
+    match offset.filter(|o| is_offset(o)) {
+        Some(offset) => Some(format!("{naive}{offset}")),
+        None => Some(naive),
+    }
+}
+
+/// `+HH:MM` or `-HH:MM`, the only offset form EXIF 2.31 defines.
+fn is_offset(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.len() == 6
+        && (b[0] == b'+' || b[0] == b'-')
+        && b[1..3].iter().all(u8::is_ascii_digit)
+        && b[3] == b':'
+        && b[4..6].iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_lose_nul_padding_and_surrounding_spaces() {
+        let value = Value::Ascii(vec![b"Canon\0\0\0  ".to_vec()]);
+        assert_eq!(text_value(&value).as_deref(), Some("Canon"));
+        let padded = Value::Ascii(vec![b"  NIKON CORPORATION   ".to_vec()]);
+        assert_eq!(text_value(&padded).as_deref(), Some("NIKON CORPORATION"));
+        assert_eq!(text_value(&Value::Ascii(vec![b"   \0".to_vec()])), None);
+    }
+
+    #[test]
+    fn capture_times_become_iso_8601_with_the_offset_when_recorded() {
+        assert_eq!(
+            iso_datetime("2024:05:01 12:34:56", None).as_deref(),
+            Some("2024-05-01T12:34:56")
+        );
+        assert_eq!(
+            iso_datetime("2024:05:01 12:34:56", Some("-05:30")).as_deref(),
+            Some("2024-05-01T12:34:56-05:30")
+        );
+        assert_eq!(
+            iso_datetime("2024:05:01 12:34:56", Some("   :  ")).as_deref(),
+            Some("2024-05-01T12:34:56")
+        );
+        assert_eq!(iso_datetime("    :  :     :  :  ", None), None);
+        assert_eq!(iso_datetime("0000:00:00 00:00:00", None), None);
+    }
+
+    #[test]
+    fn zero_denominators_read_as_missing() {
+        let value = Value::Rational(vec![exif::Rational { num: 1, denom: 0 }]);
+        assert_eq!(number_at(&value, 0), None);
+    }
+
+    #[test]
+    fn southern_and_western_references_make_coordinates_negative() {
+        assert_eq!(signed(33.5, Some("S"), "S"), -33.5);
+        assert_eq!(signed(33.5, Some("N"), "S"), 33.5);
+        assert_eq!(signed(151.25, Some("W"), "W"), -151.25);
+        assert_eq!(signed(151.25, None, "W"), 151.25);
+    }
+}

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Make the small test images under fixtures/images/ and their exiftool cross-check files.
+
+Every fixture is drawn here from code, so the set can be rebuilt exactly. For each image a
+`<name>.expected.json` records what exiftool reads from it (dimensions, orientation, camera
+fields, GPS, ICC description, frame count), mapped to the key names of `result.image`; the
+Rust tests of `imgmeta-metadata` compare their own reading against these files, so the tests
+need neither Python nor exiftool.
+
+Needs: Pillow and piexif (pip install pillow piexif) and exiftool (libimage-exiftool-perl).
+Run from the repository root:  .venv-dev/bin/python scripts/make_fixtures.py
+"""
+
+import hashlib
+import io
+import json
+import math
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import piexif
+from PIL import Image, ImageCms, ImageDraw
+
+OUT = Path(__file__).resolve().parent.parent / "fixtures" / "images"
+
+
+def scene(width=160, height=120):
+    """A deterministic photo-like picture: gradients, shapes and some texture."""
+    img = Image.new("RGB", (width, height))
+    px = img.load()
+    for y in range(height):
+        for x in range(width):
+            px[x, y] = (
+                int(255 * x / (width - 1)),
+                int(255 * y / (height - 1)),
+                int(128 + 100 * math.sin(x / 9.0) * math.cos(y / 7.0)),
+            )
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((width * 0.15, height * 0.2, width * 0.5, height * 0.75), fill=(240, 200, 30))
+    draw.rectangle((width * 0.6, height * 0.1, width * 0.9, height * 0.5), fill=(20, 40, 160))
+    draw.polygon(
+        [(width * 0.55, height * 0.9), (width * 0.95, height * 0.95), (width * 0.75, height * 0.6)],
+        fill=(200, 30, 60),
+    )
+    return img
+
+
+def rational(value, denominator=10000):
+    return (int(round(value * denominator)), denominator)
+
+
+def dms(value):
+    value = abs(value)
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    seconds = (value - degrees - minutes / 60) * 3600
+    return ((degrees, 1), (minutes, 1), rational(seconds, 100))
+
+
+def camera_exif(orientation, lat, lon, altitude, make, model, lens, when, offset):
+    zeroth = {
+        piexif.ImageIFD.Make: make.encode(),
+        piexif.ImageIFD.Model: model.encode(),
+        piexif.ImageIFD.Orientation: orientation,
+    }
+    exif = {
+        piexif.ExifIFD.DateTimeOriginal: when.encode(),
+        piexif.ExifIFD.ExposureTime: (1, 250),
+        piexif.ExifIFD.FNumber: (28, 10),
+        piexif.ExifIFD.ISOSpeedRatings: 400,
+        piexif.ExifIFD.FocalLength: (35, 1),
+        piexif.ExifIFD.LensModel: lens.encode(),
+    }
+    if offset:
+        exif[0x9011] = offset.encode()  # OffsetTimeOriginal; piexif predates EXIF 2.31.
+    gps = {
+        piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S",
+        piexif.GPSIFD.GPSLatitude: dms(lat),
+        piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
+        piexif.GPSIFD.GPSLongitude: dms(lon),
+        piexif.GPSIFD.GPSAltitudeRef: 0 if altitude >= 0 else 1,
+        piexif.GPSIFD.GPSAltitude: rational(abs(altitude), 100),
+    }
+    return piexif.dump({"0th": zeroth, "Exif": exif, "GPS": gps})
+
+
+def icc_v2(description):
+    """A minimal ICC v2 RGB display profile with a `desc` tag (Display P3 primaries, D50)."""
+
+    def s15(x):
+        return struct.pack(">i", int(round(x * 65536)))
+
+    def xyz(x, y, z):
+        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
+
+    ascii_desc = description.encode("ascii") + b"\0"
+    desc = (
+        b"desc\0\0\0\0"
+        + struct.pack(">I", len(ascii_desc))
+        + ascii_desc
+        + struct.pack(">II", 0, 0)
+        + struct.pack(">HB", 0, 0)
+        + b"\0" * 67
+    )
+    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0233) + b"\0\0"
+    tags = [
+        (b"desc", desc),
+        (b"cprt", b"text\0\0\0\0No copyright, test fixture\0"),
+        (b"wtpt", xyz(0.964203, 1.0, 0.824905)),
+        (b"rXYZ", xyz(0.515121, 0.241196, -0.001053)),
+        (b"gXYZ", xyz(0.291977, 0.692245, 0.041885)),
+        (b"bXYZ", xyz(0.157104, 0.066574, 0.784073)),
+        (b"rTRC", gamma),
+        (b"gTRC", gamma),
+        (b"bTRC", gamma),
+    ]
+    table_len = 4 + 12 * len(tags)
+    offset = 128 + table_len
+    table = struct.pack(">I", len(tags))
+    data = b""
+    for sig, body in tags:
+        while (offset + len(data)) % 4:
+            data += b"\0"
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = 128 + table_len + len(data)
+    header = (
+        struct.pack(">I", size)
+        + b"\0\0\0\0"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 5, 1, 12, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)[0:4]
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 4
+    )
+    header += b"\0" * (128 - len(header))
+    return header + table + data
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width, height):
+    """A valid-looking PNG header claiming huge dimensions, with almost no pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def frames(count, size=(48, 32)):
+    out = []
+    for i in range(count):
+        img = Image.new("RGB", size, (30 * i % 256, 200 - 30 * i, 80))
+        ImageDraw.Draw(img).rectangle((i * 6, 4, i * 6 + 10, 20), fill=(255, 255, 255))
+        out.append(img)
+    return out
+
+
+def make_images():
+    OUT.mkdir(parents=True, exist_ok=True)
+    base = scene()
+
+    # A camera JPEG stored 160x120 and shown rotated 90° clockwise (orientation 6), taken in
+    # the southern and western hemispheres below sea level, with a capture-time offset.
+    base.save(
+        OUT / "camera_orientation6.jpg",
+        quality=90,
+        exif=camera_exif(
+            6, -33.857203, -70.648611, -12.5, "Imgmeta Optics", "IM-100 Mark II  ",
+            "IM 35mm F1.8", "2024:05:01 12:34:56", "-04:00",
+        ),
+    )
+    # Northern/eastern hemispheres above sea level, upright, no offset recorded.
+    base.save(
+        OUT / "camera_north_east.jpg",
+        quality=90,
+        exif=camera_exif(
+            1, 48.858370, 2.294481, 330.25, "Imgmeta Optics", "IM-200",
+            "IM 50mm F1.4", "2023:12:24 18:05:00", None,
+        ),
+    )
+
+    # Re-encodings of one picture, for the perceptual hash.
+    big = scene(320, 240)
+    big.save(OUT / "scene_q95.jpg", quality=95)
+    big.save(OUT / "scene_q40.jpg", quality=40)
+    big.resize((160, 120), Image.LANCZOS).save(OUT / "scene_half.png")
+
+    # PNG with an alpha channel, and a PNG carrying EXIF in an eXIf chunk.
+    alpha = Image.new("RGBA", (40, 30))
+    apx = alpha.load()
+    for y in range(30):
+        for x in range(40):
+            apx[x, y] = (200, 40, 40, int(255 * x / 39))
+    alpha.save(OUT / "alpha.png")
+    base.save(
+        OUT / "exif.png",
+        exif=camera_exif(
+            3, 35.658581, 139.745433, 40.0, "Imgmeta Optics", "IM-300",
+            "IM 24mm F2.8", "2022:07:15 09:00:01", "+09:00",
+        ),
+    )
+
+    # Animations: GIF, APNG and WebP.
+    gif = frames(6)
+    gif[0].save(OUT / "animated.gif", save_all=True, append_images=gif[1:], duration=80, loop=0)
+    apng = frames(3)
+    apng[0].save(OUT / "animated.png", save_all=True, append_images=apng[1:], duration=100)
+    webp = frames(4)
+    webp[0].save(
+        OUT / "animated.webp", save_all=True, append_images=webp[1:], duration=100, lossless=True
+    )
+
+    # A still WebP with EXIF and a v4 (mluc) sRGB profile.
+    srgb_v4 = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    base.save(
+        OUT / "exif_icc.webp",
+        quality=80,
+        icc_profile=srgb_v4,
+        exif=camera_exif(
+            8, 51.500729, -0.124625, 0.0, "Imgmeta Optics", "IM-400",
+            "IM 85mm F2", "2021:01:02 03:04:05", "+00:00",
+        ),
+    )
+
+    # A JPEG with a v2 (desc) Display P3 profile.
+    base.save(OUT / "icc_display_p3.jpg", quality=90, icc_profile=icc_v2("Display P3 (imgmeta v2)"))
+
+    # BMP and TIFF (the TIFF carries Make/Model in its own IFD).
+    base.save(OUT / "plain.bmp")
+    base.save(OUT / "plain.tiff", compression="tiff_deflate",
+              tiffinfo={271: "Imgmeta Optics", 272: "IM-TIFF"})
+
+    # Things that must not decode.
+    (OUT / "page.html").write_bytes(
+        b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head>"
+        b"<body><img src=\"cat.jpg\"></body></html>\n"
+    )
+    whole = io.BytesIO()
+    base.save(whole, "JPEG", quality=90)
+    (OUT / "truncated.jpg").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    (OUT / "bomb_100000x100000.png").write_bytes(bomb_png(100_000, 100_000))
+
+
+def exiftool(path):
+    out = subprocess.run(
+        ["exiftool", "-json", "-n", "-G", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)[0]
+
+
+def pick(tags, *names):
+    """The first tag found among `names` ("Group:Tag"; "*:Tag" matches any group)."""
+    for name in names:
+        group, _, tag = name.partition(":")
+        for key, value in tags.items():
+            g, _, t = key.partition(":")
+            if t == tag and (group == "*" or g == group):
+                if isinstance(value, str):
+                    value = value.strip()
+                return value
+    return None
+
+
+def iso(datetime, offset):
+    if not datetime:
+        return None
+    date, _, time = datetime.partition(" ")
+    value = date.replace(":", "-") + "T" + time
+    return value + offset if offset else value
+
+
+def webp_frames(path):
+    """exiftool does not count WebP frames: walk the RIFF chunks and count ANMF chunks."""
+    data = path.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    count, pos = 0, 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        count += kind == b"ANMF"
+        pos += 8 + size + (size & 1)
+    return count or None
+
+
+def expected(path):
+    t = exiftool(path)
+    size = pick(t, "Composite:ImageSize")
+    width, height = (int(v) for v in str(size).replace("x", " ").split()) if size else (None, None)
+    orientation = pick(t, "EXIF:Orientation")
+    swapped = orientation in (5, 6, 7, 8)
+    lat = pick(t, "Composite:GPSLatitude")
+    lon = pick(t, "Composite:GPSLongitude")
+    alt = pick(t, "Composite:GPSAltitude")
+    exif_present = any(k.startswith("EXIF:") for k in t)
+    exif = None
+    if exif_present:
+        exif = {
+            "make": pick(t, "EXIF:Make"),
+            "model": pick(t, "EXIF:Model"),
+            "lens": pick(t, "EXIF:LensModel"),
+            "orientation": orientation,
+            "datetime_original": iso(
+                pick(t, "EXIF:DateTimeOriginal"), pick(t, "EXIF:OffsetTimeOriginal")
+            ),
+            "exposure_time_s": pick(t, "EXIF:ExposureTime"),
+            "f_number": pick(t, "EXIF:FNumber"),
+            "iso": pick(t, "EXIF:ISO"),
+            "focal_length_mm": pick(t, "EXIF:FocalLength"),
+            "gps": None
+            if lat is None and lon is None and alt is None
+            else {"latitude": lat, "longitude": lon, "altitude_m": alt},
+        }
+    has_icc = any(k.startswith("ICC") for k in t)
+    return {
+        "source": "exiftool " + str(pick(t, "ExifTool:ExifToolVersion")) + ", Python hashlib",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "mime": pick(t, "File:MIMEType"),
+        "width": width,
+        "height": height,
+        "oriented_width": height if swapped else width,
+        "oriented_height": width if swapped else height,
+        "frames": pick(t, "GIF:FrameCount", "PNG:AnimationFrames") or webp_frames(path) or 1,
+        "exif": exif,
+        "icc": {"description": pick(t, "ICC_Profile:ProfileDescription")} if has_icc else None,
+    }
+
+
+def main():
+    make_images()
+    skip = {"page.html", "truncated.jpg", "bomb_100000x100000.png"}
+    for path in sorted(OUT.iterdir()):
+        if path.name.endswith(".json") or path.name in skip:
+            continue
+        target = path.with_name(path.name + ".expected.json")
+        target.write_text(json.dumps(expected(path), indent=2, sort_keys=True) + "\n")
+    for path in sorted(OUT.iterdir()):
+        size = path.stat().st_size
+        assert size < 200_000, f"{path.name} is {size} bytes"
+        print(f"{size:>8}  {path.name}")
+
+
+if __name__ == "__main__":
+    main()
