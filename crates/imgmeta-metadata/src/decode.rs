@@ -15,7 +15,6 @@ pub struct Decoded {
     pub(crate) image: DynamicImage,
     pub(crate) width: u32,
     pub(crate) height: u32,
-    pub(crate) orientation: Orientation,
     pub(crate) frames: u32,
     pub(crate) source_color: ExtendedColorType,
     pub(crate) icc_profile: Option<Vec<u8>>,
@@ -106,7 +105,6 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
         image,
         width,
         height,
-        orientation,
         frames,
         source_color,
         icc_profile,
@@ -191,15 +189,4 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         }
     }
     false
-}
-
-/// Whether the orientation swaps width and height.
-pub(crate) fn swaps_axes(orientation: Orientation) -> bool {
-    matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
 }

@@ -2,7 +2,6 @@
 
 use crate::Decoded;
 use crate::colors::{DominantColor, dominant_colors};
-use crate::decode::swaps_axes;
 use crate::exif_fields::{ExifSummary, read_exif};
 use crate::hashes::{phash_hex, sha256_hex};
 use crate::icc::{IccSummary, read_icc};
@@ -52,11 +51,8 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
     let image = decoded.image();
     let small = shrink(image);
     let (width, height) = (decoded.width, decoded.height);
-    let (oriented_width, oriented_height) = if swaps_axes(decoded.orientation) {
-        (height, width)
-    } else {
-        (width, height)
-    };
+    // The pixels were rotated in `decode`, so their dimensions are the oriented ones.
+    let (oriented_width, oriented_height) = (image.width(), image.height());
     ImageMetadata {
         format: decoded.format.name().to_owned(),
         mime: decoded.format.mime().to_owned(),

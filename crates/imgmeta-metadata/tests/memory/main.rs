@@ -1,0 +1,111 @@
+//! Hostile inputs are refused with bounded memory: every test here runs under a global
+//! allocation cap, so a decoder that tried to allocate what a header claims would fail the
+//! allocation (and abort the test binary) instead of passing.
+//!
+//! A separate test binary because the cap is process-wide; the tests take a lock so that
+//! one test's allocations are not counted against another's cap.
+
+use cap::Cap;
+use imgmeta_domain::ErrorCode;
+use imgmeta_metadata::{DecodeLimits, decode};
+use std::alloc::System;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `f` allowing it at most `budget` bytes of live allocations beyond what is already
+/// allocated, and reports how long it took.
+fn within_budget<T>(budget: usize, f: impl FnOnce() -> T) -> (T, Duration) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ALLOCATOR
+        .set_limit(ALLOCATOR.allocated() + budget)
+        .expect("limit above current use");
+    let started = Instant::now();
+    let out = f();
+    let elapsed = started.elapsed();
+    ALLOCATOR.set_limit(usize::MAX).expect("lifting the limit");
+    (out, elapsed)
+}
+
+/// A GIF of `frames` 1x1 frames: ~10 bytes each on disk.
+fn gif_with_frames(frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let palette = [0u8, 0, 0, 255, 255, 255];
+        let mut encoder = gif::Encoder::new(&mut out, 1, 1, &palette).unwrap();
+        for i in 0..frames {
+            let pixel = [u8::from(i % 2 == 0)];
+            let frame = gif::Frame {
+                width: 1,
+                height: 1,
+                buffer: std::borrow::Cow::Borrowed(&pixel),
+                ..gif::Frame::default()
+            };
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    out
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn a_gif_with_twenty_thousand_frames_is_rejected_quickly_in_bounded_memory() {
+    let gif = gif_with_frames(20_000);
+    let (result, elapsed) = within_budget(8 * MIB, || decode(&gif, &DecodeLimits::default()));
+    let err = result.expect_err("more frames than the cap");
+    assert_eq!(err.code(), ErrorCode::ImageTooLarge);
+    assert!(err.to_string().contains("frames"), "{err}");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}
+
+#[test]
+fn a_gif_just_under_the_frame_cap_is_accepted() {
+    let gif = gif_with_frames(1_000);
+    let limits = DecodeLimits {
+        max_frames: 1_000,
+        ..DecodeLimits::default()
+    };
+    let (result, _) = within_budget(8 * MIB, || decode(&gif, &limits));
+    assert_eq!(result.expect("within the cap").frames(), 1_000);
+}
+
+#[test]
+fn a_png_header_claiming_100000_by_100000_pixels_is_rejected_without_allocating_for_it() {
+    let bomb = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/images/bomb_100000x100000.png"),
+    )
+    .unwrap();
+    // 30 GB of pixels claimed; 1 MiB allowed.
+    let (result, elapsed) = within_budget(MIB, || decode(&bomb, &DecodeLimits::default()));
+    assert_eq!(result.unwrap_err().code(), ErrorCode::ImageTooLarge);
+    assert!(elapsed < Duration::from_millis(100), "{elapsed:?}");
+}
+
+#[test]
+fn a_gif_whose_screen_claims_65535_by_65535_pixels_is_rejected_without_allocating_for_it() {
+    let mut gif = gif_with_frames(2);
+    // The logical screen size lives at bytes 6..10, little-endian.
+    gif[6..10].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let (result, _) = within_budget(MIB, || decode(&gif, &DecodeLimits::default()));
+    assert_eq!(result.unwrap_err().code(), ErrorCode::ImageTooLarge);
+}
+
+#[test]
+fn a_large_but_permitted_image_fits_within_its_own_size_plus_a_margin() {
+    // 4000x3000 RGB: 36 MB of pixels. Decoding must not need several copies of it.
+    let image = image::RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    drop(image);
+    let png = png.into_inner();
+    let (result, _) = within_budget(36_000_000 + 16 * MIB, || {
+        decode(&png, &DecodeLimits::default())
+    });
+    assert_eq!(result.expect("decodes").stored_dimensions(), (4000, 3000));
+}
