@@ -1,1 +1,24 @@
-//! Object detection with a native candle YOLOv12n.
+//! Object detection with a native candle implementation of YOLOv12n: letterbox
+//! preprocessing, the network, class-wise NMS, and `result.objects`.
+//!
+//! Only this crate knows candle. It reads nothing but the safetensors weights written by
+//! `imgmeta models fetch` (see `imgmeta-models`); no ONNX, protobuf or Python at run time.
+
+pub mod bench;
+mod blocks;
+mod detector;
+mod error;
+mod image_io;
+mod layers;
+mod model;
+mod objects;
+mod postprocess;
+mod preprocess;
+mod weights;
+
+pub use detector::{Detector, DetectorConfig, DeviceKind, StageTimes};
+pub use error::VisionError;
+pub use image_io::open_oriented;
+pub use model::RawOutput;
+pub use objects::{BoundingBox, Detection, ModelUsed, Objects};
+pub use preprocess::Letterbox;

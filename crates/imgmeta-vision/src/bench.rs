@@ -1,0 +1,126 @@
+//! `imgmeta bench detect`: times preprocessing, the forward pass and postprocessing over
+//! repeated runs on one image, and reports them as one JSON line.
+
+use crate::{Detector, DetectorConfig, DeviceKind, VisionError, open_oriented};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub image: PathBuf,
+    pub weights: PathBuf,
+    /// Timed runs, after `warmup` untimed ones.
+    pub runs: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    pub device: DeviceKind,
+}
+
+impl BenchConfig {
+    /// 20 timed runs after 3 warm-up runs, on 2 CPU threads (the comparison setting).
+    pub fn new(image: impl Into<PathBuf>, weights: impl Into<PathBuf>) -> Self {
+        Self {
+            image: image.into(),
+            weights: weights.into(),
+            runs: 20,
+            warmup: 3,
+            threads: 2,
+            device: DeviceKind::Cpu,
+        }
+    }
+}
+
+/// Timing statistics of one stage, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub p50_ms: f64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        Self {
+            p50_ms: round(ms[ms.len() / 2]),
+            min_ms: round(ms[0]),
+            mean_ms: round(ms.iter().sum::<f64>() / ms.len() as f64),
+            max_ms: round(ms[ms.len() - 1]),
+        }
+    }
+}
+
+/// The benchmark's result; the top-level `p50_ms`/`min_ms` are the forward pass's.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub runtime: &'static str,
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    pub device: String,
+    pub runs: usize,
+    pub threads: usize,
+    pub p50_ms: f64,
+    pub min_ms: f64,
+    pub forward: Stats,
+    pub preprocess: Stats,
+    pub postprocess: Stats,
+    pub detections: usize,
+}
+
+/// Loads the detector and times `runs` detections of the image (progress on stderr).
+pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
+    if cfg.runs == 0 || cfg.threads == 0 {
+        return Err(VisionError::Config("runs and threads must be at least 1".into()));
+    }
+    let image = open_oriented(&cfg.image)?;
+    let detector = Detector::load(&DetectorConfig {
+        threads: cfg.threads,
+        device: cfg.device,
+        ..DetectorConfig::new(&cfg.weights)
+    })?;
+    eprintln!("imgmeta: benchmarking {} runs after {} warm-up runs", cfg.runs, cfg.warmup);
+    let mut times = Vec::with_capacity(cfg.runs);
+    let mut detections = 0;
+    for i in 0..cfg.warmup + cfg.runs {
+        let (objects, t) = detector.detect_timed(&image, 0.25)?;
+        if i >= cfg.warmup {
+            times.push(t);
+            detections = objects.detections.len();
+        }
+    }
+    let stage = |f: fn(&crate::StageTimes) -> Duration| Stats::of(&times.iter().map(f).collect::<Vec<_>>());
+    let forward = stage(|t| t.forward);
+    Ok(BenchReport {
+        runtime: "candle",
+        image: cfg.image.display().to_string(),
+        width: image.width(),
+        height: image.height(),
+        device: format!("{:?}", cfg.device).to_lowercase(),
+        runs: cfg.runs,
+        threads: cfg.threads,
+        p50_ms: forward.p50_ms,
+        min_ms: forward.min_ms,
+        forward,
+        preprocess: stage(|t| t.preprocess),
+        postprocess: stage(|t| t.postprocess),
+        detections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_report_the_median_and_extremes_in_milliseconds() {
+        let samples = [5, 1, 3, 2, 4].map(Duration::from_millis);
+        let s = Stats::of(&samples);
+        assert_eq!((s.p50_ms, s.min_ms, s.max_ms, s.mean_ms), (3.0, 1.0, 5.0, 3.0));
+    }
+}

@@ -1,0 +1,152 @@
+//! Letterboxing: the image scaled to fit the square network input with its aspect ratio
+//! kept, centred on grey padding, as a `[3, S, S]` float tensor in 0..1.
+//!
+//! `scripts/yolo_golden.py` mirrors this operation for operation in float32, so the
+//! reference runtime is fed bit-identical input in the parity tests. Change both together.
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+/// Padding grey, as Ultralytics uses.
+pub const PAD_VALUE: f32 = 114.0 / 255.0;
+
+/// Where the image landed inside the network input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    pub input_size: u32,
+    pub width: u32,
+    pub height: u32,
+    pub new_width: u32,
+    pub new_height: u32,
+    pub left: u32,
+    pub top: u32,
+}
+
+impl Letterbox {
+    pub fn new(width: u32, height: u32, input_size: u32) -> Self {
+        let size = f64::from(input_size);
+        let scale = (size / f64::from(width)).min(size / f64::from(height));
+        let fit = |len: u32| ((f64::from(len) * scale + 0.5).floor() as u32).clamp(1, input_size);
+        let (new_width, new_height) = (fit(width), fit(height));
+        Self {
+            input_size,
+            width,
+            height,
+            new_width,
+            new_height,
+            left: (input_size - new_width) / 2,
+            top: (input_size - new_height) / 2,
+        }
+    }
+
+    /// Maps an x coordinate of the network input back to the original image, clamped to it.
+    pub fn unmap_x(&self, x: f64) -> f64 {
+        let scale = f64::from(self.new_width) / f64::from(self.width);
+        ((x - f64::from(self.left)) / scale).clamp(0.0, f64::from(self.width))
+    }
+
+    pub fn unmap_y(&self, y: f64) -> f64 {
+        let scale = f64::from(self.new_height) / f64::from(self.height);
+        ((y - f64::from(self.top)) / scale).clamp(0.0, f64::from(self.height))
+    }
+}
+
+/// Source taps of a half-pixel-centred bilinear resize along one axis (no antialiasing,
+/// like OpenCV's `INTER_LINEAR`, which Ultralytics uses).
+struct Taps {
+    i0: Vec<usize>,
+    i1: Vec<usize>,
+    frac: Vec<f32>,
+}
+
+impl Taps {
+    fn new(src_len: u32, dst_len: u32) -> Self {
+        let scale = f64::from(src_len) / f64::from(dst_len);
+        let last = src_len as usize - 1;
+        let mut taps = Self {
+            i0: Vec::with_capacity(dst_len as usize),
+            i1: Vec::with_capacity(dst_len as usize),
+            frac: Vec::with_capacity(dst_len as usize),
+        };
+        for i in 0..dst_len {
+            let pos = ((f64::from(i) + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (pos.floor() as usize).min(last);
+            taps.i0.push(i0);
+            taps.i1.push((i0 + 1).min(last));
+            taps.frac.push((pos - i0 as f64) as f32);
+        }
+        taps
+    }
+}
+
+/// The letterboxed `[3, S, S]` input (channel planes, row-major) and its geometry.
+pub fn letterbox(image: &RgbImage, input_size: u32) -> (Vec<f32>, Letterbox) {
+    let lb = Letterbox::new(image.width(), image.height(), input_size);
+    let size = input_size as usize;
+    let plane = size * size;
+    let xs = Taps::new(image.width(), lb.new_width);
+    let ys = Taps::new(image.height(), lb.new_height);
+    let src = image.as_raw();
+    let stride = image.width() as usize * 3;
+    let mut rows = vec![[PAD_VALUE; 3]; plane];
+    // Interleaved rows first, so each task writes one contiguous output row.
+    rows.par_chunks_mut(size)
+        .enumerate()
+        .skip(lb.top as usize)
+        .take(lb.new_height as usize)
+        .for_each(|(y, row)| {
+            let oy = y - lb.top as usize;
+            let wy1 = ys.frac[oy];
+            let wy0 = 1.0 - wy1;
+            let r0 = &src[ys.i0[oy] * stride..][..stride];
+            let r1 = &src[ys.i1[oy] * stride..][..stride];
+            let out = &mut row[lb.left as usize..][..lb.new_width as usize];
+            for (ox, px) in out.iter_mut().enumerate() {
+                let wx1 = xs.frac[ox];
+                let wx0 = 1.0 - wx1;
+                let (a, b) = (xs.i0[ox] * 3, xs.i1[ox] * 3);
+                for c in 0..3 {
+                    let top = f32::from(r0[a + c]) * wx0 + f32::from(r0[b + c]) * wx1;
+                    let bottom = f32::from(r1[a + c]) * wx0 + f32::from(r1[b + c]) * wx1;
+                    px[c] = (top * wy0 + bottom * wy1) / 255.0;
+                }
+            }
+        });
+    let mut chw = vec![0f32; 3 * plane];
+    let (r, rest) = chw.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in rows.iter().enumerate() {
+        r[i] = px[0];
+        g[i] = px[1];
+        b[i] = px[2];
+    }
+    (chw, lb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wide_image_is_scaled_to_the_full_width_and_centred_vertically() {
+        let lb = Letterbox::new(1280, 720, 640);
+        assert_eq!((lb.new_width, lb.new_height), (640, 360));
+        assert_eq!((lb.left, lb.top), (0, 140));
+        assert_eq!(lb.unmap_y(140.0), 0.0);
+        assert_eq!(lb.unmap_x(320.0), 640.0);
+        assert_eq!(lb.unmap_y(10.0), 0.0, "padding maps to the clamped edge");
+    }
+
+    #[test]
+    fn padding_is_grey_and_a_uniform_image_keeps_its_value() {
+        let image = RgbImage::from_pixel(10, 5, image::Rgb([255, 0, 51]));
+        let (chw, lb) = letterbox(&image, 20);
+        assert_eq!((lb.new_width, lb.new_height, lb.top), (20, 10, 5));
+        let plane = 400;
+        assert_eq!(chw[0], PAD_VALUE);
+        assert_eq!(chw[5 * 20 + 3], 1.0);
+        assert_eq!(chw[plane + 5 * 20 + 3], 0.0);
+        assert_eq!(chw[2 * plane + 14 * 20 + 19], 51.0 / 255.0);
+        assert_eq!(chw[2 * plane + 15 * 20], PAD_VALUE);
+    }
+}

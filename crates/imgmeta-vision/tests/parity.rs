@@ -1,0 +1,187 @@
+//! The candle YOLOv12n against onnxruntime: golden files written by `scripts/yolo_golden.py`
+//! hold the reference runtime's raw `output0` (sampled anchors) and final detections for
+//! each fixture photo. The weights are fetched through `imgmeta-models` on first use.
+
+use imgmeta_vision::{Detector, DetectorConfig, Objects, open_oriented};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Raw outputs may differ from onnxruntime's by this much: boxes are in input pixels
+/// (up to 640), so this is a relative error of about 1e-6 there.
+const OUTPUT0_TOLERANCE: f32 = 1e-3;
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("IMGMETA_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+fn detector() -> &'static Detector {
+    static DETECTOR: OnceLock<Detector> = OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let files = imgmeta_models::ensure("yolov12n", &model_dir()).expect("fetching yolov12n");
+        Detector::load(&DetectorConfig {
+            threads: 2,
+            ..DetectorConfig::new(files.weights)
+        })
+        .expect("loading the detector")
+    })
+}
+
+fn fixture(name: &str) -> (image::DynamicImage, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let image = open_oriented(&dir.join(format!("{name}.png"))).unwrap();
+    let golden = std::fs::read_to_string(dir.join(format!("{name}.golden.json"))).unwrap();
+    (image, serde_json::from_str(&golden).unwrap())
+}
+
+fn f32_of(v: &Value) -> f32 {
+    v.as_f64().expect("a number") as f32
+}
+
+fn assert_output0_matches(name: &str) {
+    let (image, golden) = fixture(name);
+
+    let raw = detector().raw_output(&image).unwrap();
+
+    let reference = &golden["output0"];
+    assert_eq!(reference["shape"], serde_json::json!([1, raw.rows, raw.anchors]));
+    let mut worst = (0f32, 0usize, 0usize);
+    let anchors = reference["anchors"].as_array().unwrap();
+    let values = reference["values"].as_array().unwrap();
+    for (anchor, row_values) in anchors.iter().zip(values) {
+        let anchor = anchor.as_u64().unwrap() as usize;
+        for (row, expected) in row_values.as_array().unwrap().iter().enumerate() {
+            let diff = (raw.at(row, anchor) - f32_of(expected)).abs();
+            if diff > worst.0 {
+                worst = (diff, row, anchor);
+            }
+        }
+    }
+    for (row, expected) in reference["channel_max"].as_array().unwrap().iter().enumerate() {
+        let max = (0..raw.anchors).map(|a| raw.at(row, a)).fold(f32::NEG_INFINITY, f32::max);
+        let diff = (max - f32_of(expected)).abs();
+        if diff > worst.0 {
+            worst = (diff, row, usize::MAX);
+        }
+    }
+    eprintln!("{name}: largest output0 difference {} (row {}, anchor {})", worst.0, worst.1, worst.2);
+    assert!(
+        worst.0 <= OUTPUT0_TOLERANCE,
+        "{name}: output0 differs by {} at row {} anchor {}",
+        worst.0,
+        worst.1,
+        worst.2
+    );
+}
+
+fn assert_detections_match(name: &str) {
+    let (image, golden) = fixture(name);
+    let min_score = f32_of(&golden["min_score"]);
+
+    let objects: Objects = detector().detect(&image, min_score).unwrap();
+
+    let expected = golden["detections"].as_array().unwrap();
+    assert!(!expected.is_empty(), "{name}: the fixture should contain objects");
+    let found: Vec<String> = objects.detections.iter().map(|d| format!("{} {:.3}", d.label, d.score)).collect();
+    assert_eq!(objects.detections.len(), expected.len(), "{name}: found {found:?}");
+    for e in expected {
+        let b = &e["box"];
+        let eb = ["x_min", "y_min", "x_max", "y_max"].map(|k| b[k].as_f64().unwrap());
+        let best = objects
+            .detections
+            .iter()
+            .filter(|d| d.label == e["label"].as_str().unwrap())
+            .map(|d| (iou([d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max], eb), d))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let (overlap, d) = best.unwrap_or_else(|| panic!("{name}: no {} found in {found:?}", e["label"]));
+        assert!(overlap >= 0.99, "{name}: {} box IoU {overlap}", d.label);
+        let score_diff = (d.score - f32_of(&e["score"])).abs();
+        assert!(score_diff <= 0.005, "{name}: {} score differs by {score_diff}", d.label);
+        assert_eq!(d.class_id as u64, e["class_id"].as_u64().unwrap());
+    }
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+#[test]
+fn raw_output_on_the_cat_photo_matches_onnxruntime() {
+    assert_output0_matches("chelsea");
+}
+
+#[test]
+fn raw_output_on_the_coffee_photo_matches_onnxruntime() {
+    assert_output0_matches("coffee");
+}
+
+#[test]
+fn raw_output_on_the_motorcycle_photo_matches_onnxruntime() {
+    assert_output0_matches("motorcycle");
+}
+
+#[test]
+fn detections_on_the_cat_photo_match_onnxruntime() {
+    assert_detections_match("chelsea");
+}
+
+#[test]
+fn detections_on_the_coffee_photo_match_onnxruntime() {
+    assert_detections_match("coffee");
+}
+
+#[test]
+fn detections_on_the_motorcycle_photo_match_onnxruntime() {
+    assert_detections_match("motorcycle");
+}
+
+#[test]
+fn a_rotated_photo_gets_its_boxes_in_the_rotated_frame() {
+    let (image, _) = fixture("chelsea");
+    let upright = detector().detect(&image, 0.5).unwrap();
+    let cat = &upright.detections[0];
+    let (h, w) = (f64::from(image.height()), f64::from(image.width()));
+
+    let rotated = detector().detect(&image.rotate90(), 0.5).unwrap();
+
+    // A quarter turn clockwise sends (x, y) to (h - y, x).
+    let expected = [h - cat.bbox.y_max, cat.bbox.x_min, h - cat.bbox.y_min, cat.bbox.x_max];
+    let found = &rotated.detections[0];
+    assert_eq!(found.label, "cat");
+    let b = found.bbox;
+    assert!(b.x_max <= h && b.y_max <= w, "boxes lie inside the rotated {h}x{w} frame");
+    let overlap = iou([b.x_min, b.y_min, b.x_max, b.y_max], expected);
+    assert!(overlap >= 0.85, "rotated cat box IoU {overlap}");
+}
+
+#[test]
+fn objects_serialise_to_the_result_schema() {
+    let (image, _) = fixture("coffee");
+
+    let json = serde_json::to_value(detector().detect(&image, 0.5).unwrap()).unwrap();
+
+    let model = json["model"].as_object().unwrap();
+    let mut keys: Vec<&str> = model.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["input_size", "iou_threshold", "min_score", "name", "weights_sha256"]);
+    assert_eq!(json["model"]["name"], "yolov12n");
+    let first = &json["detections"][0];
+    assert_eq!(first["label"], "cup");
+    for frame in ["box", "box_normalized"] {
+        for key in ["x_min", "y_min", "x_max", "y_max"] {
+            assert!(first[frame][key].is_number(), "{frame}.{key}");
+        }
+    }
+    assert!(first["box_normalized"]["x_max"].as_f64().unwrap() <= 1.0);
+}
+
+#[test]
+fn the_detector_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Detector>();
+}
