@@ -78,7 +78,11 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let database_url = env.string("IMGMETA_DATABASE_URL", DEFAULT_DATABASE_URL);
-        parse_url("IMGMETA_DATABASE_URL", &database_url, &["postgres", "postgresql"])?;
+        parse_url(
+            "IMGMETA_DATABASE_URL",
+            &database_url,
+            &["postgres", "postgresql"],
+        )?;
         let amqp_url = env.string("IMGMETA_AMQP_URL", DEFAULT_AMQP_URL);
         parse_url("IMGMETA_AMQP_URL", &amqp_url, &["amqp", "amqps"])?;
         let queue_prefix = env.string("IMGMETA_QUEUE", "imgmeta");
@@ -158,14 +162,20 @@ impl Env<'_> {
             .unwrap_or_else(|| default.to_owned())
     }
 
-    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    fn parse<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: &str,
+    ) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
-        self.string(var, default).parse().map_err(|e: T::Err| ConfigError {
-            var,
-            reason: e.to_string(),
-        })
+        self.string(var, default)
+            .parse()
+            .map_err(|e: T::Err| ConfigError {
+                var,
+                reason: e.to_string(),
+            })
     }
 
     fn parse_in<T>(
@@ -189,7 +199,11 @@ impl Env<'_> {
     }
 
     fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.string(var, if default { "true" } else { "false" }).to_ascii_lowercase().as_str() {
+        match self
+            .string(var, if default { "true" } else { "false" })
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
             other => Err(ConfigError {
@@ -207,8 +221,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 

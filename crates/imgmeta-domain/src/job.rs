@@ -14,9 +14,9 @@ impl JobId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        uuid::Uuid::try_parse(raw).map(Self).map_err(|_| {
-            ValidationError::new(ErrorCode::InvalidJobId, "job id must be a UUID")
-        })
+        uuid::Uuid::try_parse(raw)
+            .map(Self)
+            .map_err(|_| ValidationError::new(ErrorCode::InvalidJobId, "job id must be a UUID"))
     }
 
     pub fn from_uuid(id: uuid::Uuid) -> Self {
@@ -205,8 +205,14 @@ mod tests {
 
     #[test]
     fn unknown_tasks_are_rejected_with_invalid_task() {
-        assert_eq!(TaskSet::parse(&["metadata", "faces"]).unwrap_err().code, ErrorCode::InvalidTask);
-        assert_eq!(TaskSet::parse::<&str>(&[]).unwrap_err().code, ErrorCode::InvalidTask);
+        assert_eq!(
+            TaskSet::parse(&["metadata", "faces"]).unwrap_err().code,
+            ErrorCode::InvalidTask
+        );
+        assert_eq!(
+            TaskSet::parse::<&str>(&[]).unwrap_err().code,
+            ErrorCode::InvalidTask
+        );
     }
 
     #[test]
@@ -218,7 +224,10 @@ mod tests {
     #[test]
     fn min_score_outside_unit_interval_is_rejected() {
         for bad in [-0.01, 1.01, f64::NAN, f64::INFINITY] {
-            assert_eq!(MinScore::parse(bad).unwrap_err().code, ErrorCode::InvalidMinScore);
+            assert_eq!(
+                MinScore::parse(bad).unwrap_err().code,
+                ErrorCode::InvalidMinScore
+            );
         }
         assert_eq!(MinScore::parse(0.0).unwrap().value(), 0.0);
         assert_eq!(MinScore::parse(1.0).unwrap().value(), 1.0);
@@ -226,7 +235,10 @@ mod tests {
 
     #[test]
     fn malformed_job_ids_are_rejected() {
-        assert_eq!(JobId::parse("nope").unwrap_err().code, ErrorCode::InvalidJobId);
+        assert_eq!(
+            JobId::parse("nope").unwrap_err().code,
+            ErrorCode::InvalidJobId
+        );
         let id = JobId::new();
         assert_eq!(JobId::parse(&id.to_string()).unwrap(), id);
     }

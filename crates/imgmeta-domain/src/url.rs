@@ -25,7 +25,8 @@ impl ImageUrl {
         if trimmed.is_empty() {
             return Err(invalid("url is empty".into()));
         }
-        let url = url::Url::parse(trimmed).map_err(|e| invalid(format!("url does not parse: {e}")))?;
+        let url =
+            url::Url::parse(trimmed).map_err(|e| invalid(format!("url does not parse: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "url scheme must be http or https, not {:?}",
@@ -80,7 +81,12 @@ mod tests {
 
     #[test]
     fn other_schemes_are_rejected() {
-        for raw in ["ftp://example.com/a", "file:///etc/passwd", "gopher://x/", "data:image/png;base64,AA"] {
+        for raw in [
+            "ftp://example.com/a",
+            "file:///etc/passwd",
+            "gopher://x/",
+            "data:image/png;base64,AA",
+        ] {
             let err = ImageUrl::parse(raw).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidUrl, "{raw}");
         }
@@ -89,7 +95,10 @@ mod tests {
     #[test]
     fn overlong_urls_are_rejected() {
         let raw = format!("http://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert_eq!(ImageUrl::parse(&raw).unwrap_err().code, ErrorCode::InvalidUrl);
+        assert_eq!(
+            ImageUrl::parse(&raw).unwrap_err().code,
+            ErrorCode::InvalidUrl
+        );
         let exact = format!("http://e.com/{}", "a".repeat(MAX_URL_LEN - 13));
         assert_eq!(exact.len(), MAX_URL_LEN);
         assert!(ImageUrl::parse(&exact).is_ok());
@@ -97,7 +106,14 @@ mod tests {
 
     #[test]
     fn garbage_and_credentials_are_rejected() {
-        for raw in ["", "   ", "not a url", "http://", "http://user:pw@example.com/a.png", "http://user@example.com/"] {
+        for raw in [
+            "",
+            "   ",
+            "not a url",
+            "http://",
+            "http://user:pw@example.com/a.png",
+            "http://user@example.com/",
+        ] {
             assert!(ImageUrl::parse(raw).is_err(), "{raw:?}");
         }
     }

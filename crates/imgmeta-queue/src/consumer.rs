@@ -18,7 +18,11 @@ pub struct Deliveries {
 
 impl Deliveries {
     /// Consumes the jobs queue with at most `prefetch` unacknowledged messages.
-    pub async fn jobs(amqp_url: &SecretString, topology: &Topology, prefetch: u16) -> Result<Self, QueueError> {
+    pub async fn jobs(
+        amqp_url: &SecretString,
+        topology: &Topology,
+        prefetch: u16,
+    ) -> Result<Self, QueueError> {
         Self::open(amqp_url, topology, topology.jobs_queue(), prefetch).await
     }
 
@@ -27,11 +31,19 @@ impl Deliveries {
         Self::open(amqp_url, topology, topology.dead_queue(), 1).await
     }
 
-    async fn open(amqp_url: &SecretString, topology: &Topology, queue: String, prefetch: u16) -> Result<Self, QueueError> {
-        let connection = Connection::connect(amqp_url.expose_secret(), connection_properties()).await?;
+    async fn open(
+        amqp_url: &SecretString,
+        topology: &Topology,
+        queue: String,
+        prefetch: u16,
+    ) -> Result<Self, QueueError> {
+        let connection =
+            Connection::connect(amqp_url.expose_secret(), connection_properties()).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
         let consumer = channel
             .basic_consume(
                 queue.into(),
@@ -40,21 +52,30 @@ impl Deliveries {
                 FieldTable::default(),
             )
             .await?;
-        Ok(Self { connection, consumer })
+        Ok(Self {
+            connection,
+            consumer,
+        })
     }
 
     /// The next delivery; `None` or an error means the connection is gone.
     pub async fn next(&mut self) -> Option<Result<JobDelivery, QueueError>> {
         let delivery = self.consumer.next().await?;
         Some(delivery.map_err(QueueError::from).map(|d| {
-            let delivery_count = match d.properties.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count")) {
+            let delivery_count = match d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-delivery-count"))
+            {
                 Some(AMQPValue::LongLongInt(n)) => Some(*n),
                 Some(AMQPValue::LongInt(n)) => Some(i64::from(*n)),
                 Some(AMQPValue::ShortInt(n)) => Some(i64::from(*n)),
                 _ => None,
             };
             JobDelivery {
-                message: serde_json::from_slice(&d.data).map_err(|e| QueueError::Malformed(e.to_string())),
+                message: serde_json::from_slice(&d.data)
+                    .map_err(|e| QueueError::Malformed(e.to_string())),
                 redelivered: d.redelivered,
                 delivery_count,
                 acker: d.acker,
@@ -79,7 +100,11 @@ pub struct JobDelivery {
 impl JobDelivery {
     /// The message is handled: the broker forgets it.
     pub async fn ack(&self) -> Result<(), QueueError> {
-        self.acker.ack(BasicAckOptions::default()).await.map(|_| ()).map_err(QueueError::from)
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(QueueError::from)
     }
 
     /// Hands the message back to the queue for another consumer.

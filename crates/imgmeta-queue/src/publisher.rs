@@ -24,7 +24,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("topology", &self.topology).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("topology", &self.topology)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,7 +46,10 @@ impl Publisher {
             }),
         };
         let pool = config
-            .create_pool(ConnectionProperties::default, deadpool_lapin::Runtime::Tokio1)
+            .create_pool(
+                ConnectionProperties::default,
+                deadpool_lapin::Runtime::Tokio1,
+            )
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         Ok(Self {
             pool,
@@ -72,7 +77,9 @@ impl Publisher {
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         self.topology.declare(&channel).await?;
         *cached = Some(channel.clone());
         Ok(channel)
@@ -92,10 +99,14 @@ impl Publisher {
 
     async fn publish_once(&self, message: &JobMessage) -> Result<(), QueueError> {
         let channel = self.channel().await?;
-        let payload = serde_json::to_vec(message).map_err(|e| QueueError::Malformed(e.to_string()))?;
+        let payload =
+            serde_json::to_vec(message).map_err(|e| QueueError::Malformed(e.to_string()))?;
         let job_id = message.job_id.to_string();
         let mut headers = FieldTable::default();
-        headers.insert("x-job-id".into(), AMQPValue::LongString(job_id.clone().into()));
+        headers.insert(
+            "x-job-id".into(),
+            AMQPValue::LongString(job_id.clone().into()),
+        );
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())

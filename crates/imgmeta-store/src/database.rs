@@ -54,19 +54,23 @@ fn connect_options(url: &SecretString) -> Result<PgConnectOptions, StoreError> {
 /// Creates the database named in `url` if it does not exist yet, connecting to the server's
 /// `postgres` maintenance database to do so.
 pub async fn ensure_database(url: &SecretString) -> Result<(), StoreError> {
-    let parsed = url::Url::parse(url.expose_secret()).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let parsed =
+        url::Url::parse(url.expose_secret()).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
     let name = parsed.path().trim_start_matches('/').to_owned();
     if name.is_empty() {
-        return Err(StoreError::InvalidUrl("the database url names no database".into()));
+        return Err(StoreError::InvalidUrl(
+            "the database url names no database".into(),
+        ));
     }
     let mut admin = parsed.clone();
     admin.set_path("/postgres");
     let admin_options = connect_options(&admin.as_str().to_owned().into())?;
     let mut conn = admin_options.connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         match // The name is quoted as an identifier above; CREATE DATABASE takes no bind parameters.

@@ -2,7 +2,9 @@
 
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use imgmeta_domain::{ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, TaskSet};
+use imgmeta_domain::{
+    ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, TaskSet,
+};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use std::time::Duration;
@@ -67,15 +69,24 @@ impl Store {
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(decode_job).transpose()
     }
 
     /// Claims a queued job (or one whose previous run's lease expired) for a new run.
-    pub async fn claim(&self, id: JobId, worker_id: &str, lease: Duration) -> Result<Claim, StoreError> {
+    pub async fn claim(
+        &self,
+        id: JobId,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
         let claimed = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
                     lease_until = now() + $2, worker_id = $3, updated_at = now()
@@ -111,7 +122,12 @@ impl Store {
     }
 
     /// Extends the lease of run `attempt`; false when that run no longer owns the job.
-    pub async fn renew_lease(&self, id: JobId, attempt: i32, lease: Duration) -> Result<bool, StoreError> {
+    pub async fn renew_lease(
+        &self,
+        id: JobId,
+        attempt: i32,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = now() + $3, updated_at = now()
              WHERE id = $1 AND attempts = $2 AND status = 'running'",
@@ -126,7 +142,12 @@ impl Store {
 
     /// Stores the result of run `attempt`; false when that run no longer owns the job
     /// (a newer run took over, or the job was cancelled), in which case nothing is written.
-    pub async fn complete(&self, id: JobId, attempt: i32, result: &serde_json::Value) -> Result<bool, StoreError> {
+    pub async fn complete(
+        &self,
+        id: JobId,
+        attempt: i32,
+        result: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
                     lease_until = NULL, updated_at = now()
@@ -141,7 +162,12 @@ impl Store {
     }
 
     /// Ends run `attempt` as failed; false when that run no longer owns the job.
-    pub async fn fail(&self, id: JobId, attempt: i32, error: &ErrorBody) -> Result<bool, StoreError> {
+    pub async fn fail(
+        &self,
+        id: JobId,
+        attempt: i32,
+        error: &ErrorBody,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4,
                     finished_at = now(), lease_until = NULL, updated_at = now()
@@ -186,9 +212,9 @@ fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
         Some(code) => {
             let code: ErrorCode = serde_json::from_value(serde_json::Value::String(code.clone()))
                 .map_err(|_| StoreError::Corrupt {
-                    id: id.as_uuid(),
-                    reason: format!("unknown error code {code:?}"),
-                })?;
+                id: id.as_uuid(),
+                reason: format!("unknown error code {code:?}"),
+            })?;
             let message: Option<String> = row.try_get("error_message")?;
             Some(ErrorBody::new(code, message.unwrap_or_default()))
         }
@@ -204,4 +230,46 @@ fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
         error,
         result: row.try_get("result")?,
     })
+}
+
+impl Store {
+    /// Removes a job that was recorded but never handed to the broker; only while still queued.
+    pub async fn withdraw_queued(&self, id: JobId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0")
+                .bind(id.as_uuid())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// Hands run `attempt` back at shutdown: the job is queued again for another worker.
+    pub async fn release(&self, id: JobId, attempt: i32) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Re-queues up to `limit` running jobs whose lease expired (their worker died or hung) and
+    /// returns their ids, to be published again. Concurrent callers never get the same job.
+    pub async fn requeue_expired(&self, limit: i64) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL, updated_at = now()
+             WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_until < now()
+                          ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(JobId::from_uuid).collect())
+    }
 }

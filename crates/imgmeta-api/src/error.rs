@@ -1,0 +1,77 @@
+//! The API's error type: an HTTP status, a stable code and a message, always sent as
+//! `{"error": {"code", "message"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use imgmeta_domain::{ErrorBody, ErrorCode, ValidationError};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(id: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::JobNotFound,
+            format!("no job with id {id}"),
+        )
+    }
+
+    pub fn unavailable(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            format!("{what}; try again shortly"),
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, err.code, err.message)
+    }
+}
+
+impl From<imgmeta_store::StoreError> for ApiError {
+    fn from(err: imgmeta_store::StoreError) -> Self {
+        if err.is_retryable() {
+            tracing::warn!(kind = "error", error = %err, "database unavailable");
+            Self::unavailable("the database is unavailable")
+        } else {
+            tracing::error!(kind = "error", error = %err, "database error");
+            Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody::new(self.code, self.message).envelope();
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,45 @@
+//! The job resource as clients see it.
+
+use chrono::{DateTime, Utc};
+use imgmeta_domain::{ErrorBody, JobId, JobStatus};
+use imgmeta_store::JobRecord;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResource {
+    pub id: JobId,
+    pub url: String,
+    pub tasks: Vec<&'static str>,
+    pub min_score: f32,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<ErrorBody>,
+    pub result: Option<serde_json::Value>,
+}
+
+impl From<JobRecord> for JobResource {
+    fn from(job: JobRecord) -> Self {
+        Self {
+            id: job.id,
+            url: job.spec.url.to_string(),
+            tasks: job.spec.tasks.as_strs(),
+            min_score: job.spec.min_score.value(),
+            status: job.status,
+            attempts: job.attempts,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            error: job.error,
+            result: job.result,
+        }
+    }
+}
+
+impl JobResource {
+    pub fn location(&self) -> String {
+        format!("/v1/jobs/{}", self.id)
+    }
+}

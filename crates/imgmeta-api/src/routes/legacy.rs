@@ -1,0 +1,86 @@
+//! `POST /img?<url-encoded image URL>`: the old Flask service's interface, kept for its clients.
+//!
+//! It submits a job like `/v1/jobs` and then waits, up to the configured time, for the job to
+//! end: `200` with the finished job, or `202` with the job still in progress.
+
+use crate::submit::submit as submit_job;
+use crate::{ApiError, AppState, JobResource};
+use axum::Json;
+use axum::extract::{OriginalUri, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, TaskSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub(super) async fn img(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<impl IntoResponse, ApiError> {
+    let raw = legacy_url(uri.query().unwrap_or(""))?;
+    let spec = JobSpec {
+        url: ImageUrl::parse(&raw)?,
+        tasks: TaskSet::all(),
+        min_score: MinScore::DEFAULT,
+    };
+    let mut job = submit_job(&state, spec).await?;
+    let deadline = Instant::now() + state.legacy_wait;
+    let mut pause = Duration::from_millis(50);
+    while !job.status.is_terminal() && Instant::now() < deadline {
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+        job = state
+            .store
+            .get_job(job.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(job.id))?;
+    }
+    let status = if job.status.is_terminal() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let job = JobResource::from(job);
+    Ok((status, [(header::LOCATION, job.location())], Json(job)))
+}
+
+/// The old service took the whole query string as the URL, percent-encoded; `url=<...>` is
+/// accepted too.
+fn legacy_url(query: &str) -> Result<String, ApiError> {
+    let query = query.strip_prefix("url=").unwrap_or(query);
+    if query.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidUrl,
+            "put the url-encoded image URL in the query string: POST /img?<url>",
+        ));
+    }
+    let decoded = percent_encoding::percent_decode_str(query)
+        .decode_utf8()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidUrl,
+                "url is not valid UTF-8",
+            )
+        })?;
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::legacy_url;
+
+    #[test]
+    fn encoded_and_url_prefixed_queries_give_the_same_url() {
+        let a = legacy_url("https%3A%2F%2Fexample.com%2Fa.jpg%3Fx%3D1").unwrap();
+        let b = legacy_url("url=https%3A%2F%2Fexample.com%2Fa.jpg%3Fx%3D1").unwrap();
+        assert_eq!(a, "https://example.com/a.jpg?x=1");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_empty_query_is_an_invalid_url() {
+        assert!(legacy_url("").is_err());
+    }
+}

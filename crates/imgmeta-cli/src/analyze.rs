@@ -1,0 +1,39 @@
+//! `imgmeta analyze <path-or-url>`: one image, in-process, no database or broker.
+
+use bytes::Bytes;
+use imgmeta_config::Settings;
+use imgmeta_domain::{ErrorBody, ErrorCode, ImageUrl, MinScore, TaskSet};
+use imgmeta_pipeline::Request;
+use std::time::Instant;
+
+/// Analyses `target` and returns the result JSON, or the error envelope JSON.
+pub async fn run(
+    settings: &Settings,
+    target: &str,
+    tasks: &[String],
+    min_score: f64,
+) -> Result<serde_json::Value, serde_json::Value> {
+    let fail = |code: ErrorCode, message: String| ErrorBody::new(code, message).envelope();
+    let tasks = TaskSet::parse(tasks).map_err(|e| fail(e.code, e.message))?;
+    let min_score = MinScore::parse(min_score).map_err(|e| fail(e.code, e.message))?;
+    let request = Request { tasks, min_score };
+    let analyzer =
+        crate::serve::analyzer(settings).map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
+    let is_url =
+        target.starts_with("http://") || target.starts_with("https://") || target.contains("://");
+    let result = if is_url {
+        let url = ImageUrl::parse(target).map_err(|e| fail(e.code, e.message))?;
+        analyzer.analyze_url(&url, &request).await
+    } else {
+        let started = Instant::now();
+        let bytes = tokio::fs::read(target)
+            .await
+            .map_err(|e| fail(ErrorCode::FetchFailed, format!("cannot read {target}: {e}")))?;
+        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
+        analyzer
+            .analyze_bytes(Bytes::from(bytes), &request, read_ms)
+            .await
+    };
+    let result = result.map_err(|e| e.body().envelope())?;
+    serde_json::to_value(&result).map_err(|e| fail(ErrorCode::Internal, e.to_string()))
+}

@@ -1,0 +1,6 @@
+//! The library behind the `imgmeta` binary: composes the crates into the processes the
+//! subcommands start. `main.rs` only parses arguments and calls these functions.
+
+pub mod analyze;
+pub mod logging;
+pub mod serve;

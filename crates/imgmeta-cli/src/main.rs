@@ -1,0 +1,89 @@
+//! The `imgmeta` binary: parses arguments and calls the library.
+
+use clap::{Parser, Subcommand};
+use imgmeta_config::Settings;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "imgmeta",
+    version,
+    about = "Image analysis service: metadata and objects for image URLs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then run the API and one worker in this process (the local default).
+    Up,
+    /// Run the HTTP API only.
+    Api,
+    /// Run a worker only.
+    Worker {
+        /// Jobs run at once (default: IMGMETA_WORKER_CONCURRENCY).
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Analyse one image file or URL in-process and print the result JSON.
+    Analyze {
+        /// A file path or an http(s) URL.
+        target: String,
+        /// Comma-separated tasks: metadata, objects.
+        #[arg(long, value_delimiter = ',', default_value = "metadata,objects")]
+        tasks: Vec<String>,
+        /// Minimum detection score, 0..1.
+        #[arg(long, default_value_t = 0.25)]
+        min_score: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("imgmeta: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    imgmeta_cli::logging::init(settings.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    runtime.block_on(async move {
+        let outcome = match cli.command {
+            Command::Up => imgmeta_cli::serve::up(settings).await,
+            Command::Api => imgmeta_cli::serve::api(settings).await,
+            Command::Worker { concurrency } => {
+                if let Some(n) = concurrency {
+                    settings.worker.concurrency = n.max(1);
+                }
+                imgmeta_cli::serve::worker(settings).await
+            }
+            Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
+            Command::Analyze { target, tasks, min_score } => {
+                return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score).await {
+                    Ok(result) => {
+                        println!("{result}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(envelope) => {
+                        println!("{envelope}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+        };
+        match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(kind = "error", error = %format!("{e:#}"), "imgmeta stopped with an error");
+                eprintln!("imgmeta: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

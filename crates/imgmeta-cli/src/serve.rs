@@ -1,0 +1,167 @@
+//! Starting the long-running roles: `api`, `worker`, and `up` (both in one process).
+
+use imgmeta_api::{AppState, Application};
+use imgmeta_config::Settings;
+use imgmeta_fetch::{FetchConfig, Fetcher};
+use imgmeta_metadata::DecodeLimits;
+use imgmeta_pipeline::{Analyzer, DetectObjects};
+use imgmeta_queue::{Publisher, Topology};
+use imgmeta_store::Store;
+use imgmeta_worker::{Worker, WorkerConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Connects to PostgreSQL, creating the database if needed, and applies migrations.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<Store> {
+    imgmeta_store::ensure_database(&settings.database.url).await?;
+    let store = Store::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn store(settings: &Settings) -> anyhow::Result<Store> {
+    Ok(Store::connect_lazy(
+        &settings.database.url,
+        settings.database.max_connections,
+    )?)
+}
+
+fn publisher(settings: &Settings) -> anyhow::Result<Arc<Publisher>> {
+    Ok(Arc::new(Publisher::new(
+        &settings.amqp_url,
+        Topology::new(&settings.queue_prefix),
+    )?))
+}
+
+/// The fetcher as configured: secure defaults, loosened only by explicit settings.
+pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
+    let config = FetchConfig {
+        allow_private: settings.fetch.allow_private,
+        ..FetchConfig::default()
+    };
+    Ok(Fetcher::new(config)?)
+}
+
+/// The analyzer with the object detector loaded once for the whole process.
+pub fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
+    Ok(Analyzer::new(
+        fetcher(settings)?,
+        DecodeLimits::default(),
+        detector(settings),
+    ))
+}
+
+fn detector(_settings: &Settings) -> Result<Arc<dyn DetectObjects>, String> {
+    Err(
+        "the object detector is not part of this build yet; ask for the \"metadata\" task only"
+            .into(),
+    )
+}
+
+/// A running API, for `up` and for tests.
+pub struct RunningApi {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds and starts the API on `settings.http_addr`.
+pub async fn start_api(
+    settings: &Settings,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningApi> {
+    let state = AppState {
+        store,
+        publisher: publisher(settings)?,
+        legacy_wait: settings.legacy_wait,
+        fetch_allows_private: settings.fetch.allow_private,
+    };
+    let app = Application::build(settings.http_addr, state).await?;
+    let addr = app.local_addr();
+    let task = tokio::spawn(app.run_until_stopped(async move { shutdown.cancelled().await }));
+    Ok(RunningApi { addr, task })
+}
+
+/// Starts a worker with `concurrency` job slots.
+pub fn start_worker(
+    settings: &Settings,
+    store: Store,
+    analyzer: Arc<Analyzer>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let config = WorkerConfig {
+        amqp_url: settings.amqp_url.clone(),
+        topology: Topology::new(&settings.queue_prefix),
+        concurrency: settings.worker.concurrency,
+        lease: settings.worker.lease,
+        shutdown_grace: settings.worker.shutdown_grace,
+    };
+    let worker = Worker::new(config, store, publisher(settings)?, analyzer);
+    Ok(tokio::spawn(worker.run_until_stopped(shutdown)))
+}
+
+/// `imgmeta api`.
+pub async fn api(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    let running = start_api(&settings, store(&settings)?, shutdown).await?;
+    running.task.await??;
+    Ok(())
+}
+
+/// `imgmeta worker`.
+pub async fn worker(settings: Settings) -> anyhow::Result<()> {
+    warn_if_private(&settings);
+    let shutdown = shutdown_on_signal();
+    let analyzer = Arc::new(analyzer(&settings)?);
+    start_worker(&settings, store(&settings)?, analyzer, shutdown)?.await?;
+    Ok(())
+}
+
+/// `imgmeta up`: migrate, then the API and one worker in this process.
+pub async fn up(settings: Settings) -> anyhow::Result<()> {
+    warn_if_private(&settings);
+    let store = migrate(&settings).await?;
+    let shutdown = shutdown_on_signal();
+    let analyzer = Arc::new(analyzer(&settings)?);
+    let worker = start_worker(&settings, store.clone(), analyzer, shutdown.clone())?;
+    let api = start_api(&settings, store, shutdown).await?;
+    eprintln!("imgmeta is up: http://{}  (Ctrl-C to stop)", api.addr);
+    let (api, worker) = tokio::join!(api.task, worker);
+    api??;
+    worker?;
+    Ok(())
+}
+
+fn warn_if_private(settings: &Settings) {
+    if settings.fetch.allow_private {
+        tracing::warn!(
+            kind = "security",
+            "IMGMETA_FETCH_ALLOW_PRIVATE is on: workers may fetch loopback and private addresses; never use this in production"
+        );
+    }
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}

@@ -1,0 +1,255 @@
+//! Spawning an isolated app (fresh database, own queue prefix) and a local image server.
+
+use imgmeta_config::Settings;
+use imgmeta_queue::{JobMessage, Publisher, Topology};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub base: String,
+    pub images: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub db_name: String,
+    shutdown: CancellationToken,
+    worker_shutdown: CancellationToken,
+    worker: Option<tokio::task::JoinHandle<()>>,
+    store: imgmeta_store::Store,
+}
+
+pub struct Options {
+    pub start_worker: bool,
+    pub amqp_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            start_worker: true,
+            amqp_url: None,
+        }
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        imgmeta_cli::logging::init(imgmeta_config::LogFormat::Text);
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let db_name = format!("imgmeta_test_{suffix}");
+        let mut env: HashMap<&str, String> = HashMap::new();
+        env.insert("IMGMETA_HTTP_ADDR", "127.0.0.1:0".into());
+        env.insert(
+            "IMGMETA_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
+        );
+        if let Some(url) = options.amqp_url {
+            env.insert("IMGMETA_AMQP_URL", url);
+        }
+        env.insert("IMGMETA_QUEUE", format!("test-{suffix}"));
+        env.insert("IMGMETA_FETCH_ALLOW_PRIVATE", "true".into());
+        env.insert("IMGMETA_LEASE_SECS", "10".into());
+        env.insert("IMGMETA_LEGACY_WAIT_MS", "20000".into());
+        env.insert("IMGMETA_SHUTDOWN_GRACE_SECS", "10".into());
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
+
+        let store = imgmeta_cli::serve::migrate(&settings)
+            .await
+            .expect("migrating a fresh database");
+        let shutdown = CancellationToken::new();
+        let worker_shutdown = CancellationToken::new();
+        let api = imgmeta_cli::serve::start_api(&settings, store.clone(), shutdown.clone())
+            .await
+            .expect("starting the api");
+        let images = spawn_image_server().await;
+        let mut app = Self {
+            base: format!("http://{}", api.addr),
+            images: format!("http://{images}"),
+            client: reqwest::Client::new(),
+            settings,
+            db_name,
+            shutdown,
+            worker_shutdown,
+            worker: None,
+            store,
+        };
+        if options.start_worker {
+            app.start_worker();
+        }
+        app
+    }
+
+    pub fn start_worker(&mut self) {
+        let analyzer = Arc::new(imgmeta_cli::serve::analyzer(&self.settings).expect("analyzer"));
+        self.worker = Some(
+            imgmeta_cli::serve::start_worker(
+                &self.settings,
+                self.store.clone(),
+                analyzer,
+                self.worker_shutdown.clone(),
+            )
+            .expect("starting the worker"),
+        );
+    }
+
+    /// Stops the worker gracefully and waits until it has settled every message it held.
+    pub async fn stop_worker(&mut self) {
+        self.worker_shutdown.cancel();
+        if let Some(worker) = self.worker.take() {
+            worker.await.expect("worker task");
+        }
+    }
+
+    pub fn image_url(&self, name: &str) -> String {
+        format!("{}/images/{name}", self.images)
+    }
+
+    pub async fn submit(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/jobs", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /v1/jobs")
+    }
+
+    pub async fn get_job(&self, id: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await
+            .expect("GET /v1/jobs/{id}")
+    }
+
+    /// Submits `body`, expects 202, and returns the job id.
+    pub async fn submit_ok(&self, body: Value) -> String {
+        let response = self.submit(body).await;
+        assert_eq!(response.status(), 202, "submission refused");
+        let job: Value = response.json().await.unwrap();
+        job["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls until the job is terminal (or the deadline passes) and returns it.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let job: Value = self.get_job(id).await.json().await.unwrap();
+            let status = job["status"].as_str().unwrap_or_default().to_owned();
+            if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} still {status} after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Publishes one more message for `id`, as a broker redelivery or a double publish would.
+    pub async fn publish_duplicate(&self, id: &str) {
+        let publisher = self.publisher();
+        let job_id = imgmeta_domain::JobId::parse(id).unwrap();
+        publisher
+            .publish(&JobMessage { job_id })
+            .await
+            .expect("publishing a duplicate");
+    }
+
+    fn publisher(&self) -> Publisher {
+        Publisher::new(
+            &self.settings.amqp_url,
+            Topology::new(&self.settings.queue_prefix),
+        )
+        .unwrap()
+    }
+
+    /// Messages ready in the jobs queue (not counting those delivered but unacknowledged).
+    pub async fn ready_messages(&self) -> u32 {
+        use secrecy::ExposeSecret;
+        let conn = lapin::Connection::connect(
+            self.settings.amqp_url.expose_secret(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        // Declaring is idempotent and makes "never published to" read as zero.
+        Topology::new(&self.settings.queue_prefix)
+            .declare(&channel)
+            .await
+            .unwrap();
+        let queue = channel
+            .queue_declare(
+                Topology::new(&self.settings.queue_prefix)
+                    .jobs_queue()
+                    .into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let count = queue.message_count();
+        let _ = conn.close(200, "bye".into()).await;
+        count
+    }
+
+    /// Stops everything and removes the test's database and queues.
+    pub async fn cleanup(mut self) {
+        self.stop_worker().await;
+        self.shutdown.cancel();
+        let _ = self.publisher().delete_topology().await;
+        self.store.close().await;
+        if let Ok(pool) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            )))
+            .execute(&pool)
+            .await;
+        }
+    }
+}
+
+/// Serves `fixtures/images/<name>` plus a few misbehaving routes, on a free loopback port.
+async fn spawn_image_server() -> SocketAddr {
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let app = Router::new()
+        .route(
+            "/images/{name}",
+            get(|Path(name): Path<String>| async move {
+                if name.contains('/') || name.contains("..") {
+                    return Err(StatusCode::BAD_REQUEST);
+                }
+                let bytes = tokio::fs::read(fixtures_dir().join(&name))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)?;
+                // Deliberately claim every file is a JPEG: the format must come from the bytes.
+                Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes))
+            }),
+        )
+        .route("/gone", get(|| async { StatusCode::NOT_FOUND }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}

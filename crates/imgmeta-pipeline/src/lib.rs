@@ -1,0 +1,140 @@
+//! The analysis of one image, stage by stage: fetch → decode → metadata → objects.
+//!
+//! Both the worker and `imgmeta analyze` run images through this one [`Analyzer`], so a job's
+//! result and the command's output are the same document. It knows nothing of queues or
+//! databases.
+
+mod error;
+mod objects;
+mod result;
+
+pub use error::AnalysisError;
+pub use objects::DetectObjects;
+pub use result::{JobResult, Timings};
+
+use bytes::Bytes;
+use imgmeta_domain::{ImageUrl, MinScore, Task, TaskSet};
+use imgmeta_fetch::Fetcher;
+use imgmeta_metadata::DecodeLimits;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs the stages; cheap to share between concurrent jobs.
+pub struct Analyzer {
+    fetcher: Fetcher,
+    limits: DecodeLimits,
+    /// Loaded once per process; `None` when the model could not be loaded, in which case jobs
+    /// asking for objects fail with `model_unavailable` and the reason.
+    detector: Result<Arc<dyn DetectObjects>, String>,
+}
+
+/// What to compute for one image.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub tasks: TaskSet,
+    pub min_score: MinScore,
+}
+
+impl Analyzer {
+    pub fn new(
+        fetcher: Fetcher,
+        limits: DecodeLimits,
+        detector: Result<Arc<dyn DetectObjects>, String>,
+    ) -> Self {
+        Self {
+            fetcher,
+            limits,
+            detector,
+        }
+    }
+
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// Fetches `url` and analyses it.
+    pub async fn analyze_url(
+        &self,
+        url: &ImageUrl,
+        request: &Request,
+    ) -> Result<JobResult, AnalysisError> {
+        // A job that cannot succeed should not pay for a download first.
+        self.check_tasks(request)?;
+        let started = Instant::now();
+        let fetched = self.fetcher.fetch(url).await?;
+        let fetch_ms = elapsed_ms(started);
+        tracing::debug!(fetch_ms, bytes = fetched.bytes.len(), "fetched");
+        self.analyze_bytes(fetched.bytes, request, fetch_ms).await
+    }
+
+    /// Analyses bytes already in hand; `fetch_ms` is how long getting them took.
+    pub async fn analyze_bytes(
+        &self,
+        bytes: Bytes,
+        request: &Request,
+        fetch_ms: f64,
+    ) -> Result<JobResult, AnalysisError> {
+        self.check_tasks(request)?;
+        let mut timings = Timings {
+            fetch: fetch_ms,
+            ..Timings::default()
+        };
+
+        let started = Instant::now();
+        let decoded = imgmeta_metadata::decode_with_timeout(bytes.clone(), &self.limits).await?;
+        timings.decode = elapsed_ms(started);
+        let decoded = Arc::new(decoded);
+
+        let image = if request.tasks.contains(Task::Metadata) {
+            let started = Instant::now();
+            let (bytes, decoded) = (bytes.clone(), decoded.clone());
+            let metadata = blocking(move || imgmeta_metadata::describe(&bytes, &decoded)).await?;
+            timings.metadata = Some(elapsed_ms(started));
+            Some(metadata)
+        } else {
+            None
+        };
+
+        let objects = if request.tasks.contains(Task::Objects) {
+            let detector = self.detector()?;
+            let started = Instant::now();
+            let min_score = request.min_score.value();
+            let objects = blocking(move || detector.detect(decoded.image(), min_score)).await??;
+            timings.objects = Some(elapsed_ms(started));
+            Some(objects)
+        } else {
+            None
+        };
+
+        Ok(JobResult {
+            image,
+            objects,
+            timings_ms: timings,
+        })
+    }
+
+    fn detector(&self) -> Result<Arc<dyn DetectObjects>, AnalysisError> {
+        self.detector
+            .clone()
+            .map_err(AnalysisError::model_unavailable)
+    }
+
+    fn check_tasks(&self, request: &Request) -> Result<(), AnalysisError> {
+        if request.tasks.contains(Task::Objects) {
+            self.detector()?;
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AnalysisError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AnalysisError::internal(format!("analysis task failed: {e}")))
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}

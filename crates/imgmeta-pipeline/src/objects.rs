@@ -1,0 +1,18 @@
+//! The seam between the pipeline and the object detector.
+//!
+//! The detector (candle, in `imgmeta-vision`) is plugged in by the binary. Keeping it behind
+//! this trait keeps candle out of the pipeline's, worker's and API's build, so those crates and
+//! their tests compile in seconds rather than minutes.
+
+use crate::AnalysisError;
+use image::DynamicImage;
+
+/// Finds objects in an already EXIF-oriented image.
+pub trait DetectObjects: Send + Sync + 'static {
+    /// Returns the `result.objects` document for detections scoring at least `min_score`.
+    fn detect(
+        &self,
+        image: &DynamicImage,
+        min_score: f32,
+    ) -> Result<serde_json::Value, AnalysisError>;
+}

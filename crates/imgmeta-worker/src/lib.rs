@@ -1,0 +1,174 @@
+//! The worker: consumes job messages, claims each job in PostgreSQL, runs the pipeline and
+//! stores the outcome, acknowledging a message only after the outcome is committed.
+//!
+//! Any number of workers on any number of hosts may run; PostgreSQL decides which one runs a
+//! job (the claim), RabbitMQ only wakes them up.
+
+mod job;
+mod outcome;
+mod reconcile;
+
+use imgmeta_pipeline::Analyzer;
+use imgmeta_queue::{Deliveries, Publisher, Topology};
+use imgmeta_store::Store;
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker process runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub amqp_url: SecretString,
+    pub topology: Topology,
+    /// Jobs run at once; also the broker prefetch.
+    pub concurrency: u16,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How long a stopping worker lets jobs in flight finish before handing them back.
+    pub shutdown_grace: Duration,
+}
+
+/// A worker process's job loop.
+pub struct Worker {
+    config: WorkerConfig,
+    store: Store,
+    publisher: Arc<Publisher>,
+    analyzer: Arc<Analyzer>,
+    worker_id: String,
+}
+
+impl Worker {
+    pub fn new(
+        config: WorkerConfig,
+        store: Store,
+        publisher: Arc<Publisher>,
+        analyzer: Arc<Analyzer>,
+    ) -> Self {
+        let worker_id = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            config,
+            store,
+            publisher,
+            analyzer,
+            worker_id,
+        }
+    }
+
+    /// Consumes until `shutdown` is cancelled, reconnecting to the broker whenever the
+    /// connection drops. On shutdown it stops taking messages, gives jobs in flight
+    /// `shutdown_grace` to finish, and hands the rest back to the broker.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let shared = Arc::new(job::Shared {
+            store: self.store.clone(),
+            analyzer: self.analyzer.clone(),
+            worker_id: self.worker_id.clone(),
+            lease: self.config.lease,
+        });
+        let reconciler = tokio::spawn(reconcile::run(
+            self.store.clone(),
+            self.publisher.clone(),
+            self.config.lease,
+            shutdown.clone(),
+        ));
+        tracing::info!(worker.id = %self.worker_id, concurrency = self.config.concurrency, "worker started");
+        let hand_back = CancellationToken::new();
+        let slots = Arc::new(Semaphore::new(usize::from(self.config.concurrency)));
+        let mut in_flight = JoinSet::new();
+        let mut backoff = Duration::from_millis(200);
+        // Jobs hold their delivery's acker; the connection is kept until they have settled.
+        let mut connections = Vec::new();
+        'connect: while !shutdown.is_cancelled() {
+            let mut deliveries = match Deliveries::jobs(
+                &self.config.amqp_url,
+                &self.config.topology,
+                self.config.concurrency,
+            )
+            .await
+            {
+                Ok(d) => {
+                    backoff = Duration::from_millis(200);
+                    tracing::info!("consuming {}", self.config.topology.jobs_queue());
+                    d
+                }
+                Err(err) => {
+                    tracing::warn!(kind = "error", error = %err, retry_in_ms = backoff.as_millis() as u64, "cannot consume; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'connect,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            loop {
+                // Reap finished jobs so the set does not grow without bound.
+                while in_flight.try_join_next().is_some() {}
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
+                };
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    next = deliveries.next() => next,
+                };
+                match next {
+                    Some(Ok(delivery)) => {
+                        let (shared, hand_back) = (shared.clone(), hand_back.clone());
+                        in_flight.spawn(async move {
+                            job::handle(&shared, delivery, hand_back).await;
+                            drop(permit);
+                        });
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(kind = "error", error = %err, "broker connection lost; reconnecting");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!(kind = "error", "broker closed the consumer; reconnecting");
+                        break;
+                    }
+                }
+            }
+            connections.push(deliveries);
+            // Old connections whose jobs all settled can go.
+            if in_flight.is_empty() {
+                for old in connections.drain(..) {
+                    old.close().await;
+                }
+            }
+        }
+        reconciler.abort();
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                jobs = in_flight.len(),
+                "jobs still running after the grace period; handing them back"
+            );
+            hand_back.cancel();
+            let settled = tokio::time::timeout(Duration::from_secs(5), async {
+                while in_flight.join_next().await.is_some() {}
+            })
+            .await;
+            if settled.is_err() {
+                in_flight.abort_all();
+                while in_flight.join_next().await.is_some() {}
+            }
+        }
+        // Closing the connection returns every unacknowledged message to the queue.
+        for old in connections {
+            old.close().await;
+        }
+        tracing::info!(worker.id = %self.worker_id, "worker stopped");
+    }
+}
