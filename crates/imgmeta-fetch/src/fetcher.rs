@@ -37,9 +37,18 @@ pub struct Fetched {
 }
 
 /// Fetches image URLs under a `FetchConfig`. Cheap to clone; share one per process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fetcher {
     cfg: Arc<FetchConfig>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetcher {
@@ -52,7 +61,10 @@ impl Fetcher {
                  private addresses on any port. Never run production like this."
             );
         }
-        let fetcher = Self { cfg: Arc::new(cfg) };
+        let fetcher = Self {
+            cfg: Arc::new(cfg),
+            tls: Arc::new(crate::tls::client_config()?),
+        };
         // Building one client now surfaces TLS or configuration problems at startup rather
         // than on the first job.
         fetcher.client_for(&[], None)?;
@@ -169,6 +181,7 @@ impl Fetcher {
             .connect_timeout(self.cfg.connect_timeout)
             .pool_max_idle_per_host(0)
             .user_agent(self.cfg.user_agent.clone())
+            .tls_backend_preconfigured(rustls::ClientConfig::clone(&self.tls))
             .dns_resolver(crate::pinned::RefuseUnpinned);
         if let Some(host) = pinned_host {
             builder = builder.resolve_to_addrs(host, addrs);

@@ -15,6 +15,7 @@ mod error;
 mod fetcher;
 mod log;
 mod pinned;
+mod tls;
 
 pub use address::{BlockKind, BlockReason, check_ip};
 pub use config::FetchConfig;

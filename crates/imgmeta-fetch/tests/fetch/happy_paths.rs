@@ -82,3 +82,24 @@ async fn localhost_resolves_once_and_is_fetched_when_private_destinations_are_al
     assert_eq!(&fetched.bytes[..], GIF);
     assert_eq!(fetched.remote_addr, Some(server.addr));
 }
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_hits_the_connect_timeout() {
+    // The plain-HTTP test server waits for a request line that a TLS client never sends.
+    let server = TestServer::always(Reply::ok(GIF, "image/gif")).await;
+    let cfg = dev_config();
+    let fetcher = Fetcher::new(cfg.clone()).unwrap();
+    let url = crate::support::image_url(&format!("https://127.0.0.1:{}/a.gif", server.port()));
+    let started = std::time::Instant::now();
+
+    let err = fetcher.fetch(&url).await.unwrap_err();
+
+    assert_eq!(err.code(), ErrorCode::Timeout, "{err}");
+    assert!(err.to_string().contains("connecting"), "{err}");
+    assert!(
+        started.elapsed() < cfg.total_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.accepted(), 1);
+}
