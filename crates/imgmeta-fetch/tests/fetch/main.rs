@@ -4,5 +4,6 @@
 mod happy_paths;
 mod hostile_servers;
 mod hostile_urls;
+mod logging;
 mod redirects;
 mod support;
