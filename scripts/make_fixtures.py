@@ -11,6 +11,7 @@ Needs: Pillow and piexif (pip install pillow piexif) and exiftool (libimage-exif
 Run from the repository root:  .venv-dev/bin/python scripts/make_fixtures.py
 """
 
+import datetime
 import hashlib
 import io
 import json
@@ -193,6 +194,30 @@ def make_images():
         ),
     )
 
+    # Writer quirks: NUL-padded fixed-width Make, blank-padded Model, a never-set clock,
+    # a long exposure, two ISO values, GPS as decimal degrees with zero minutes and seconds.
+    quirks = {
+        "0th": {
+            piexif.ImageIFD.Make: b"Quirk Cam\0\0\0\0\0\0",
+            piexif.ImageIFD.Model: b"Q-1      ",
+            piexif.ImageIFD.Orientation: 8,
+        },
+        "Exif": {
+            piexif.ExifIFD.DateTimeOriginal: b"    :  :     :  :  ",
+            piexif.ExifIFD.ExposureTime: (10, 1),
+            piexif.ExifIFD.FNumber: (56, 10),
+            piexif.ExifIFD.ISOSpeedRatings: (100, 200),
+            piexif.ExifIFD.FocalLength: (2350, 100),
+        },
+        "GPS": {
+            piexif.GPSIFD.GPSLatitudeRef: b"S",
+            piexif.GPSIFD.GPSLatitude: ((338572, 10000), (0, 1), (0, 1)),
+            piexif.GPSIFD.GPSLongitudeRef: b"E",
+            piexif.GPSIFD.GPSLongitude: ((151, 1), (12, 1), (4020, 100)),
+        },
+    }
+    base.save(OUT / "camera_quirks.jpg", quality=85, exif=piexif.dump(quirks))
+
     # Re-encodings of one picture, for the perceptual hash.
     big = scene(320, 240)
     big.save(OUT / "scene_q95.jpg", quality=95)
@@ -269,17 +294,23 @@ def pick(tags, *names):
         for key, value in tags.items():
             g, _, t = key.partition(":")
             if t == tag and (group == "*" or g == group):
-                if isinstance(value, str):
-                    value = value.strip()
                 return value
     return None
 
 
-def iso(datetime, offset):
-    if not datetime:
+def first_number(value):
+    if isinstance(value, str):
+        return int(value.split()[0])
+    return value
+
+
+def iso(raw, offset):
+    """exiftool's DateTimeOriginal (+ OffsetTimeOriginal) as ISO 8601; None when blank."""
+    try:
+        parsed = datetime.datetime.strptime(str(raw)[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
         return None
-    date, _, time = datetime.partition(" ")
-    value = date.replace(":", "-") + "T" + time
+    value = parsed.strftime("%Y-%m-%dT%H:%M:%S")
     return value + offset if offset else value
 
 
@@ -318,7 +349,8 @@ def expected(path):
             ),
             "exposure_time_s": pick(t, "EXIF:ExposureTime"),
             "f_number": pick(t, "EXIF:FNumber"),
-            "iso": pick(t, "EXIF:ISO"),
+            # Several ISO values print as "100 200"; the first is the one a camera used.
+            "iso": first_number(pick(t, "EXIF:ISO")),
             "focal_length_mm": pick(t, "EXIF:FocalLength"),
             "gps": None
             if lat is None and lon is None and alt is None

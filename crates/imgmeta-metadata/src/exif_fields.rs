@@ -94,23 +94,23 @@ fn summarise(exif: &Exif) -> ExifSummary {
     }
 }
 
-/// The first string of an ASCII field, without the NUL padding and spaces cameras leave.
-/// Some writers store strings as UNDEFINED or BYTE, so those are read the same way.
+/// An ASCII field as exiftool reads it: up to the first NUL, without the trailing spaces
+/// cameras pad fixed-width fields with. Some writers store strings as UNDEFINED or BYTE, so
+/// those are read the same way.
 fn text_value(value: &Value) -> Option<String> {
     let raw: &[u8] = match value {
-        Value::Ascii(parts) => parts.iter().find(|p| !trim(p).is_empty())?,
+        // kamadak splits at NULs; the first part is what precedes the first NUL.
+        Value::Ascii(parts) => parts.first()?,
         Value::Undefined(bytes, _) | Value::Byte(bytes) => bytes,
         _ => return None,
     };
-    let trimmed = trim(raw);
-    let text = String::from_utf8_lossy(trimmed).into_owned();
+    let text = String::from_utf8_lossy(trim(raw)).into_owned();
     (!text.is_empty()).then_some(text)
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
-    // Strings end at the first NUL: anything after it is padding or garbage.
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    raw[..end].trim_ascii()
+    raw[..end].trim_ascii_end()
 }
 
 /// The `index`th element of a numeric field as f64; `None` for a zero denominator.
@@ -176,11 +176,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strings_lose_nul_padding_and_surrounding_spaces() {
+    fn strings_lose_nul_padding_and_trailing_spaces_as_exiftool_does() {
         let value = Value::Ascii(vec![b"Canon\0\0\0  ".to_vec()]);
         assert_eq!(text_value(&value).as_deref(), Some("Canon"));
-        let padded = Value::Ascii(vec![b"  NIKON CORPORATION   ".to_vec()]);
+        let padded = Value::Ascii(vec![b"NIKON CORPORATION   ".to_vec()]);
         assert_eq!(text_value(&padded).as_deref(), Some("NIKON CORPORATION"));
+        let tabbed = Value::Undefined(b"OLYMPUS\t \0garbage".to_vec(), 0);
+        assert_eq!(text_value(&tabbed).as_deref(), Some("OLYMPUS"));
         assert_eq!(text_value(&Value::Ascii(vec![b"   \0".to_vec()])), None);
     }
 
