@@ -87,7 +87,7 @@ def camera_exif(orientation, lat, lon, altitude, make, model, lens, when, offset
     return piexif.dump({"0th": zeroth, "Exif": exif, "GPS": gps})
 
 
-def icc_v2(description):
+def icc_v2(description, damaged=False):
     """A minimal ICC v2 RGB display profile with a `desc` tag (Display P3 primaries, D50)."""
 
     def s15(x):
@@ -110,7 +110,8 @@ def icc_v2(description):
         (b"desc", desc),
         (b"cprt", b"text\0\0\0\0No copyright, test fixture\0"),
         (b"wtpt", xyz(0.964203, 1.0, 0.824905)),
-        (b"rXYZ", xyz(0.515121, 0.241196, -0.001053)),
+        # A damaged profile: the red colorant is cut short (16 of its 20 bytes).
+        (b"rXYZ", xyz(0.515121, 0.241196, -0.001053)[: 16 if damaged else None]),
         (b"gXYZ", xyz(0.291977, 0.692245, 0.041885)),
         (b"bXYZ", xyz(0.157104, 0.066574, 0.784073)),
         (b"rTRC", gamma),
@@ -263,6 +264,9 @@ def make_images():
 
     # A JPEG with a v2 (desc) Display P3 profile.
     base.save(OUT / "icc_display_p3.jpg", quality=90, icc_profile=icc_v2("Display P3 (imgmeta v2)"))
+
+    # A PNG whose v2 profile has a damaged colorant tag but an intact description.
+    base.save(OUT / "icc_damaged.png", icc_profile=icc_v2("Damaged but described", damaged=True))
 
     # BMP and TIFF (the TIFF carries Make/Model in its own IFD).
     base.save(OUT / "plain.bmp")

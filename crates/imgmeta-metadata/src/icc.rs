@@ -1,4 +1,5 @@
-//! Reading the embedded ICC profile's human-readable description with moxcms.
+//! Reading the embedded ICC profile's human-readable description: with moxcms, and with a
+//! small `desc`-tag reader when moxcms rejects the profile as a whole.
 
 use moxcms::{ColorProfile, ProfileText};
 use serde::{Deserialize, Serialize};
@@ -12,10 +13,12 @@ pub struct IccSummary {
 }
 
 pub(crate) fn read_icc(profile: &[u8]) -> IccSummary {
-    let description = ColorProfile::new_from_slice(profile)
-        .ok()
-        .and_then(|p| p.description)
-        .and_then(|text| describe(&text));
+    let description = match ColorProfile::new_from_slice(profile) {
+        Ok(parsed) => parsed.description.and_then(|text| describe(&text)),
+        // moxcms validates every tag it knows, so one damaged curve loses the whole
+        // profile; the description tag alone is often still intact (exiftool reads it).
+        Err(_) => desc_tag::read(profile),
+    };
     IccSummary { description }
 }
 
@@ -39,4 +42,97 @@ fn describe(text: &ProfileText) -> Option<String> {
 
 fn clean(raw: &str) -> &str {
     raw.split('\0').next().unwrap_or_default().trim()
+}
+
+/// A reader for just the `desc` tag, hand-written because moxcms offers no way to parse one
+/// tag of a profile it rejects.
+mod desc_tag {
+    use super::clean;
+
+    fn u32_at(data: &[u8], at: usize) -> Option<usize> {
+        let bytes = data.get(at..at.checked_add(4)?)?;
+        usize::try_from(u32::from_be_bytes(bytes.try_into().ok()?)).ok()
+    }
+
+    pub(super) fn read(profile: &[u8]) -> Option<String> {
+        let count = u32_at(profile, 128)?;
+        // Each tag table entry is 12 bytes; a count that overruns the data is corrupt.
+        if count > profile.len() / 12 {
+            return None;
+        }
+        let tag = (0..count).find_map(|i| {
+            let entry = 132 + 12 * i;
+            (profile.get(entry..entry + 4)? == b"desc").then_some(())?;
+            let offset = u32_at(profile, entry + 4)?;
+            let size = u32_at(profile, entry + 8)?;
+            profile.get(offset..offset.checked_add(size)?)
+        })?;
+        let text = match tag.get(0..4)? {
+            // v2 textDescriptionType: ASCII count at 8, ASCII from 12.
+            b"desc" => {
+                let len = u32_at(tag, 8)?;
+                String::from_utf8_lossy(tag.get(12..12usize.checked_add(len)?)?).into_owned()
+            }
+            // v4 multiLocalizedUnicodeType: the first record's UTF-16BE string.
+            b"mluc" => {
+                let len = u32_at(tag, 20)?;
+                let offset = u32_at(tag, 24)?;
+                let raw = tag.get(offset..offset.checked_add(len)?)?;
+                let units: Vec<u16> = raw
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect();
+                String::from_utf16_lossy(&units)
+            }
+            b"text" => String::from_utf8_lossy(tag.get(8..)?).into_owned(),
+            _ => return None,
+        };
+        let cleaned = clean(&text);
+        (!cleaned.is_empty()).then(|| cleaned.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageDecoder;
+
+    fn embedded_profile(fixture: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/images")
+            .join(fixture);
+        let bytes = std::fs::read(path).unwrap();
+        let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .unwrap()
+            .into_decoder()
+            .unwrap();
+        decoder
+            .icc_profile()
+            .unwrap()
+            .expect("fixture embeds a profile")
+    }
+
+    #[test]
+    fn a_profile_moxcms_rejects_still_yields_its_description() {
+        let profile = embedded_profile("icc_damaged.png");
+        assert!(ColorProfile::new_from_slice(&profile).is_err());
+        assert_eq!(
+            read_icc(&profile).description.as_deref(),
+            Some("Damaged but described")
+        );
+    }
+
+    #[test]
+    fn the_desc_tag_reader_agrees_with_moxcms_on_v2_and_v4_profiles() {
+        for fixture in ["icc_display_p3.jpg", "exif_icc.webp"] {
+            let profile = embedded_profile(fixture);
+            let from_moxcms = ColorProfile::new_from_slice(&profile)
+                .unwrap()
+                .description
+                .and_then(|text| describe(&text));
+            assert!(from_moxcms.is_some(), "{fixture}");
+            assert_eq!(desc_tag::read(&profile), from_moxcms, "{fixture}");
+        }
+    }
 }
