@@ -17,8 +17,14 @@ pub async fn run(
     let tasks = TaskSet::parse(tasks).map_err(|e| fail(e.code, e.message))?;
     let min_score = MinScore::parse(min_score).map_err(|e| fail(e.code, e.message))?;
     let request = Request { tasks, min_score };
-    let analyzer =
-        crate::serve::analyzer(settings).map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
+    // Only load (and if need be fetch) the model when objects were asked for.
+    let detector = if request.tasks.contains(imgmeta_domain::Task::Objects) {
+        crate::detector::load(settings).await
+    } else {
+        Err("objects were not requested".to_owned())
+    };
+    let analyzer = crate::serve::analyzer_with(settings, detector)
+        .map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
     let is_url =
         target.starts_with("http://") || target.starts_with("https://") || target.contains("://");
     let result = if is_url {

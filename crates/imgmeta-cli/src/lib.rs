@@ -2,5 +2,7 @@
 //! subcommands start. `main.rs` only parses arguments and calls these functions.
 
 pub mod analyze;
+pub mod detector;
 pub mod logging;
+pub mod models;
 pub mod serve;

@@ -40,6 +40,39 @@ enum Command {
         #[arg(long, default_value_t = 0.25)]
         min_score: f64,
     },
+    /// Manage the detector's model files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch a model (default: IMGMETA_MODEL), verify it and convert it to safetensors.
+    Fetch {
+        name: Option<String>,
+        /// Fetch and convert again even if valid files are present.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time preprocessing, the forward pass and postprocessing on one image.
+    Detect {
+        image: std::path::PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +97,18 @@ fn main() -> ExitCode {
                 imgmeta_cli::serve::worker(settings).await
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
+            Command::Models {
+                command: ModelsCommand::Fetch { name, force },
+            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::fetch(&settings, name.as_deref(), force))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r),
+            Command::Bench {
+                command: BenchCommand::Detect { image, runs, threads },
+            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_detect(&settings, image, runs, threads))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r),
             Command::Analyze { target, tasks, min_score } => {
                 return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score).await {
                     Ok(result) => {

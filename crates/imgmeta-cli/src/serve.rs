@@ -43,20 +43,22 @@ pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
     Ok(Fetcher::new(config)?)
 }
 
-/// The analyzer with the object detector loaded once for the whole process.
-pub fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
+/// The analyzer, with the object detector loaded once for the whole process.
+pub async fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
+    let detector = crate::detector::load(settings).await;
+    analyzer_with(settings, detector)
+}
+
+/// The analyzer around an already loaded detector (or the reason there is none).
+pub fn analyzer_with(
+    settings: &Settings,
+    detector: Result<Arc<dyn DetectObjects>, String>,
+) -> anyhow::Result<Analyzer> {
     Ok(Analyzer::new(
         fetcher(settings)?,
         DecodeLimits::default(),
-        detector(settings),
+        detector,
     ))
-}
-
-fn detector(_settings: &Settings) -> Result<Arc<dyn DetectObjects>, String> {
-    Err(
-        "the object detector is not part of this build yet; ask for the \"metadata\" task only"
-            .into(),
-    )
 }
 
 /// A running API, for `up` and for tests.
@@ -113,7 +115,7 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
 pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let shutdown = shutdown_on_signal();
-    let analyzer = Arc::new(analyzer(&settings)?);
+    let analyzer = Arc::new(analyzer(&settings).await?);
     start_worker(&settings, store(&settings)?, analyzer, shutdown)?.await?;
     Ok(())
 }
@@ -123,7 +125,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let store = migrate(&settings).await?;
     let shutdown = shutdown_on_signal();
-    let analyzer = Arc::new(analyzer(&settings)?);
+    let analyzer = Arc::new(analyzer(&settings).await?);
     let worker = start_worker(&settings, store.clone(), analyzer, shutdown.clone())?;
     let api = start_api(&settings, store, shutdown).await?;
     eprintln!("imgmeta is up: http://{}  (Ctrl-C to stop)", api.addr);

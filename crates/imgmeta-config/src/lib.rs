@@ -34,6 +34,7 @@ pub struct Settings {
     pub queue_prefix: String,
     pub model_dir: PathBuf,
     pub worker: WorkerSettings,
+    pub detector: DetectorSettings,
     pub fetch: FetchSettings,
     /// How long `POST /img` waits for a job to finish before answering 202.
     pub legacy_wait: Duration,
@@ -56,6 +57,16 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long a stopping worker waits for jobs in flight.
     pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectorSettings {
+    /// Model name from `models/manifest.json`.
+    pub model: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Boxes of one class overlapping more than this are suppressed.
+    pub iou_threshold: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +126,25 @@ impl Settings {
                     30,
                     0..=3600,
                 )?),
+            },
+            detector: DetectorSettings {
+                model: env.string("IMGMETA_MODEL", "yolov12n"),
+                device: {
+                    let device = env.string("IMGMETA_DEVICE", "cpu");
+                    let valid = device == "cpu"
+                        || device == "cuda"
+                        || device
+                            .strip_prefix("cuda:")
+                            .is_some_and(|n| n.parse::<usize>().is_ok());
+                    if !valid {
+                        return Err(ConfigError {
+                            var: "IMGMETA_DEVICE",
+                            reason: format!("expected cpu, cuda or cuda:N, got {device:?}"),
+                        });
+                    }
+                    device
+                },
+                iou_threshold: env.parse_in("IMGMETA_IOU_THRESHOLD", 0.45, 0.0..=1.0)?,
             },
             fetch: FetchSettings {
                 allow_private: env.bool("IMGMETA_FETCH_ALLOW_PRIVATE", false)?,
@@ -250,6 +280,10 @@ mod tests {
         assert_eq!(err.var, "IMGMETA_QUEUE");
         let err = settings(&[("IMGMETA_AMQP_URL", "http://x")]).unwrap_err();
         assert_eq!(err.var, "IMGMETA_AMQP_URL");
+        let err = settings(&[("IMGMETA_DEVICE", "tpu")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_DEVICE");
+        let err = settings(&[("IMGMETA_IOU_THRESHOLD", "1.5")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_IOU_THRESHOLD");
         let err = settings(&[("IMGMETA_FETCH_ALLOW_PRIVATE", "maybe")]).unwrap_err();
         assert_eq!(err.var, "IMGMETA_FETCH_ALLOW_PRIVATE");
     }

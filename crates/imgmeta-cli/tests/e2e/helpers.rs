@@ -1,6 +1,7 @@
 //! Spawning an isolated app (fresh database, own queue prefix) and a local image server.
 
 use imgmeta_config::Settings;
+use imgmeta_pipeline::DetectObjects;
 use imgmeta_queue::{JobMessage, Publisher, Topology};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
@@ -20,6 +22,15 @@ pub struct TestApp {
     worker_shutdown: CancellationToken,
     worker: Option<tokio::task::JoinHandle<()>>,
     store: imgmeta_store::Store,
+    detector: Result<Arc<dyn DetectObjects>, String>,
+}
+
+/// The model is loaded once for the whole test binary (fetched on first use, as in production).
+static DETECTOR: OnceCell<Result<Arc<dyn DetectObjects>, String>> = OnceCell::const_new();
+
+/// The repository's model directory, shared with the detector's own tests.
+pub fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
 pub struct Options {
@@ -38,6 +49,11 @@ impl Default for Options {
 
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images")
+}
+
+/// Public-domain photos with onnxruntime golden detections (the detector's parity fixtures).
+pub fn photos_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../imgmeta-vision/tests/fixtures")
 }
 
 impl TestApp {
@@ -63,8 +79,13 @@ impl TestApp {
         env.insert("IMGMETA_LEASE_SECS", "10".into());
         env.insert("IMGMETA_LEGACY_WAIT_MS", "20000".into());
         env.insert("IMGMETA_SHUTDOWN_GRACE_SECS", "10".into());
+        env.insert("IMGMETA_MODEL_DIR", model_dir().display().to_string());
         let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
 
+        let detector = DETECTOR
+            .get_or_init(|| imgmeta_cli::detector::load(&settings))
+            .await
+            .clone();
         let store = imgmeta_cli::serve::migrate(&settings)
             .await
             .expect("migrating a fresh database");
@@ -84,6 +105,7 @@ impl TestApp {
             worker_shutdown,
             worker: None,
             store,
+            detector,
         };
         if options.start_worker {
             app.start_worker();
@@ -92,7 +114,10 @@ impl TestApp {
     }
 
     pub fn start_worker(&mut self) {
-        let analyzer = Arc::new(imgmeta_cli::serve::analyzer(&self.settings).expect("analyzer"));
+        let analyzer = Arc::new(
+            imgmeta_cli::serve::analyzer_with(&self.settings, self.detector.clone())
+                .expect("analyzer"),
+        );
         self.worker = Some(
             imgmeta_cli::serve::start_worker(
                 &self.settings,
@@ -110,6 +135,10 @@ impl TestApp {
         if let Some(worker) = self.worker.take() {
             worker.await.expect("worker task");
         }
+    }
+
+    pub fn photo_url(&self, name: &str) -> String {
+        format!("{}/photos/{name}", self.images)
     }
 
     pub fn image_url(&self, name: &str) -> String {
@@ -245,6 +274,18 @@ async fn spawn_image_server() -> SocketAddr {
                     .map_err(|_| StatusCode::NOT_FOUND)?;
                 // Deliberately claim every file is a JPEG: the format must come from the bytes.
                 Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes))
+            }),
+        )
+        .route(
+            "/photos/{name}",
+            get(|Path(name): Path<String>| async move {
+                if name.contains('/') || name.contains("..") {
+                    return Err(StatusCode::BAD_REQUEST);
+                }
+                let bytes = tokio::fs::read(photos_dir().join(&name))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)?;
+                Ok(([(header::CONTENT_TYPE, "image/png")], bytes))
             }),
         )
         .route("/gone", get(|| async { StatusCode::NOT_FOUND }));

@@ -253,3 +253,57 @@ async fn readiness_follows_the_database_and_the_broker() {
     assert_eq!(body["error"]["code"], "service_unavailable");
     app.cleanup().await;
 }
+
+fn iou(a: &Value, b: &Value) -> f64 {
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    let ix = (f(a, "x_max").min(f(b, "x_max")) - f(a, "x_min").max(f(b, "x_min"))).max(0.0);
+    let iy = (f(a, "y_max").min(f(b, "y_max")) - f(a, "y_min").max(f(b, "y_min"))).max(0.0);
+    let area = |v: &Value| (f(v, "x_max") - f(v, "x_min")) * (f(v, "y_max") - f(v, "y_min"));
+    let inter = ix * iy;
+    inter / (area(a) + area(b) - inter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_objects_task_returns_the_reference_runtimes_boxes() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for name in ["chelsea", "motorcycle"] {
+        let url = app.photo_url(&format!("{name}.png"));
+        ids.push((
+            name,
+            app.submit_ok(json!({ "url": url, "tasks": ["objects"], "min_score": 0.25 }))
+                .await,
+        ));
+    }
+    for (name, id) in ids {
+        let job = app.wait_terminal(&id).await;
+        assert_eq!(job["status"], "succeeded", "{job:#}");
+        assert!(
+            job["result"]["image"].is_null(),
+            "metadata was not asked for"
+        );
+        let objects = &job["result"]["objects"];
+        assert_eq!(objects["model"]["name"], "yolov12n");
+        assert_eq!(objects["model"]["input_size"], 640);
+        let golden: Value = serde_json::from_slice(
+            &std::fs::read(crate::helpers::photos_dir().join(format!("{name}.golden.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let (got, want) = (
+            objects["detections"].as_array().unwrap(),
+            golden["detections"].as_array().unwrap(),
+        );
+        assert_eq!(got.len(), want.len(), "{name}: {got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["label"], w["label"], "{name}");
+            assert!(
+                (g["score"].as_f64().unwrap() - w["score"].as_f64().unwrap()).abs() <= 0.005,
+                "{name}"
+            );
+            assert!(iou(&g["box"], &w["box"]) >= 0.99, "{name}: {g} vs {w}");
+        }
+        assert!(job["result"]["timings_ms"]["objects"].as_f64().unwrap() > 0.0);
+    }
+    app.cleanup().await;
+}

@@ -6,7 +6,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_img_answers_with_the_finished_job_and_its_result() {
     let app = TestApp::spawn().await;
-    let target = app.image_url("camera_north_east.jpg");
+    let target = app.photo_url("chelsea.png");
     let encoded: String = target
         .bytes()
         .map(|b| match b {

@@ -1,0 +1,49 @@
+//! Loading the object detector once per process and plugging it into the pipeline.
+
+use imgmeta_config::Settings;
+use imgmeta_pipeline::{AnalysisError, DetectObjects};
+use imgmeta_vision::{Detector, DetectorConfig, DeviceKind};
+use std::sync::Arc;
+
+/// The candle YOLO detector behind the pipeline's seam.
+struct Yolo(Detector);
+
+impl DetectObjects for Yolo {
+    fn detect(
+        &self,
+        image: &image::DynamicImage,
+        min_score: f32,
+    ) -> Result<serde_json::Value, AnalysisError> {
+        let objects = self
+            .0
+            .detect(image, min_score)
+            .map_err(|e| AnalysisError::new(e.code(), e.to_string()))?;
+        serde_json::to_value(&objects)
+            .map_err(|e| AnalysisError::new(imgmeta_domain::ErrorCode::Internal, e.to_string()))
+    }
+}
+
+/// Makes sure the weights are present (fetching them on first use, progress on stderr) and
+/// loads the model. The error says what is wrong and which command fixes it.
+pub async fn load(settings: &Settings) -> Result<Arc<dyn DetectObjects>, String> {
+    let (model, dir) = (settings.detector.model.clone(), settings.model_dir.clone());
+    let device = DeviceKind::parse(&settings.detector.device).map_err(|e| e.to_string())?;
+    let threads = settings.worker.inference_threads;
+    let iou_threshold = settings.detector.iou_threshold;
+    tokio::task::spawn_blocking(move || {
+        let files = imgmeta_models::ensure(&model, &dir).map_err(|e| e.to_string())?;
+        let config = DetectorConfig {
+            device,
+            threads,
+            iou_threshold,
+            ..DetectorConfig::new(files.weights)
+        };
+        let started = std::time::Instant::now();
+        let detector = Detector::load(&config).map_err(|e| e.to_string())?;
+        tracing::info!(model = %model, load_ms = started.elapsed().as_millis() as u64, "object detector loaded");
+        Ok(Arc::new(Yolo(detector)) as Arc<dyn DetectObjects>)
+    })
+    .await
+    .map_err(|e| format!("loading the detector failed: {e}"))?
+    .inspect_err(|e| tracing::error!(kind = "error", error = %e, "object detection unavailable"))
+}
