@@ -6,6 +6,20 @@
 //! followed by our code with every hop checked again, no proxies, no decompression, a connect
 //! timeout, a total deadline and a byte cap. The domain policy (block/allow lists) lives here
 //! too, so the API and the fetcher share it.
+//!
+//! Decisions worth knowing when reading a failed job:
+//! - `allow_private` (development and tests only) admits loopback and private-use addresses
+//!   on any port; link-local (cloud metadata) and the other reserved ranges stay refused, and
+//!   scheme, credential and domain rules are unchanged. `allowed_endpoints` admits exact
+//!   socket addresses instead, which is how tests allow one loopback server and not another.
+//! - A redirect to another scheme or to a URL with credentials fails with
+//!   `blocked_destination`; an unparseable `Location` with `invalid_url`; a redirect without a
+//!   `Location` with `http_status`.
+//! - Bodies are never decompressed: a `Content-Encoding: gzip` body comes back as the gzip
+//!   bytes, and the decoder refuses it by its magic bytes. `Content-Type` is reported but never
+//!   trusted. An empty body fails with `not_an_image`.
+//! - 5xx and 429 fail with `upstream_unavailable` (retryable); other non-2xx, and 206, with
+//!   `http_status`.
 
 mod address;
 mod config;
