@@ -76,7 +76,9 @@ pub struct BenchReport {
 /// Loads the detector and times `runs` detections of the image (progress on stderr).
 pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
     if cfg.runs == 0 || cfg.threads == 0 {
-        return Err(VisionError::Config("runs and threads must be at least 1".into()));
+        return Err(VisionError::Config(
+            "runs and threads must be at least 1".into(),
+        ));
     }
     let image = open_oriented(&cfg.image)?;
     let detector = Detector::load(&DetectorConfig {
@@ -84,7 +86,10 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
         device: cfg.device,
         ..DetectorConfig::new(&cfg.weights)
     })?;
-    eprintln!("imgmeta: benchmarking {} runs after {} warm-up runs", cfg.runs, cfg.warmup);
+    eprintln!(
+        "imgmeta: benchmarking {} runs after {} warm-up runs",
+        cfg.runs, cfg.warmup
+    );
     let mut times = Vec::with_capacity(cfg.runs);
     let mut detections = 0;
     for i in 0..cfg.warmup + cfg.runs {
@@ -94,7 +99,8 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
             detections = objects.detections.len();
         }
     }
-    let stage = |f: fn(&crate::StageTimes) -> Duration| Stats::of(&times.iter().map(f).collect::<Vec<_>>());
+    let stage =
+        |f: fn(&crate::StageTimes) -> Duration| Stats::of(&times.iter().map(f).collect::<Vec<_>>());
     let forward = stage(|t| t.forward);
     Ok(BenchReport {
         runtime: "candle",
@@ -121,6 +127,9 @@ mod tests {
     fn stats_report_the_median_and_extremes_in_milliseconds() {
         let samples = [5, 1, 3, 2, 4].map(Duration::from_millis);
         let s = Stats::of(&samples);
-        assert_eq!((s.p50_ms, s.min_ms, s.max_ms, s.mean_ms), (3.0, 1.0, 5.0, 3.0));
+        assert_eq!(
+            (s.p50_ms, s.min_ms, s.max_ms, s.mean_ms),
+            (3.0, 1.0, 5.0, 3.0)
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! from the weights under its module path, e.g. `model.6.m.0.0.attn`.
 
 use crate::VisionError;
-use crate::layers::{Act, Conv, cat_channels, softmax_last, split_halves};
+use crate::layers::{Act, Conv, add_into, cat_channels, split_halves};
 use crate::weights::Weights;
 use candle_core::Tensor;
 
@@ -21,7 +21,7 @@ impl Bottleneck {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
-        Ok((x + self.cv2.forward(&self.cv1.forward(x)?)?)?)
+        add_into(self.cv2.forward(&self.cv1.forward(x)?)?, x)
     }
 }
 
@@ -39,7 +39,12 @@ impl C3k {
             cv1: Conv::load(w, &format!("{prefix}.cv1.conv"), 1, Act::Silu)?,
             cv2: Conv::load(w, &format!("{prefix}.cv2.conv"), 1, Act::Silu)?,
             cv3: Conv::load(w, &format!("{prefix}.cv3.conv"), 1, Act::Silu)?,
-            m: load_seq(w, &format!("{prefix}.m"), "cv1.conv.weight", Bottleneck::load)?,
+            m: load_seq(
+                w,
+                &format!("{prefix}.m"),
+                "cv1.conv.weight",
+                Bottleneck::load,
+            )?,
         })
     }
 
@@ -152,8 +157,8 @@ impl ABlock {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
-        let x = (x + self.attn.forward(x)?)?;
-        Ok((&x + self.mlp1.forward(&self.mlp0.forward(&x)?)?)?)
+        let x = add_into(self.attn.forward(x)?, x)?;
+        add_into(self.mlp1.forward(&self.mlp0.forward(&x)?)?, &x)
     }
 }
 
@@ -171,8 +176,30 @@ const HEAD_DIM: usize = 32;
 
 impl AreaAttention {
     fn load(w: &Weights, prefix: &str, area: usize) -> Result<Self, VisionError> {
+        // Fold the attention scale 1/sqrt(head_dim) into the query rows of the qkv
+        // projection, once, instead of scaling every attention matrix.
+        let qkv = Conv::load(w, &format!("{prefix}.qkv.conv"), 1, Act::Linear)?;
+        let rows = qkv.weight().dim(0)?;
+        let scale = (HEAD_DIM as f64).powf(-0.5) as f32;
+        let factors: Vec<f32> = (0..rows)
+            .map(|r| {
+                if r % (3 * HEAD_DIM) < HEAD_DIM {
+                    scale
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let factors = Tensor::from_vec(factors, rows, qkv.weight().device())?;
+        let qkv = Conv::new(
+            qkv.weight()
+                .broadcast_mul(&factors.reshape((rows, 1, 1, 1))?)?,
+            qkv.bias().flatten_all()?.mul(&factors)?,
+            1,
+            Act::Linear,
+        )?;
         Ok(Self {
-            qkv: Conv::load(w, &format!("{prefix}.qkv.conv"), 1, Act::Linear)?,
+            qkv,
             proj: Conv::load(w, &format!("{prefix}.proj.conv"), 1, Act::Linear)?,
             pe: Conv::load(w, &format!("{prefix}.pe.conv"), 1, Act::Linear)?,
             area,
@@ -193,17 +220,21 @@ impl AreaAttention {
             .contiguous()?
             .reshape((b * self.area, n, heads, 3 * HEAD_DIM))?;
         let q = qkv.narrow(3, 0, HEAD_DIM)?.transpose(1, 2)?.contiguous()?;
-        let k = qkv.narrow(3, HEAD_DIM, HEAD_DIM)?.transpose(1, 2)?.contiguous()?;
+        let k = qkv
+            .narrow(3, HEAD_DIM, HEAD_DIM)?
+            .transpose(1, 2)?
+            .contiguous()?;
         let v = qkv.narrow(3, 2 * HEAD_DIM, HEAD_DIM)?;
-        let scale = (HEAD_DIM as f64).powf(-0.5);
-        let attn = softmax_last(&(q.matmul(&k.t()?)? * scale)?)?;
+        let attn = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
         let out = attn.matmul(&v.transpose(1, 2)?.contiguous()?)?; // [b*area, heads, n, hd]
         let to_image = |t: Tensor| -> Result<Tensor, VisionError> {
-            Ok(t.reshape((b, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()?)
+            Ok(t.reshape((b, h, w, c))?
+                .permute((0, 3, 1, 2))?
+                .contiguous()?)
         };
         let out = to_image(out.transpose(1, 2)?.contiguous()?)?;
         let v = to_image(v.contiguous()?)?;
-        self.proj.forward(&(out + self.pe.forward(&v)?)?)
+        self.proj.forward(&add_into(self.pe.forward(&v)?, &out)?)
     }
 }
 

@@ -1,12 +1,12 @@
 //! `Detector`: the model loaded once per process, shared by every job, turning an oriented
 //! image into `result.objects`.
 
+use crate::VisionError;
 use crate::model::{RawOutput, YoloV12};
 use crate::objects::{BoundingBox, Detection, ModelUsed, Objects};
 use crate::postprocess::{Suppression, detections};
 use crate::preprocess::{Letterbox, letterbox};
 use crate::weights::Weights;
-use crate::VisionError;
 use candle_core::{Device, Tensor};
 use image::DynamicImage;
 use std::borrow::Cow;
@@ -31,7 +31,11 @@ impl DeviceKind {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| VisionError::Config(format!("unknown device {other:?}; use cpu, cuda or cuda:N"))),
+                .ok_or_else(|| {
+                    VisionError::Config(format!(
+                        "unknown device {other:?}; use cpu, cuda or cuda:N"
+                    ))
+                }),
         }
     }
 
@@ -39,7 +43,10 @@ impl DeviceKind {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             Self::Cuda(n) => Device::new_cuda(n).map_err(|e| {
-                VisionError::Device(format!("cuda:{n}"), format!("{e} (was imgmeta built with --features cuda?)"))
+                VisionError::Device(
+                    format!("cuda:{n}"),
+                    format!("{e} (was imgmeta built with --features cuda?)"),
+                )
             }),
         }
     }
@@ -98,7 +105,10 @@ pub struct Detector {
 impl Detector {
     pub fn load(cfg: &DetectorConfig) -> Result<Self, VisionError> {
         if !(cfg.iou_threshold > 0.0 && cfg.iou_threshold <= 1.0) {
-            return Err(VisionError::Config(format!("iou_threshold must be in (0, 1], got {}", cfg.iou_threshold)));
+            return Err(VisionError::Config(format!(
+                "iou_threshold must be in (0, 1], got {}",
+                cfg.iou_threshold
+            )));
         }
         let device = cfg.device.open()?;
         let pool = match cfg.threads {
@@ -139,11 +149,16 @@ impl Detector {
 
     /// Objects in `image`, which must already be EXIF-oriented, scoring at least `min_score`.
     pub fn detect(&self, image: &DynamicImage, min_score: f32) -> Result<Objects, VisionError> {
-        self.detect_timed(image, min_score).map(|(objects, _)| objects)
+        self.detect_timed(image, min_score)
+            .map(|(objects, _)| objects)
     }
 
     /// `detect`, also reporting the time each stage took.
-    pub fn detect_timed(&self, image: &DynamicImage, min_score: f32) -> Result<(Objects, StageTimes), VisionError> {
+    pub fn detect_timed(
+        &self,
+        image: &DynamicImage,
+        min_score: f32,
+    ) -> Result<(Objects, StageTimes), VisionError> {
         self.in_pool(|| {
             let start = Instant::now();
             let (input, lb) = self.preprocess(image)?;

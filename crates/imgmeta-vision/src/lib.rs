@@ -9,6 +9,7 @@ mod blocks;
 mod detector;
 mod error;
 mod image_io;
+mod kernels;
 mod layers;
 mod model;
 mod objects;

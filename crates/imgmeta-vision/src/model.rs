@@ -81,8 +81,12 @@ impl YoloV12 {
         let p5 = self.b8.forward(&self.b7.forward(&p4)?)?;
         let n11 = self.n11.forward(&cat_channels(&[upsample2(&p5)?, p4])?)?;
         let n14 = self.n14.forward(&cat_channels(&[upsample2(&n11)?, p3])?)?;
-        let n17 = self.n17.forward(&cat_channels(&[self.n15.forward(&n14)?, n11])?)?;
-        let n20 = self.n20.forward(&cat_channels(&[self.n18.forward(&n17)?, p5])?)?;
+        let n17 = self
+            .n17
+            .forward(&cat_channels(&[self.n15.forward(&n14)?, n11])?)?;
+        let n20 = self
+            .n20
+            .forward(&cat_channels(&[self.n18.forward(&n17)?, p5])?)?;
         self.head.forward(&[n14, n17, n20])
     }
 }
@@ -107,7 +111,11 @@ impl Head {
         let mut classes = Vec::new();
         for i in 0..STRIDES.len() {
             let b = |name: &str, act| Conv::load(w, &format!("model.21.cv2.{i}.{name}"), 1, act);
-            boxes.push([b("0.conv", Act::Silu)?, b("1.conv", Act::Silu)?, b("2", Act::Linear)?]);
+            boxes.push([
+                b("0.conv", Act::Silu)?,
+                b("1.conv", Act::Silu)?,
+                b("2", Act::Linear)?,
+            ]);
             let c = |name: &str, act| Conv::load(w, &format!("model.21.cv3.{i}.{name}"), 1, act);
             classes.push([
                 c("0.0.conv", Act::Silu)?,
@@ -118,7 +126,10 @@ impl Head {
             ]);
         }
         let num_classes = w.get("model.21.cv3.0.2.weight")?.dim(0)?;
-        let dfl = w.get("model.21.dfl.conv.weight")?.flatten_all()?.to_vec1::<f32>()?;
+        let dfl = w
+            .get("model.21.dfl.conv.weight")?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         Ok(Self {
             boxes,
             classes,
@@ -152,7 +163,13 @@ impl Head {
 
     /// Turns the box bins into centre/size in input pixels and the logits into probabilities,
     /// in the exported graph's order of operations.
-    fn decode(&self, raw: &[f32], channels: usize, anchors: usize, grid: &[(usize, usize, usize)]) -> RawOutput {
+    fn decode(
+        &self,
+        raw: &[f32],
+        channels: usize,
+        anchors: usize,
+        grid: &[(usize, usize, usize)],
+    ) -> RawOutput {
         let rows = 4 + self.num_classes;
         let mut out = vec![0f32; rows * anchors];
         let mut anchor = 0;
@@ -167,7 +184,8 @@ impl Head {
                             .map(|k| raw[(side * REG_MAX + k) * anchors + anchor])
                             .collect();
                         let max = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let exps: Vec<f32> = bins.iter().map(|v| (v - max).exp()).collect();
+                        let exps: Vec<f32> =
+                            bins.iter().map(|v| crate::kernels::exp(v - max)).collect();
                         let sum: f32 = exps.iter().sum();
                         *d = exps.iter().zip(&self.dfl).map(|(e, k)| e / sum * k).sum();
                     }
@@ -180,13 +198,17 @@ impl Head {
                     out[3 * anchors + anchor] = (y2 - y1) * s;
                     for c in 0..self.num_classes {
                         let logit = raw[(4 * REG_MAX + c) * anchors + anchor];
-                        out[(4 + c) * anchors + anchor] = 1.0 / (1.0 + (-logit).exp());
+                        out[(4 + c) * anchors + anchor] = 1.0 / (1.0 + crate::kernels::exp(-logit));
                     }
                     anchor += 1;
                 }
             }
         }
         debug_assert_eq!(channels, 4 * REG_MAX + self.num_classes);
-        RawOutput { rows, anchors, data: out }
+        RawOutput {
+            rows,
+            anchors,
+            data: out,
+        }
     }
 }

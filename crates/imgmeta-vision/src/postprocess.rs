@@ -109,7 +109,11 @@ mod tests {
                 data[row * n + a] = *v;
             }
         }
-        RawOutput { rows: 6, anchors: n, data }
+        RawOutput {
+            rows: 6,
+            anchors: n,
+            data,
+        }
     }
 
     const S: Suppression = Suppression {
@@ -132,7 +136,15 @@ mod tests {
 
         let summary: Vec<(usize, f32)> = found.iter().map(|c| (c.class_id, c.score)).collect();
         assert_eq!(summary, vec![(0, 0.9), (1, 0.7)]);
-        assert_eq!(found[0].corners, Corners { x_min: 75.0, y_min: 75.0, x_max: 125.0, y_max: 125.0 });
+        assert_eq!(
+            found[0].corners,
+            Corners {
+                x_min: 75.0,
+                y_min: 75.0,
+                x_max: 125.0,
+                y_max: 125.0
+            }
+        );
     }
 
     #[test]
@@ -145,14 +157,27 @@ mod tests {
 
         assert_eq!(
             found[0].corners,
-            Corners { x_min: 1180.0, y_min: 0.0, x_max: 1280.0, y_max: 60.0 }
+            Corners {
+                x_min: 1180.0,
+                y_min: 0.0,
+                x_max: 1280.0,
+                y_max: 60.0
+            }
         );
     }
 
     #[test]
     fn the_number_of_detections_is_capped() {
-        let anchors: Vec<[f32; 6]> = (0..10).map(|i| [i as f32 * 60.0 + 20.0, 20.0, 10.0, 10.0, 0.5, 0.0]).collect();
-        let s = Suppression { max_detections: 3, ..S };
-        assert_eq!(detections(&raw(&anchors), &Letterbox::new(640, 640, 640), &s).len(), 3);
+        let anchors: Vec<[f32; 6]> = (0..10)
+            .map(|i| [i as f32 * 60.0 + 20.0, 20.0, 10.0, 10.0, 0.5, 0.0])
+            .collect();
+        let s = Suppression {
+            max_detections: 3,
+            ..S
+        };
+        assert_eq!(
+            detections(&raw(&anchors), &Letterbox::new(640, 640, 640), &s).len(),
+            3
+        );
     }
 }

@@ -42,7 +42,8 @@ impl Weights {
             .as_ref()
             .and_then(|m| m.get(METADATA_KEY))
             .ok_or_else(|| invalid(format!("no {METADATA_KEY:?} metadata")))?;
-        let info: ModelInfo = serde_json::from_str(info_json).map_err(|e| invalid(e.to_string()))?;
+        let info: ModelInfo =
+            serde_json::from_str(info_json).map_err(|e| invalid(e.to_string()))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, device)
             .map_err(|e| invalid(e.to_string()))?;
         Ok(Self {

@@ -46,7 +46,10 @@ fn assert_output0_matches(name: &str) {
     let raw = detector().raw_output(&image).unwrap();
 
     let reference = &golden["output0"];
-    assert_eq!(reference["shape"], serde_json::json!([1, raw.rows, raw.anchors]));
+    assert_eq!(
+        reference["shape"],
+        serde_json::json!([1, raw.rows, raw.anchors])
+    );
     let mut worst = (0f32, 0usize, 0usize);
     let anchors = reference["anchors"].as_array().unwrap();
     let values = reference["values"].as_array().unwrap();
@@ -59,14 +62,24 @@ fn assert_output0_matches(name: &str) {
             }
         }
     }
-    for (row, expected) in reference["channel_max"].as_array().unwrap().iter().enumerate() {
-        let max = (0..raw.anchors).map(|a| raw.at(row, a)).fold(f32::NEG_INFINITY, f32::max);
+    for (row, expected) in reference["channel_max"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let max = (0..raw.anchors)
+            .map(|a| raw.at(row, a))
+            .fold(f32::NEG_INFINITY, f32::max);
         let diff = (max - f32_of(expected)).abs();
         if diff > worst.0 {
             worst = (diff, row, usize::MAX);
         }
     }
-    eprintln!("{name}: largest output0 difference {} (row {}, anchor {})", worst.0, worst.1, worst.2);
+    eprintln!(
+        "{name}: largest output0 difference {} (row {}, anchor {})",
+        worst.0, worst.1, worst.2
+    );
     assert!(
         worst.0 <= OUTPUT0_TOLERANCE,
         "{name}: output0 differs by {} at row {} anchor {}",
@@ -83,9 +96,20 @@ fn assert_detections_match(name: &str) {
     let objects: Objects = detector().detect(&image, min_score).unwrap();
 
     let expected = golden["detections"].as_array().unwrap();
-    assert!(!expected.is_empty(), "{name}: the fixture should contain objects");
-    let found: Vec<String> = objects.detections.iter().map(|d| format!("{} {:.3}", d.label, d.score)).collect();
-    assert_eq!(objects.detections.len(), expected.len(), "{name}: found {found:?}");
+    assert!(
+        !expected.is_empty(),
+        "{name}: the fixture should contain objects"
+    );
+    let found: Vec<String> = objects
+        .detections
+        .iter()
+        .map(|d| format!("{} {:.3}", d.label, d.score))
+        .collect();
+    assert_eq!(
+        objects.detections.len(),
+        expected.len(),
+        "{name}: found {found:?}"
+    );
     for e in expected {
         let b = &e["box"];
         let eb = ["x_min", "y_min", "x_max", "y_max"].map(|k| b[k].as_f64().unwrap());
@@ -93,12 +117,22 @@ fn assert_detections_match(name: &str) {
             .detections
             .iter()
             .filter(|d| d.label == e["label"].as_str().unwrap())
-            .map(|d| (iou([d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max], eb), d))
+            .map(|d| {
+                (
+                    iou([d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max], eb),
+                    d,
+                )
+            })
             .max_by(|a, b| a.0.total_cmp(&b.0));
-        let (overlap, d) = best.unwrap_or_else(|| panic!("{name}: no {} found in {found:?}", e["label"]));
+        let (overlap, d) =
+            best.unwrap_or_else(|| panic!("{name}: no {} found in {found:?}", e["label"]));
         assert!(overlap >= 0.99, "{name}: {} box IoU {overlap}", d.label);
         let score_diff = (d.score - f32_of(&e["score"])).abs();
-        assert!(score_diff <= 0.005, "{name}: {} score differs by {score_diff}", d.label);
+        assert!(
+            score_diff <= 0.005,
+            "{name}: {} score differs by {score_diff}",
+            d.label
+        );
         assert_eq!(d.class_id as u64, e["class_id"].as_u64().unwrap());
     }
 }
@@ -150,11 +184,19 @@ fn a_rotated_photo_gets_its_boxes_in_the_rotated_frame() {
     let rotated = detector().detect(&image.rotate90(), 0.5).unwrap();
 
     // A quarter turn clockwise sends (x, y) to (h - y, x).
-    let expected = [h - cat.bbox.y_max, cat.bbox.x_min, h - cat.bbox.y_min, cat.bbox.x_max];
+    let expected = [
+        h - cat.bbox.y_max,
+        cat.bbox.x_min,
+        h - cat.bbox.y_min,
+        cat.bbox.x_max,
+    ];
     let found = &rotated.detections[0];
     assert_eq!(found.label, "cat");
     let b = found.bbox;
-    assert!(b.x_max <= h && b.y_max <= w, "boxes lie inside the rotated {h}x{w} frame");
+    assert!(
+        b.x_max <= h && b.y_max <= w,
+        "boxes lie inside the rotated {h}x{w} frame"
+    );
     let overlap = iou([b.x_min, b.y_min, b.x_max, b.y_max], expected);
     assert!(overlap >= 0.85, "rotated cat box IoU {overlap}");
 }
@@ -168,7 +210,16 @@ fn objects_serialise_to_the_result_schema() {
     let model = json["model"].as_object().unwrap();
     let mut keys: Vec<&str> = model.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["input_size", "iou_threshold", "min_score", "name", "weights_sha256"]);
+    assert_eq!(
+        keys,
+        [
+            "input_size",
+            "iou_threshold",
+            "min_score",
+            "name",
+            "weights_sha256"
+        ]
+    );
     assert_eq!(json["model"]["name"], "yolov12n");
     let first = &json["detections"][0];
     assert_eq!(first["label"], "cup");
