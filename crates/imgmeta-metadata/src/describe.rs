@@ -5,6 +5,7 @@ use crate::colors::{DominantColor, dominant_colors};
 use crate::exif_fields::{ExifSummary, read_exif};
 use crate::hashes::{phash_hex, sha256_hex};
 use crate::icc::{IccSummary, read_icc};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ColorType, DynamicImage};
 use serde::{Deserialize, Serialize};
 
@@ -73,11 +74,21 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
     }
 }
 
+/// A copy at most `ANALYSIS_SIDE` on its longer side, averaged with a box filter (each
+/// output pixel is the mean of the input pixels it covers, so noise cancels out).
 fn shrink(image: &DynamicImage) -> DynamicImage {
-    if image.width() > ANALYSIS_SIDE || image.height() > ANALYSIS_SIDE {
-        image.thumbnail(ANALYSIS_SIDE, ANALYSIS_SIDE)
-    } else {
-        image.clone()
+    let (width, height) = (image.width(), image.height());
+    if width <= ANALYSIS_SIDE && height <= ANALYSIS_SIDE {
+        return image.clone();
+    }
+    let scale = f64::from(ANALYSIS_SIDE) / f64::from(width.max(height));
+    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, ANALYSIS_SIDE);
+    let mut small = DynamicImage::new(fit(width), fit(height), image.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+    match Resizer::new().resize(image, &mut small, &options) {
+        Ok(()) => small,
+        // A pixel layout fast_image_resize does not handle takes the slower portable path.
+        Err(_) => image.thumbnail(ANALYSIS_SIDE, ANALYSIS_SIDE),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The perceptual hash survives re-encoding and resizing; dominant colours are sane.
 
-use crate::fixtures::describe_fixture;
+use crate::fixtures::{bytes, describe_fixture};
 use imgmeta_metadata::phash_distance;
+use imgmeta_metadata::{DecodeLimits, decode, describe};
 
 #[test]
 fn a_jpeg_re_encoded_at_lower_quality_has_the_same_phash() {
@@ -70,4 +71,42 @@ fn a_translucent_red_png_is_dominated_by_its_red() {
         r.abs_diff(200) <= 8 && g.abs_diff(40) <= 8 && b.abs_diff(40) <= 8,
         "{colors:?}"
     );
+}
+
+fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+fn describe_bytes(bytes: &[u8]) -> imgmeta_metadata::ImageMetadata {
+    let decoded = decode(bytes, &DecodeLimits::default()).unwrap();
+    describe(bytes, &decoded)
+}
+
+#[test]
+fn an_image_larger_than_the_analysis_size_hashes_like_its_small_copy() {
+    // 2400x1800 is shrunk before hashing; the 320x240 original is hashed as it is.
+    let small = image::load_from_memory(&bytes("scene_q95.jpg")).unwrap();
+    let large = small.resize_exact(2400, 1800, image::imageops::FilterType::Triangle);
+    let large = describe_bytes(&encode(&large.to_rgb8().into(), image::ImageFormat::Jpeg));
+    let small = describe_fixture("scene_q95.jpg");
+    assert_eq!(large.width, 2400);
+    let distance = phash_distance(&large.phash, &small.phash).unwrap();
+    assert!(distance <= 4, "distance {distance}");
+    let (a, b) = (&large.dominant_colors[0], &small.dominant_colors[0]);
+    assert!((a.fraction - b.fraction).abs() < 0.1, "{a:?} vs {b:?}");
+}
+
+#[test]
+fn a_large_floating_point_image_is_described_too() {
+    // Float pixels are shrunk as floats, then hashed and binned like any other.
+    let image =
+        image::Rgb32FImage::from_fn(1200, 700, |x, _| image::Rgb([x as f32 / 1200.0, 0.5, 0.25]));
+    let bytes = encode(&image.into(), image::ImageFormat::Tiff);
+    let described = describe_bytes(&bytes);
+    assert_eq!(described.color_type, "rgb32f");
+    assert_eq!(described.bit_depth, 32);
+    assert_eq!(described.phash.len(), 16);
+    assert!(!described.dominant_colors.is_empty());
 }
