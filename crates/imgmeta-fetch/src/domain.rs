@@ -108,6 +108,15 @@ impl DomainPolicy {
         Self { blocked, allowed }
     }
 
+    /// Parses a blocklist and an optional allowlist in the `DomainList::parse` format, as read
+    /// from a file or an environment variable.
+    pub fn parse(blocked: &str, allowed: Option<&str>) -> Result<Self, InvalidDomainEntry> {
+        Ok(Self::new(
+            DomainList::parse(blocked)?,
+            allowed.map(DomainList::parse).transpose()?,
+        ))
+    }
+
     /// The policy that refuses nothing (the default).
     pub fn allow_all() -> Self {
         Self::default()

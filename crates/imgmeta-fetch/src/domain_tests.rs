@@ -4,10 +4,7 @@ use super::*;
 use imgmeta_domain::ErrorCode;
 
 fn policy_of(blocked: &str, allowed: Option<&str>) -> DomainPolicy {
-    DomainPolicy::new(
-        DomainList::parse(blocked).unwrap(),
-        allowed.map(|a| DomainList::parse(a).unwrap()),
-    )
+    DomainPolicy::parse(blocked, allowed).unwrap()
 }
 
 #[test]
@@ -121,5 +118,21 @@ fn refusals_say_which_entry_matched() {
     assert_eq!(
         refusal.to_string(),
         "host img.example.com is blocked by the domain blocklist (entry example.com)"
+    );
+}
+
+#[test]
+fn a_bad_entry_in_either_list_fails_the_whole_policy() {
+    assert_eq!(
+        DomainPolicy::parse("ok.example, bad/entry", None)
+            .unwrap_err()
+            .index,
+        2
+    );
+    assert_eq!(
+        DomainPolicy::parse("ok.example", Some("a b"))
+            .unwrap_err()
+            .index,
+        1
     );
 }
