@@ -1,0 +1,113 @@
+//! `imgmeta-chaos`: the black-box fault-injection suite and load test. It starts real
+//! `imgmeta api` / `imgmeta worker` processes, faults them and the machine's RabbitMQ and
+//! PostgreSQL, and prints one JSON line of counts per scenario; exit 1 if any count is wrong.
+
+mod checker;
+mod client;
+mod duplicate;
+mod images;
+mod load;
+mod procs;
+mod run;
+mod scenarios;
+mod services;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Fault-injection scenarios and load test against real imgmeta processes")]
+struct Cli {
+    /// The workspace root (holds target/debug/imgmeta, models/ and fixtures/).
+    #[arg(long, default_value = ".")]
+    workspace: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one scenario, or `all` of them in turn.
+    Scenario {
+        /// A scenario name or `all`; `list` prints the names.
+        name: String,
+        /// Background ok jobs submitted during each scenario.
+        #[arg(long, default_value_t = 100)]
+        jobs: usize,
+    },
+    /// Submits N jobs with bounded concurrency and reports throughput and latencies.
+    Load {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// GET requests kept in flight during the submit burst.
+        #[arg(long, default_value_t = 4)]
+        readers: usize,
+        /// Stop RabbitMQ (stop_app) for the whole submit burst, start it after.
+        #[arg(long)]
+        broker_down: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let workspace = std::fs::canonicalize(&cli.workspace)?;
+    // Services left down by an earlier, interrupted run are brought back before anything.
+    tokio::task::spawn_blocking(services::RestoreGuard::restore_now).await?;
+    let ok = match cli.command {
+        Command::Scenario { name, jobs } => {
+            if name == "list" {
+                println!("{}", scenarios::ALL.join("\n"));
+                return Ok(());
+            }
+            let names: Vec<&str> = if name == "all" {
+                scenarios::ALL.to_vec()
+            } else {
+                vec![name.as_str()]
+            };
+            let opts = scenarios::Options { workspace, jobs };
+            let mut all_ok = true;
+            for name in names {
+                match scenarios::run(name, &opts).await {
+                    Ok(summary) => {
+                        all_ok &= summary.pass;
+                        println!("{}", serde_json::to_string(&summary)?);
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        println!(
+                            "{}",
+                            serde_json::json!({"scenario": name, "pass": false, "error": format!("{e:#}")})
+                        );
+                    }
+                }
+            }
+            all_ok
+        }
+        Command::Load {
+            jobs,
+            concurrency,
+            readers,
+            broker_down,
+        } => {
+            let opts = load::Options {
+                workspace,
+                jobs,
+                concurrency,
+                readers,
+                broker_down,
+            };
+            let report = load::run(&opts).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            report.summary.pass
+        }
+    };
+    tokio::task::spawn_blocking(services::RestoreGuard::restore_now).await?;
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The fault scenarios: each starts an isolated run, submits a background load of ok jobs plus
+//! the jobs the fault is aimed at, injects the fault, restores everything, and judges the run.
+
+use crate::checker::{Answer, Expect};
+use crate::procs::pid_of_worker_id;
+use crate::run::{Run, RunConfig, Summary};
+use crate::services::{self, RestoreGuard};
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::sleep;
+
+pub const ALL: &[&str] = &[
+    "kill-during-fetch",
+    "kill-during-inference",
+    "kill-after-commit",
+    "rabbit-stop-app",
+    "rabbit-kill",
+    "postgres-restart",
+    "postgres-terminate",
+    "poison",
+    "never-answers",
+    "publish-twice",
+];
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workspace: PathBuf,
+    /// Background ok jobs per scenario.
+    pub jobs: usize,
+}
+
+/// After every job is terminal, how long to keep watching for a second write: long enough for
+/// a stale lease (5 s in these runs) to expire and be reconciled, and for redelivered messages to be handled.
+const SETTLE: Duration = Duration::from_secs(12);
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn config(opts: &Options, name: &str, workers: Vec<BTreeMap<String, String>>) -> RunConfig {
+    RunConfig {
+        workspace: opts.workspace.clone(),
+        name: name.to_owned(),
+        workers,
+        env: BTreeMap::new(),
+        watch_every: Duration::from_millis(250),
+    }
+}
+
+fn two_workers() -> Vec<BTreeMap<String, String>> {
+    vec![BTreeMap::new(), BTreeMap::new()]
+}
+
+pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
+    match name {
+        "kill-during-fetch" => kill_during_fetch(opts).await,
+        "kill-during-inference" => kill_during_inference(opts).await,
+        "kill-after-commit" => kill_after_commit(opts).await,
+        "rabbit-stop-app" => broker_outage(opts, name, BrokerFault::StopApp).await,
+        "rabbit-kill" => broker_outage(opts, name, BrokerFault::KillServer).await,
+        "postgres-restart" => postgres_fault(opts, name, PgFault::Restart).await,
+        "postgres-terminate" => postgres_fault(opts, name, PgFault::Terminate).await,
+        "poison" => poison(opts).await,
+        "never-answers" => never_answers(opts).await,
+        "publish-twice" => publish_twice(opts).await,
+        other => bail!("unknown scenario {other:?}; known: {}", ALL.join(", ")),
+    }
+}
+
+/// Adds the scenario's own observations; a fault that could not be injected fails the run
+/// (a scenario that did not test anything must not pass).
+fn conclude(mut summary: Summary, notes: Vec<String>, injected: bool) -> Summary {
+    summary.notes.extend(notes);
+    if !injected {
+        summary.pass = false;
+        summary
+            .notes
+            .push("the fault was not injected as intended".into());
+    }
+    summary
+}
+
+/// SIGKILLs the worker that holds job `id` (read from its claim); false if it cannot be found.
+async fn kill_owner(run: &Run, id: uuid::Uuid, notes: &mut Vec<String>) -> bool {
+    let owner = run.worker_of(id).await;
+    match owner.as_deref().and_then(pid_of_worker_id) {
+        Some(pid) if run.workers.kill_pid(pid) => {
+            notes.push(format!("SIGKILLed worker pid {pid} holding job {id}"));
+            true
+        }
+        _ => {
+            notes.push(format!(
+                "could not find the worker of job {id} (worker_id {owner:?})"
+            ));
+            false
+        }
+    }
+}
+
+async fn kill_during_fetch(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "kill-during-fetch", two_workers())).await?;
+    let feed = run.feed("bg", opts.jobs, Duration::from_millis(40));
+    let mut notes = Vec::new();
+    let mut injected = true;
+    for k in 0..2 {
+        let name = format!("held-{k}");
+        run.images.hold_again();
+        let answer = run
+            .submit(run.images.held_url(&name), &["metadata"], Expect::Succeed)
+            .await;
+        let Answer::Accepted(id) = answer else {
+            notes.push(format!("held job {k} was not accepted: {answer:?}"));
+            injected = false;
+            continue;
+        };
+        if !run.images.wait_held(&name, Duration::from_secs(30)).await {
+            notes.push(format!("no worker fetched held job {id} within 30 s"));
+            injected = false;
+            continue;
+        }
+        injected &= kill_owner(&run, id, &mut notes).await;
+        // The redelivered job is fetched again; let that fetch through after a moment.
+        sleep(Duration::from_secs(1)).await;
+        run.images.release_held();
+        notes.push(format!(
+            "held image {name} was requested {} times",
+            run.images.hits(&format!("{name}.png"))
+        ));
+    }
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(90), SETTLE).await;
+    Ok(conclude(summary, notes, injected))
+}
+
+async fn kill_during_inference(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "kill-during-inference", two_workers())).await?;
+    let feed = run.feed("bg", opts.jobs, Duration::from_millis(40));
+    let mut notes = Vec::new();
+    let mut injected = true;
+    for k in 0..2 {
+        let name = format!("photo-{k}");
+        let answer = run
+            .submit(run.images.photo_url(&name), &["objects"], Expect::Succeed)
+            .await;
+        let Answer::Accepted(id) = answer else {
+            notes.push(format!("photo job {k} was not accepted: {answer:?}"));
+            injected = false;
+            continue;
+        };
+        if !run
+            .images
+            .wait_photo_sent(&name, Duration::from_secs(60))
+            .await
+        {
+            notes.push(format!("photo job {id} was not fetched within 60 s"));
+            injected = false;
+            continue;
+        }
+        // The last byte is on the socket: decoding a 640-pixel photo takes a few ms, and the
+        // detector then runs for 100+ ms on one thread. 40 ms lands in or just before it.
+        sleep(Duration::from_millis(40)).await;
+        injected &= kill_owner(&run, id, &mut notes).await;
+    }
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    Ok(conclude(summary, notes, injected))
+}
+
+async fn kill_after_commit(opts: &Options) -> Result<Summary> {
+    // Slot 0 aborts right after committing each result and before acking it (the lead's test
+    // hook); the supervisor restarts it with the hook still armed. Slot 1 is an ordinary worker.
+    let workers = vec![
+        env(&[("IMGMETA_TEST_CRASH_AFTER_COMMIT", "1")]),
+        BTreeMap::new(),
+    ];
+    let run = Run::start(config(opts, "kill-after-commit", workers)).await?;
+    let feed = run.feed("bg", (opts.jobs / 2).max(10), Duration::from_millis(100));
+    feed.await?;
+    let crashed = run.workers.restarts_of(0);
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    let notes = vec![format!(
+        "the hooked worker crashed and was restarted {crashed} times"
+    )];
+    if crashed == 0 {
+        let mut s = conclude(summary, notes, false);
+        s.notes.push(
+            "IMGMETA_TEST_CRASH_AFTER_COMMIT had no effect: the hook is missing from the worker"
+                .into(),
+        );
+        return Ok(s);
+    }
+    Ok(conclude(summary, notes, true))
+}
+
+enum BrokerFault {
+    StopApp,
+    KillServer,
+}
+
+async fn broker_outage(opts: &Options, name: &str, fault: BrokerFault) -> Result<Summary> {
+    let run = Run::start(config(opts, name, two_workers())).await?;
+    let _restore = RestoreGuard;
+    let feed = run.feed("bg", opts.jobs.max(100), Duration::from_millis(40));
+    sleep(Duration::from_secs(2)).await;
+    let mut notes = Vec::new();
+    let injected = match fault {
+        BrokerFault::StopApp => {
+            let stopped = services::rabbit_stop_app().await;
+            sleep(Duration::from_secs(5)).await;
+            let started = services::rabbit_start_app().await;
+            notes.push(format!("stop_app: {stopped:?}, start_app: {started:?}"));
+            stopped.is_ok() && started.is_ok()
+        }
+        BrokerFault::KillServer => {
+            let killed = services::rabbit_kill().await;
+            sleep(Duration::from_secs(2)).await;
+            let started = services::rabbit_start_server().await;
+            notes.push(format!(
+                "kill -9 of beam pid: {killed:?}, restart: {started:?}"
+            ));
+            killed.is_ok() && started.is_ok()
+        }
+    };
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    Ok(conclude(summary, notes, injected))
+}
+
+enum PgFault {
+    Restart,
+    Terminate,
+}
+
+async fn postgres_fault(opts: &Options, name: &str, fault: PgFault) -> Result<Summary> {
+    let run = Run::start(config(opts, name, two_workers())).await?;
+    let _restore = RestoreGuard;
+    let feed = run.feed("bg", opts.jobs.max(100), Duration::from_millis(40));
+    sleep(Duration::from_secs(2)).await;
+    let mut notes = Vec::new();
+    let injected = match fault {
+        PgFault::Restart => {
+            let restarted = services::postgres_restart().await;
+            notes.push(format!("pg_ctlcluster restart: {restarted:?}"));
+            restarted.is_ok()
+        }
+        PgFault::Terminate => {
+            let mut ok = true;
+            for _ in 0..3 {
+                let killed = services::postgres_terminate(&run.db_name).await;
+                notes.push(format!("pg_terminate_backend: {killed:?} backends"));
+                ok &= killed.is_ok_and(|n| n > 0);
+                sleep(Duration::from_millis(1500)).await;
+            }
+            ok
+        }
+    };
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    Ok(conclude(summary, notes, injected))
+}
+
+async fn poison(opts: &Options) -> Result<Summary> {
+    let hook = env(&[(
+        "IMGMETA_TEST_CRASH_ON_URL_SUBSTRING",
+        crate::images::POISON_MARK,
+    )]);
+    let run = Run::start(config(opts, "poison", vec![hook.clone(), hook])).await?;
+    let feed = run.feed("bg", (opts.jobs / 2).max(10), Duration::from_millis(100));
+    let answer = run
+        .submit(
+            run.images.poison_url("poison-0"),
+            &["metadata"],
+            Expect::Fail("poison"),
+        )
+        .await;
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(180), SETTLE).await;
+    let crashes = summary.worker_restarts;
+    let notes = vec![format!(
+        "poison job answer: {answer:?}; worker crashes: {crashes}"
+    )];
+    let injected = matches!(answer, Answer::Accepted(_)) && crashes > 0;
+    let mut s = conclude(summary, notes, injected);
+    if crashes == 0 {
+        s.notes
+            .push("IMGMETA_TEST_CRASH_ON_URL_SUBSTRING had no effect: the hook is missing".into());
+    }
+    Ok(s)
+}
+
+async fn never_answers(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "never-answers", two_workers())).await?;
+    let feed = run.feed("bg", (opts.jobs / 4).max(10), Duration::from_millis(100));
+    for k in 0..2 {
+        run.submit(
+            run.images.never_url(&format!("never-{k}")),
+            &["metadata"],
+            Expect::Fail("timeout"),
+        )
+        .await;
+    }
+    feed.await?;
+    // The fetch deadline is 15 s; five attempts with back-off between them.
+    let summary = run.finish(Duration::from_secs(300), SETTLE).await;
+    Ok(conclude(summary, Vec::new(), true))
+}
+
+async fn publish_twice(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "publish-twice", two_workers())).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    run.ledger.on_accept(tx);
+    let (publisher, confirmed) = crate::duplicate::start(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        format!("{}.jobs", run.prefix),
+        rx,
+    )
+    .await?;
+    let feed = run.feed("bg", opts.jobs, Duration::from_millis(40));
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    publisher.abort();
+    let dups = confirmed.load(std::sync::atomic::Ordering::Relaxed);
+    let injected = dups == summary.counts.accepted;
+    let notes = vec![format!(
+        "duplicates published and confirmed: {dups} for {} accepted jobs",
+        summary.counts.accepted
+    )];
+    Ok(conclude(summary, notes, injected))
+}
