@@ -4,6 +4,23 @@
 //! stage (format sniffing by magic bytes, header limits, frame cap, orientation);
 //! [`describe`] is the "metadata" stage (`result.image`). They are separate calls so the
 //! caller can time them separately.
+//!
+//! Decisions worth knowing:
+//! - Formats decoded: JPEG, PNG (and APNG), GIF, WebP, BMP, TIFF, plus ICO, PNM and QOI,
+//!   which the workspace's `image` features include. AVIF, HEIF/HEIC, JPEG XL, JPEG 2000,
+//!   SVG, PSD, DDS, OpenEXR, Radiance HDR and farbfeld are recognised and refused as
+//!   `unsupported_format`; anything else (HTML, text, empty) is `not_an_image`.
+//! - A JPEG with no end-of-image marker is `decode_failed`: the JPEG decoder would otherwise
+//!   return a grey-filled picture for a cut-off download.
+//! - `mime` follows `format`, so an APNG is `image/png` (exiftool says `image/apng`).
+//! - `color_type` is the decoded pixel layout; `bit_depth` is bits per channel in the file.
+//! - `phash` is a DCT hash (8×8 lowest frequencies of a 16×16 grayscale copy, median
+//!   threshold). Re-encoded copies usually hash identically; resized copies differ in at most
+//!   a few bits. Compare with [`phash_distance`] (≤ 6 is "the same picture").
+//! - `dominant_colors` come from a 512-bin histogram of a 64×64 copy; transparent pixels
+//!   are ignored and fractions are of the opaque pixels.
+//! - A decode that outlives `DecodeLimits::timeout` is reported as `decode_failed`: the
+//!   same image would time out again, so the retryable `timeout` code would be wrong.
 
 mod colors;
 mod decode;

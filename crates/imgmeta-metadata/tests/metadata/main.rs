@@ -4,4 +4,5 @@ mod errors;
 mod exiftool_agreement;
 mod fixtures;
 mod hashes_and_colours;
+mod hostile;
 mod result_shape;
