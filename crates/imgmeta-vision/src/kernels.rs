@@ -42,7 +42,9 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let p = p * r * r + r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // Wrapping: `n` is within -126..=127 after the clamp, and a checked add would keep
+    // the loop from vectorising in builds with overflow checks.
+    p * f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23)
 }
 
 fn f32_contiguous_mut<'a>(
@@ -127,6 +129,67 @@ impl InplaceOp2 for AddAssign {
             .zip(rhs.par_chunks(CHUNK))
             .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
         Ok(())
+    }
+}
+
+/// Unfolds an NCHW image (batch 1) into the `[c * k * k, h_out * w_out]` matrix whose
+/// product with the `[c_out, c * k * k]` filters is the convolution. candle's own
+/// convolution gathers one value at a time; this copies whole rows.
+pub struct Im2Col {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Im2Col {
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+    }
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        if n != 1 {
+            return Err(candle_core::Error::Msg(
+                "im2col: batch size must be 1".into(),
+            ));
+        }
+        let input = f32_contiguous(storage, layout, self.name())?;
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (ho, wo) = self.output_size(h, w);
+        let mut out = vec![0f32; c * k * k * ho * wo];
+        // One task per input channel: its k*k rows of the matrix.
+        out.par_chunks_mut(k * k * ho * wo)
+            .enumerate()
+            .for_each(|(ch, rows)| {
+                let src = &input[ch * h * w..(ch + 1) * h * w];
+                for (tap, row) in rows.chunks_mut(ho * wo).enumerate() {
+                    let (ky, kx) = (tap / k, tap % k);
+                    let first = p.saturating_sub(kx).div_ceil(s);
+                    let last = (w + p - kx).div_ceil(s).min(wo);
+                    for (oy, dst) in row.chunks_mut(wo).enumerate() {
+                        let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let src_row = &src[iy * w..(iy + 1) * w];
+                        if s == 1 {
+                            dst[first..last]
+                                .copy_from_slice(&src_row[first + kx - p..last + kx - p]);
+                        } else {
+                            for ox in first..last {
+                                dst[ox] = src_row[ox * s + kx - p];
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((c * k * k, ho * wo))))
     }
 }
 
@@ -247,6 +310,41 @@ mod tests {
             worst = worst.max(rel);
         }
         assert!(worst < 3e-7, "relative error {worst}");
+    }
+
+    #[test]
+    fn im2col_and_a_matrix_product_match_candles_convolution() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 11, 8), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (5, 3, 3, 3), &dev).unwrap();
+        for stride in [1, 2] {
+            let op = Im2Col {
+                kernel: 3,
+                stride,
+                padding: 1,
+            };
+            let (ho, wo) = op.output_size(11, 8);
+
+            let cols = x.apply_op1_no_bwd(&op).unwrap();
+            let ours = w
+                .reshape((5, 27))
+                .unwrap()
+                .matmul(&cols)
+                .unwrap()
+                .reshape((1, 5, ho, wo))
+                .unwrap();
+
+            let theirs = x.conv2d(&w, 1, stride, 1, 1).unwrap();
+            let diff = (ours - theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "stride {stride}: {diff}");
+        }
     }
 
     #[test]
