@@ -1,0 +1,10 @@
+//! API keys: what a key looks like, how it is checked before any database lookup, and how it
+//! is stored (only its SHA-256), plus the scrubbing of user-supplied text for security logs.
+//!
+//! Pure logic, no I/O: the store keeps hashes, the API authenticates requests with them.
+
+mod key;
+mod scrub;
+
+pub use key::{ApiKey, InvalidKey, KeyHash, KeyPrefix};
+pub use scrub::clean;
