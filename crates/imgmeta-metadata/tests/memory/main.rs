@@ -109,3 +109,18 @@ fn a_large_but_permitted_image_fits_within_its_own_size_plus_a_margin() {
     });
     assert_eq!(result.expect("decodes").stored_dimensions(), (4000, 3000));
 }
+
+#[test]
+fn a_gif_frame_claiming_65535_by_65535_pixels_on_a_tiny_screen_is_refused_in_bounded_memory() {
+    let mut gif = gif_with_frames(1);
+    // The image descriptor starts with 0x2C; its width and height follow the frame's left
+    // and top offsets, little-endian.
+    let descriptor = 13 + 6 + gif[13 + 6..].iter().position(|&b| b == 0x2c).unwrap();
+    gif[descriptor + 5..descriptor + 9].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let (result, elapsed) = within_budget(8 * MIB, || decode(&gif, &DecodeLimits::default()));
+    let code = result
+        .expect_err("a 4-gigapixel frame cannot decode")
+        .code();
+    assert_eq!(code, ErrorCode::ImageTooLarge);
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}

@@ -112,3 +112,27 @@ fn a_png_with_alpha_reports_its_alpha_channel_and_depth() {
     assert_eq!(jpeg.color_type, "rgb8");
     assert_eq!(jpeg.bytes, bytes("scene_q95.jpg").len() as u64);
 }
+
+#[test]
+fn the_other_formats_image_decodes_are_named_too() {
+    // RGBA, because an ICO's embedded PNG must be RGBA to decode.
+    let picture = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(16, 8, |x, y| {
+        image::Rgba([x as u8 * 16, y as u8 * 32, 128, 255])
+    }));
+    for (format, name, mime) in [
+        (image::ImageFormat::Ico, "ico", "image/x-icon"),
+        (image::ImageFormat::Pnm, "pnm", "image/x-portable-anymap"),
+        (image::ImageFormat::Qoi, "qoi", "image/qoi"),
+    ] {
+        let mut encoded = std::io::Cursor::new(Vec::new());
+        picture.write_to(&mut encoded, format).unwrap();
+        let encoded = encoded.into_inner();
+        let decoded = decode(&encoded, &DecodeLimits::default()).unwrap();
+        let described = imgmeta_metadata::describe(&encoded, &decoded);
+        assert_eq!(
+            (described.format.as_str(), described.mime.as_str()),
+            (name, mime)
+        );
+        assert_eq!((described.width, described.height), (16, 8));
+    }
+}
