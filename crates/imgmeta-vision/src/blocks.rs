@@ -2,6 +2,7 @@
 //! from the weights under its module path, e.g. `model.6.m.0.0.attn`.
 
 use crate::VisionError;
+use crate::kernels::SoftmaxLastDim;
 use crate::layers::{Act, Conv, add_into, cat_channels, split_halves};
 use crate::weights::Weights;
 use candle_core::Tensor;
@@ -225,7 +226,13 @@ impl AreaAttention {
             .transpose(1, 2)?
             .contiguous()?;
         let v = qkv.narrow(3, 2 * HEAD_DIM, HEAD_DIM)?;
-        let attn = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+        let attn = q.matmul(&k.t()?)?;
+        let attn = if matches!(attn.device(), candle_core::Device::Cpu) && attn.is_contiguous() {
+            attn.inplace_op1(&SoftmaxLastDim)?;
+            attn
+        } else {
+            candle_nn::ops::softmax_last_dim(&attn)?
+        };
         let out = attn.matmul(&v.transpose(1, 2)?.contiguous()?)?; // [b*area, heads, n, hd]
         let to_image = |t: Tensor| -> Result<Tensor, VisionError> {
             Ok(t.reshape((b, h, w, c))?

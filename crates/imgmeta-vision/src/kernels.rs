@@ -132,6 +132,31 @@ impl InplaceOp2 for AddAssign {
     }
 }
 
+/// Softmax over the last axis, in place, with the fast exponential.
+pub struct SoftmaxLastDim;
+
+impl InplaceOp1 for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let dim = layout.shape().dims().last().copied().unwrap_or(1);
+        let data = f32_contiguous_mut(storage, layout, self.name())?;
+        data.par_chunks_mut(dim).for_each(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = exp(*v - max);
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+        });
+        Ok(())
+    }
+}
+
 /// Unfolds an NCHW image (batch 1) into the `[c * k * k, h_out * w_out]` matrix whose
 /// product with the `[c_out, c * k * k]` filters is the convolution. candle's own
 /// convolution gathers one value at a time; this copies whole rows.
@@ -345,6 +370,24 @@ mod tests {
                 .unwrap();
             assert!(diff < 1e-5, "stride {stride}: {diff}");
         }
+    }
+
+    #[test]
+    fn the_in_place_softmax_matches_candles() {
+        let x = Tensor::randn(0f32, 3.0, (2, 5, 7), &Device::Cpu).unwrap();
+        let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap();
+
+        x.inplace_op1(&SoftmaxLastDim).unwrap();
+
+        let diff = (x - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-6, "{diff}");
     }
 
     #[test]
