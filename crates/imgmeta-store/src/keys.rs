@@ -1,0 +1,302 @@
+//! API keys: creation (only the hash is stored), listing, revocation, lookup by public prefix,
+//! and admission of a request against the key's token bucket and daily quota.
+
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+/// A key about to be stored. The caller generated it and shows it once; we keep its hash.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub prefix: String,
+    pub hash: [u8; 32],
+    pub name: String,
+    pub rate_per_minute: u32,
+    pub daily_quota: u32,
+}
+
+/// A stored key as operators see it (never the secret, never the hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub prefix: String,
+    pub name: String,
+    pub rate_per_minute: u32,
+    pub daily_quota: u32,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What authentication needs to know about the key a prefix names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLookup {
+    pub id: i64,
+    pub hash: Vec<u8>,
+    pub revoked: bool,
+}
+
+/// Whether a request may go ahead, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Admission {
+    pub outcome: AdmissionOutcome,
+    /// The bucket's size (requests per minute).
+    pub limit: u32,
+    /// Whole requests left in the bucket after this one.
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionOutcome {
+    Allowed,
+    /// The bucket is empty; a token is back after `retry_after_secs`.
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// The day's quota is used up; it renews at the next UTC midnight.
+    QuotaExceeded {
+        retry_after_secs: u64,
+    },
+    /// The key was revoked (or deleted) since it was looked up.
+    Revoked,
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, prefix, name, rate_per_minute, daily_quota, created_at, revoked_at"
+    };
+}
+
+impl Store {
+    /// Stores a new key with a full bucket. `None` if a key with this prefix exists already
+    /// (one chance in 62^8 per pair of keys): the caller generates another.
+    pub async fn create_api_key(
+        &self,
+        key: &NewApiKey,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota, tokens)
+             VALUES ($1, $2, $3, $4, $5, $4)
+             ON CONFLICT (prefix) DO NOTHING
+             RETURNING ",
+            key_columns!()
+        ))
+        .bind(&key.prefix)
+        .bind(&key.hash[..])
+        .bind(&key.name)
+        .bind(to_i32(key.rate_per_minute))
+        .bind(to_i32(key.daily_quota))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_key).transpose()
+    }
+
+    /// Every key, oldest first, revoked ones included.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_key).collect()
+    }
+
+    /// Keys not revoked; `imgmeta up` creates one when there are none.
+    pub async fn count_active_api_keys(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Revokes the key with this prefix; `None` if there is no such key. Revoking twice keeps
+    /// the first revocation time.
+    pub async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = $1
+             RETURNING ",
+            key_columns!()
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_key).transpose()
+    }
+
+    /// The key a presented prefix names, for the caller to compare hashes in constant time.
+    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<KeyLookup>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE prefix = $1",
+        )
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(KeyLookup {
+                id: row.try_get("id")?,
+                hash: row.try_get("key_hash")?,
+                revoked: row.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes one token from the key's bucket and, when `counts_towards_quota`, one unit of its
+    /// daily quota; nothing is taken when the request is refused. The row is locked for the
+    /// decision, so concurrent requests on any number of API replicas share one bucket.
+    pub async fn admit(
+        &self,
+        key_id: i64,
+        counts_towards_quota: bool,
+    ) -> Result<Admission, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT rate_per_minute, daily_quota, tokens,
+                    greatest(extract(epoch FROM now() - tokens_at)::float8, 0) AS elapsed_secs,
+                    CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
+                        AS quota_used,
+                    extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                        + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
+             FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+        )
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(Admission {
+                outcome: AdmissionOutcome::Revoked,
+                limit: 0,
+                remaining: 0,
+                reset_secs: 0,
+            });
+        };
+        let rate: i32 = row.try_get("rate_per_minute")?;
+        let quota: i32 = row.try_get("daily_quota")?;
+        let bucket = Bucket {
+            rate_per_minute: f64::from(rate),
+            tokens: row.try_get("tokens")?,
+        }
+        .refilled(row.try_get("elapsed_secs")?);
+        let quota_used: i32 = row.try_get("quota_used")?;
+        let secs_to_midnight: f64 = row.try_get("secs_to_midnight")?;
+        let (outcome, bucket, quota_used) = if bucket.tokens < 1.0 {
+            let retry = bucket.secs_until(1.0).ceil().max(1.0) as u64;
+            (
+                AdmissionOutcome::RateLimited {
+                    retry_after_secs: retry,
+                },
+                bucket,
+                quota_used,
+            )
+        } else if counts_towards_quota && quota_used >= quota {
+            let retry = secs_to_midnight.ceil().max(1.0) as u64;
+            (
+                AdmissionOutcome::QuotaExceeded {
+                    retry_after_secs: retry,
+                },
+                bucket,
+                quota_used,
+            )
+        } else {
+            let taken = Bucket {
+                tokens: bucket.tokens - 1.0,
+                ..bucket
+            };
+            (
+                AdmissionOutcome::Allowed,
+                taken,
+                quota_used + i32::from(counts_towards_quota),
+            )
+        };
+        sqlx::query(
+            "UPDATE api_keys SET tokens = $2, tokens_at = now(), quota_used = $3,
+                    quota_day = (now() AT TIME ZONE 'UTC')::date
+             WHERE id = $1",
+        )
+        .bind(key_id)
+        .bind(bucket.tokens)
+        .bind(quota_used)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Admission {
+            outcome,
+            limit: rate as u32,
+            remaining: bucket.tokens.max(0.0).floor() as u32,
+            reset_secs: bucket.secs_until(bucket.rate_per_minute).ceil() as u64,
+        })
+    }
+}
+
+/// A token bucket holding up to a minute's worth of requests and refilling continuously.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    rate_per_minute: f64,
+    tokens: f64,
+}
+
+impl Bucket {
+    fn refilled(self, elapsed_secs: f64) -> Self {
+        Self {
+            tokens: (self.tokens + elapsed_secs * self.rate_per_minute / 60.0)
+                .min(self.rate_per_minute),
+            ..self
+        }
+    }
+
+    /// Seconds until the bucket holds `level` tokens.
+    fn secs_until(self, level: f64) -> f64 {
+        ((level - self.tokens).max(0.0)) * 60.0 / self.rate_per_minute
+    }
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn decode_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let rate: i32 = row.try_get("rate_per_minute")?;
+    let quota: i32 = row.try_get("daily_quota")?;
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        prefix: row.try_get("prefix")?,
+        name: row.try_get("name")?,
+        rate_per_minute: rate.max(0) as u32,
+        daily_quota: quota.max(0) as u32,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bucket;
+
+    #[test]
+    fn an_empty_bucket_refills_at_the_rate_and_stops_when_full() {
+        let empty = Bucket {
+            rate_per_minute: 60.0,
+            tokens: 0.0,
+        };
+        assert_eq!(empty.refilled(0.5).tokens, 0.5);
+        assert_eq!(empty.refilled(30.0).tokens, 30.0);
+        assert_eq!(empty.refilled(3600.0).tokens, 60.0);
+    }
+
+    #[test]
+    fn the_wait_for_a_token_follows_the_rate() {
+        let bucket = Bucket {
+            rate_per_minute: 2.0,
+            tokens: 0.25,
+        };
+        assert_eq!(bucket.secs_until(1.0), 22.5);
+        assert_eq!(bucket.refilled(22.5).tokens, 1.0);
+        assert_eq!(bucket.secs_until(0.1), 0.0);
+    }
+}
