@@ -19,6 +19,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub workspace: PathBuf,
+    pub binary: PathBuf,
     pub jobs: usize,
     pub concurrency: usize,
     /// GET requests kept in flight while the submit burst runs.
@@ -82,6 +83,7 @@ pub async fn run(opts: &Options) -> Result<LoadReport> {
     };
     let run = Run::start(RunConfig {
         workspace: opts.workspace.clone(),
+        binary: opts.binary.clone(),
         name: name.to_owned(),
         workers: vec![BTreeMap::new(), BTreeMap::new()],
         env: BTreeMap::new(),

@@ -22,6 +22,9 @@ struct Cli {
     /// The workspace root (holds target/debug/imgmeta, models/ and fixtures/).
     #[arg(long, default_value = ".")]
     workspace: PathBuf,
+    /// The imgmeta binary to run (default: <workspace>/target/debug/imgmeta).
+    #[arg(long, env = "IMGMETA_CHAOS_BINARY")]
+    binary: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +58,9 @@ enum Command {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let workspace = std::fs::canonicalize(&cli.workspace)?;
+    let binary = cli
+        .binary
+        .unwrap_or_else(|| workspace.join("target/debug/imgmeta"));
     // Services left down by an earlier, interrupted run are brought back before anything.
     tokio::task::spawn_blocking(services::RestoreGuard::restore_now).await?;
     let ok = match cli.command {
@@ -68,7 +74,11 @@ async fn main() -> Result<()> {
             } else {
                 vec![name.as_str()]
             };
-            let opts = scenarios::Options { workspace, jobs };
+            let opts = scenarios::Options {
+                workspace,
+                binary,
+                jobs,
+            };
             let mut all_ok = true;
             for name in names {
                 match scenarios::run(name, &opts).await {
@@ -95,6 +105,7 @@ async fn main() -> Result<()> {
         } => {
             let opts = load::Options {
                 workspace,
+                binary,
                 jobs,
                 concurrency,
                 readers,

@@ -20,6 +20,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub workspace: PathBuf,
+    pub binary: PathBuf,
     pub name: String,
     /// Extra environment per worker slot (its length is the number of workers).
     pub workers: Vec<BTreeMap<String, String>>,
@@ -32,7 +33,7 @@ pub struct Run {
     pub name: String,
     pub db_name: String,
     pub prefix: String,
-    pub images: ImageServer,
+    pub images: Arc<ImageServer>,
     pub api: Option<Api>,
     pub workers: Workers,
     pub client: Client,
@@ -53,6 +54,9 @@ pub struct Summary {
     pub deadline_s: f64,
     pub worker_restarts: u32,
     pub notes: Vec<String>,
+    /// Attempts of every job at the end, for scenarios that check their target was interrupted.
+    #[serde(skip)]
+    pub attempts: std::collections::HashMap<Uuid, i32>,
 }
 
 fn small_png(workspace: &std::path::Path) -> Result<bytes::Bytes> {
@@ -99,7 +103,7 @@ impl Run {
         );
         env.extend(config.env.clone());
         let procs = ProcConfig {
-            binary: config.workspace.join("target/debug/imgmeta"),
+            binary: config.binary.clone(),
             log_dir: log_dir.clone(),
             env,
         };
@@ -132,6 +136,7 @@ impl Run {
         let images =
             ImageServer::start(small_png(&config.workspace)?, photo_png(&config.workspace)?)
                 .await?;
+        let images = Arc::new(images);
         let addr = format!("127.0.0.1:{}", free_port()?);
         let api = Api::start(&procs, &addr).await?;
         let workers = Workers::start(&procs, config.workers.clone())?;
@@ -263,6 +268,7 @@ impl Run {
             deadline_s: deadline.as_secs_f64(),
             worker_restarts: self.workers.restarts(),
             notes,
+            attempts: rows.iter().map(|r| (r.id, r.attempts)).collect(),
         };
         self.teardown(pass).await;
         summary

@@ -27,6 +27,7 @@ pub const ALL: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Options {
     pub workspace: PathBuf,
+    pub binary: PathBuf,
     /// Background ok jobs per scenario.
     pub jobs: usize,
 }
@@ -34,6 +35,8 @@ pub struct Options {
 /// After every job is terminal, how long to keep watching for a second write: long enough for
 /// a stale lease (5 s in these runs) to expire and be reconciled, and for redelivered messages to be handled.
 const SETTLE: Duration = Duration::from_secs(12);
+/// How long the background submissions of an outage scenario last (the outage starts at 2 s).
+const OUTAGE_FEED_SPAN: Duration = Duration::from_secs(15);
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -45,6 +48,7 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn config(opts: &Options, name: &str, workers: Vec<BTreeMap<String, String>>) -> RunConfig {
     RunConfig {
         workspace: opts.workspace.clone(),
+        binary: opts.binary.clone(),
         name: name.to_owned(),
         workers,
         env: BTreeMap::new(),
@@ -85,6 +89,22 @@ fn conclude(mut summary: Summary, notes: Vec<String>, injected: bool) -> Summary
     summary
 }
 
+/// A killed job that still finished in one attempt was not interrupted: the kill came too
+/// late (or hit the wrong worker), so the scenario did not test what it claims.
+fn check_interrupted(summary: &Summary, targets: &[uuid::Uuid], notes: &mut Vec<String>) -> bool {
+    let mut all = true;
+    for id in targets {
+        let attempts = summary.attempts.get(id).copied().unwrap_or(0);
+        if attempts < 2 {
+            notes.push(format!(
+                "job {id} finished in {attempts} attempt(s): the kill did not interrupt it"
+            ));
+            all = false;
+        }
+    }
+    all
+}
+
 /// SIGKILLs the worker that holds job `id` (read from its claim); false if it cannot be found.
 async fn kill_owner(run: &Run, id: uuid::Uuid, notes: &mut Vec<String>) -> bool {
     let owner = run.worker_of(id).await;
@@ -107,6 +127,7 @@ async fn kill_during_fetch(opts: &Options) -> Result<Summary> {
     let feed = run.feed("bg", opts.jobs, Duration::from_millis(40));
     let mut notes = Vec::new();
     let mut injected = true;
+    let mut targets = Vec::new();
     for k in 0..2 {
         let name = format!("held-{k}");
         run.images.hold_again();
@@ -124,16 +145,21 @@ async fn kill_during_fetch(opts: &Options) -> Result<Summary> {
             continue;
         }
         injected &= kill_owner(&run, id, &mut notes).await;
+        targets.push(id);
         // The redelivered job is fetched again; let that fetch through after a moment.
         sleep(Duration::from_secs(1)).await;
         run.images.release_held();
-        notes.push(format!(
-            "held image {name} was requested {} times",
-            run.images.hits(&format!("{name}.png"))
-        ));
     }
     feed.await?;
+    let images = run.images.clone();
     let summary = run.finish(Duration::from_secs(90), SETTLE).await;
+    injected &= check_interrupted(&summary, &targets, &mut notes);
+    for k in 0..2 {
+        notes.push(format!(
+            "held image held-{k} was requested {} times",
+            images.hits(&format!("held-{k}.png"))
+        ));
+    }
     Ok(conclude(summary, notes, injected))
 }
 
@@ -142,6 +168,7 @@ async fn kill_during_inference(opts: &Options) -> Result<Summary> {
     let feed = run.feed("bg", opts.jobs, Duration::from_millis(40));
     let mut notes = Vec::new();
     let mut injected = true;
+    let mut targets = Vec::new();
     for k in 0..2 {
         let name = format!("photo-{k}");
         let answer = run
@@ -165,9 +192,11 @@ async fn kill_during_inference(opts: &Options) -> Result<Summary> {
         // detector then runs for 100+ ms on one thread. 40 ms lands in or just before it.
         sleep(Duration::from_millis(40)).await;
         injected &= kill_owner(&run, id, &mut notes).await;
+        targets.push(id);
     }
     feed.await?;
     let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    injected &= check_interrupted(&summary, &targets, &mut notes);
     Ok(conclude(summary, notes, injected))
 }
 
@@ -205,7 +234,12 @@ enum BrokerFault {
 async fn broker_outage(opts: &Options, name: &str, fault: BrokerFault) -> Result<Summary> {
     let run = Run::start(config(opts, name, two_workers())).await?;
     let _restore = RestoreGuard;
-    let feed = run.feed("bg", opts.jobs.max(100), Duration::from_millis(40));
+    // Submissions span the whole outage and the recovery after it.
+    let feed = run.feed(
+        "bg",
+        opts.jobs.max(100),
+        OUTAGE_FEED_SPAN / opts.jobs.max(100) as u32,
+    );
     sleep(Duration::from_secs(2)).await;
     let mut notes = Vec::new();
     let injected = match fault {
@@ -239,7 +273,12 @@ enum PgFault {
 async fn postgres_fault(opts: &Options, name: &str, fault: PgFault) -> Result<Summary> {
     let run = Run::start(config(opts, name, two_workers())).await?;
     let _restore = RestoreGuard;
-    let feed = run.feed("bg", opts.jobs.max(100), Duration::from_millis(40));
+    // Submissions span the whole outage and the recovery after it.
+    let feed = run.feed(
+        "bg",
+        opts.jobs.max(100),
+        OUTAGE_FEED_SPAN / opts.jobs.max(100) as u32,
+    );
     sleep(Duration::from_secs(2)).await;
     let mut notes = Vec::new();
     let injected = match fault {
