@@ -19,7 +19,7 @@ mod weights;
 
 pub use detector::{Detector, DetectorConfig, DeviceKind, StageTimes};
 pub use error::VisionError;
-pub use image_io::open_oriented;
+pub use image_io::{decode_oriented, open_oriented};
 pub use model::RawOutput;
 pub use objects::{BoundingBox, Detection, ModelUsed, Objects};
 pub use preprocess::Letterbox;
