@@ -21,8 +21,11 @@ import subprocess
 import zlib
 from pathlib import Path
 
-import piexif
-from PIL import Image, ImageCms, ImageDraw
+try:
+    import piexif
+    from PIL import Image, ImageCms, ImageDraw
+except ImportError:  # check_against_exiftool.py imports only the exiftool mapping below.
+    piexif = Image = ImageCms = ImageDraw = None
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 
@@ -196,7 +199,8 @@ def make_images():
     )
 
     # Writer quirks: NUL-padded fixed-width Make, blank-padded Model, a never-set clock,
-    # a long exposure, two ISO values, GPS as decimal degrees with zero minutes and seconds.
+    # a long exposure, two ISO values, GPS as decimal degrees with zero minutes and seconds,
+    # an altitude without its reference (which exiftool, and so we, do not report).
     quirks = {
         "0th": {
             piexif.ImageIFD.Make: b"Quirk Cam\0\0\0\0\0\0",
@@ -215,6 +219,7 @@ def make_images():
             piexif.GPSIFD.GPSLatitude: ((338572, 10000), (0, 1), (0, 1)),
             piexif.GPSIFD.GPSLongitudeRef: b"E",
             piexif.GPSIFD.GPSLongitude: ((151, 1), (12, 1), (4020, 100)),
+            piexif.GPSIFD.GPSAltitude: (5, 1),
         },
     }
     base.save(OUT / "camera_quirks.jpg", quality=85, exif=piexif.dump(quirks))

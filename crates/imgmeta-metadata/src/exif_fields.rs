@@ -55,16 +55,25 @@ fn summarise(exif: &Exif) -> ExifSummary {
     let text = |tag| field(tag).and_then(text_value);
     let number = |tag| field(tag).and_then(|v| number_at(v, 0));
 
+    // As exiftool does, a coordinate counts only with its reference: without one the
+    // hemisphere (or the side of sea level) is unknown, so the value is reported as missing.
     let latitude = field(Tag::GPSLatitude)
         .and_then(degrees)
-        .map(|d| signed(d, text(Tag::GPSLatitudeRef).as_deref(), "S"));
+        .zip(text(Tag::GPSLatitudeRef))
+        .map(|(d, r)| signed(d, &r, 'S'));
     let longitude = field(Tag::GPSLongitude)
         .and_then(degrees)
-        .map(|d| signed(d, text(Tag::GPSLongitudeRef).as_deref(), "W"));
-    let altitude_m = number(Tag::GPSAltitude).map(|alt| {
-        let below_sea_level = field(Tag::GPSAltitudeRef).and_then(|v| v.get_uint(0)) == Some(1);
-        if below_sea_level { -alt } else { alt }
-    });
+        .zip(text(Tag::GPSLongitudeRef))
+        .map(|(d, r)| signed(d, &r, 'W'));
+    let altitude_m = number(Tag::GPSAltitude)
+        .zip(field(Tag::GPSAltitudeRef).and_then(|v| v.get_uint(0)))
+        .map(|(alt, below_sea_level)| {
+            if below_sea_level != 0 {
+                -alt.abs()
+            } else {
+                alt
+            }
+        });
     let gps = (latitude.is_some() || longitude.is_some() || altitude_m.is_some()).then_some(
         GpsPosition {
             latitude,
@@ -140,9 +149,10 @@ fn degrees(value: &Value) -> Option<f64> {
     Some(degrees + minutes / 60.0 + seconds / 3600.0)
 }
 
-fn signed(magnitude: f64, reference: Option<&str>, negative_ref: &str) -> f64 {
-    match reference {
-        Some(r) if r.eq_ignore_ascii_case(negative_ref) => -magnitude.abs(),
+/// Negative when the reference starts with `negative` ('S' or 'W'), in either case.
+fn signed(magnitude: f64, reference: &str, negative: char) -> f64 {
+    match reference.chars().next() {
+        Some(c) if c.eq_ignore_ascii_case(&negative) => -magnitude.abs(),
         _ => magnitude,
     }
 }
@@ -212,9 +222,10 @@ mod tests {
 
     #[test]
     fn southern_and_western_references_make_coordinates_negative() {
-        assert_eq!(signed(33.5, Some("S"), "S"), -33.5);
-        assert_eq!(signed(33.5, Some("N"), "S"), 33.5);
-        assert_eq!(signed(151.25, Some("W"), "W"), -151.25);
-        assert_eq!(signed(151.25, None, "W"), 151.25);
+        assert_eq!(signed(33.5, "S", 'S'), -33.5);
+        assert_eq!(signed(33.5, "s", 'S'), -33.5);
+        assert_eq!(signed(33.5, "N", 'S'), 33.5);
+        assert_eq!(signed(151.25, "W", 'W'), -151.25);
+        assert_eq!(signed(151.25, "E", 'W'), 151.25);
     }
 }
