@@ -278,6 +278,10 @@ def make_images():
     base.save(OUT / "plain.tiff", compression="tiff_deflate",
               tiffinfo={271: "Imgmeta Optics", 272: "IM-TIFF"})
 
+    # A TIFF turned by its own Orientation tag (TIFF keeps it in IFD0, not in an EXIF block).
+    base.resize((40, 30)).save(OUT / "orientation6.tiff", compression="tiff_deflate",
+                               tiffinfo={274: 6, 271: "Imgmeta Optics"})
+
     # Things that must not decode.
     (OUT / "page.html").write_bytes(
         b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head>"
