@@ -78,6 +78,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     let (width, height) = decoder.dimensions();
     check_dimensions(format, width, height, limits)?;
     let frames = count_frames(format, bytes, limits)?;
+    if format == Format::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey rather than failing; a truncated
+        // download must not be described as if it were the whole picture.
+        return Err(MetadataError::DecodeFailed {
+            format: format.name(),
+            reason: "the image data is truncated (no end-of-image marker)".into(),
+        });
+    }
 
     // Metadata is best effort: a broken EXIF or ICC block must not fail the decode.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -90,14 +98,6 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     let mut budget = limits.to_image_limits();
     budget.reserve(decoder.total_bytes()).map_err(fail)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
-    if format == Format::Jpeg && !jpeg_is_complete(bytes) {
-        // The JPEG decoder fills a cut-off scan with grey rather than failing; a truncated
-        // download must not be described as if it were the whole picture.
-        return Err(MetadataError::DecodeFailed {
-            format: format.name(),
-            reason: "the image data is truncated (no end-of-image marker)".into(),
-        });
-    }
     image.apply_orientation(orientation);
 
     Ok(Decoded {
@@ -189,4 +189,31 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jpeg_is_complete;
+
+    /// SOI, an APP1 segment holding a thumbnail's own end marker, a scan header, scan data.
+    fn jpeg(scan: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xff, 0xd8];
+        bytes.extend([0xff, 0xe1, 0x00, 0x06, 0xab, 0xff, 0xd9, 0xcd]);
+        bytes.extend([0xff, 0xda, 0x00, 0x04, 0x01, 0x00]);
+        bytes.extend(scan);
+        bytes
+    }
+
+    #[test]
+    fn a_jpeg_ending_in_its_end_marker_is_complete() {
+        assert!(jpeg_is_complete(&jpeg(&[
+            0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56, 0xff, 0xd9
+        ])));
+    }
+
+    #[test]
+    fn an_end_marker_inside_a_thumbnail_does_not_make_a_cut_jpeg_complete() {
+        assert!(!jpeg_is_complete(&jpeg(&[0x12, 0xff, 0x00, 0x34])));
+        assert!(!jpeg_is_complete(&[0xff, 0xd8, 0xff, 0xe1, 0x00]));
+    }
 }
