@@ -41,24 +41,39 @@ impl ProcConfig {
 /// The API process and its base URL.
 pub struct Api {
     child: Child,
+    config: ProcConfig,
+    addr: String,
     pub base: String,
 }
 
 impl Api {
     pub async fn start(config: &ProcConfig, addr: &str) -> Result<Self> {
-        let mut extra = BTreeMap::new();
-        extra.insert("IMGMETA_HTTP_ADDR".to_owned(), addr.to_owned());
-        let log = config.log_dir.join("api.log");
-        let child = config
-            .command("api", &extra, &log)?
-            .spawn()
-            .context("spawning imgmeta api")?;
         let api = Self {
-            child,
+            child: Self::spawn(config, addr)?,
+            config: config.clone(),
+            addr: addr.to_owned(),
             base: format!("http://{addr}"),
         };
         api.wait_healthy(Duration::from_secs(60)).await?;
         Ok(api)
+    }
+
+    fn spawn(config: &ProcConfig, addr: &str) -> Result<Child> {
+        let mut extra = BTreeMap::new();
+        extra.insert("IMGMETA_HTTP_ADDR".to_owned(), addr.to_owned());
+        let log = config.log_dir.join("api.log");
+        config
+            .command("api", &extra, &log)?
+            .spawn()
+            .context("spawning imgmeta api")
+    }
+
+    /// SIGKILLs the API, waits `down`, and starts it again on the same address.
+    pub async fn crash_and_restart(&mut self, down: Duration) -> Result<()> {
+        self.child.kill().await?;
+        sleep(down).await;
+        self.child = Self::spawn(&self.config, &self.addr)?;
+        self.wait_healthy(Duration::from_secs(60)).await
     }
 
     async fn wait_healthy(&self, within: Duration) -> Result<()> {
@@ -173,6 +188,21 @@ impl Workers {
         // start_kill sends SIGKILL on Unix: no handler runs, exactly a crash or an OOM kill.
         let _ = child.start_kill();
         pid
+    }
+
+    /// SIGTERMs the worker in `slot`: a graceful shutdown, as a deploy or a scale-down sends.
+    pub fn terminate(&self, slot: usize) -> Option<u32> {
+        let pid = self.pids().get(slot).copied().flatten()?;
+        // tokio's Child can only SIGKILL; the kill(1) command sends any signal by pid.
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        sent.then_some(pid)
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots.lock().expect("slots lock").len()
     }
 
     /// SIGKILLs the worker whose pid is `pid`; false if no slot holds it.

@@ -258,9 +258,7 @@ impl Run {
         snapshots.observe(&rows);
         let (counts, mut notes) = evaluate(&self.ledger.submissions(), &rows, &snapshots, 8);
         let pass = counts.clean();
-        if !pass {
-            notes.push(format!("logs kept in {}", self.log_dir.display()));
-        }
+        notes.push(format!("process logs: {}", self.log_dir.display()));
         let summary = Summary {
             scenario: self.name.clone(),
             pass,
@@ -281,10 +279,9 @@ impl Run {
         }
         self.pool.close().await;
         if drop_data {
-            // A passing run leaves nothing behind; a failing one keeps its database and logs
-            // for whoever investigates.
+            // A passing run leaves only its process logs (in /tmp) behind; a failing one also
+            // keeps its database and queues for whoever investigates.
             let _ = crate::services::drop_run_data(&self.db_name, &self.prefix).await;
-            let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
 }

@@ -22,6 +22,9 @@ pub const ALL: &[&str] = &[
     "poison",
     "never-answers",
     "publish-twice",
+    "kill-api",
+    "kill-workers-repeatedly",
+    "sigterm-workers",
 ];
 
 #[derive(Debug, Clone)]
@@ -72,6 +75,9 @@ pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
         "poison" => poison(opts).await,
         "never-answers" => never_answers(opts).await,
         "publish-twice" => publish_twice(opts).await,
+        "kill-api" => kill_api(opts).await,
+        "kill-workers-repeatedly" => kill_workers_repeatedly(opts).await,
+        "sigterm-workers" => sigterm_workers(opts).await,
         other => bail!("unknown scenario {other:?}; known: {}", ALL.join(", ")),
     }
 }
@@ -369,5 +375,66 @@ async fn publish_twice(opts: &Options) -> Result<Summary> {
         "duplicates published and confirmed: {dups} for {} accepted jobs",
         summary.counts.accepted
     )];
+    Ok(conclude(summary, notes, injected))
+}
+
+async fn kill_api(opts: &Options) -> Result<Summary> {
+    let mut run = Run::start(config(opts, "kill-api", two_workers())).await?;
+    let count = opts.jobs.max(100);
+    let feed = run.feed("bg", count, OUTAGE_FEED_SPAN / count as u32);
+    let mut notes = Vec::new();
+    let mut injected = true;
+    // Twice, SIGKILL the API in the middle of the burst (requests in flight die with it) and
+    // start it again on the same address a second later.
+    for _ in 0..2 {
+        sleep(Duration::from_secs(3)).await;
+        let api = run.api.as_mut().expect("the api runs");
+        let restarted = api.crash_and_restart(Duration::from_secs(1)).await;
+        notes.push(format!("api SIGKILLed and restarted: {restarted:?}"));
+        injected &= restarted.is_ok();
+    }
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    Ok(conclude(summary, notes, injected))
+}
+
+async fn kill_workers_repeatedly(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "kill-workers-repeatedly", two_workers())).await?;
+    let count = opts.jobs.max(100);
+    let feed = run.feed("bg", count, OUTAGE_FEED_SPAN / count as u32);
+    let mut kills = 0;
+    // Every 1.5 s for 12 s, SIGKILL one worker, alternating, and once both at the same time.
+    for round in 0..8usize {
+        sleep(Duration::from_millis(1500)).await;
+        if round == 4 {
+            kills += usize::from(run.workers.kill(0).is_some());
+            kills += usize::from(run.workers.kill(1).is_some());
+        } else {
+            kills += usize::from(run.workers.kill(round % 2).is_some());
+        }
+    }
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    let notes = vec![format!("{kills} workers SIGKILLed")];
+    Ok(conclude(summary, notes, kills >= 8))
+}
+
+async fn sigterm_workers(opts: &Options) -> Result<Summary> {
+    let run = Run::start(config(opts, "sigterm-workers", two_workers())).await?;
+    let count = opts.jobs.max(100);
+    let feed = run.feed("bg", count, OUTAGE_FEED_SPAN / count as u32);
+    let mut notes = Vec::new();
+    // A rolling deploy: each worker gets SIGTERM (graceful: finish or hand back what it holds)
+    // and is replaced by the supervisor once it has exited.
+    for slot in 0..run.workers.slots() {
+        sleep(Duration::from_secs(3)).await;
+        notes.push(format!(
+            "SIGTERM to worker {slot}: pid {:?}",
+            run.workers.terminate(slot)
+        ));
+    }
+    feed.await?;
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    let injected = summary.worker_restarts >= 2;
     Ok(conclude(summary, notes, injected))
 }
