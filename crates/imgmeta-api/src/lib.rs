@@ -3,13 +3,21 @@
 //!
 //! It never fetches or analyses an image itself, so it stays fast and cheap to replicate.
 
+mod auth;
 mod error;
+mod keys;
+mod limits;
 mod resource;
 mod routes;
+mod security;
+mod server;
 mod state;
 mod submit;
 
+pub use auth::AuthenticatedKey;
 pub use error::ApiError;
+pub use keys::{IssuedKey, KeyRequest, issue_key, log_key_event, validate_key_name};
+pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use resource::JobResource;
 pub use state::AppState;
 
@@ -22,14 +30,19 @@ use tokio::net::TcpListener;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: InboundLimits,
 }
 
 impl Application {
     /// Binds `addr` (port 0 picks a free port, as tests do) and assembles the routes.
     pub async fn build(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        if !state.security.auth_enabled {
+            tracing::warn!(kind = "security", event = "auth_disabled", "IMGMETA_AUTH=disabled: the API accepts requests without an API key");
+        }
         Ok(Self {
             listener,
+            limits: state.security.inbound,
             router: routes::router(state),
         })
     }
@@ -46,12 +59,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "api listening");
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        server::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }

@@ -1,6 +1,7 @@
 //! What every request handler shares.
 
 use imgmeta_queue::Publisher;
+use imgmeta_relay::BrokerHealth;
 use imgmeta_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,14 @@ use std::time::Duration;
 pub struct AppState {
     pub store: Store,
     pub publisher: Arc<Publisher>,
+    /// Whether the relay currently reaches the broker.
+    pub broker: BrokerHealth,
+    /// Most messages the outbox may hold while the broker is down before submissions are refused.
+    pub max_outbox_backlog: i64,
     /// How long `POST /img` waits for a terminal status.
     pub legacy_wait: Duration,
     /// Whether workers may fetch private addresses; `/readyz` warns loudly when so.
     pub fetch_allows_private: bool,
+    /// Authentication, limits and the destination policy.
+    pub security: crate::Security,
 }

@@ -1,34 +1,57 @@
-//! Accepting a job: record it, then hand it to the broker, shared by `/v1/jobs` and `/img`.
+//! Accepting a job, shared by `/v1/jobs` and `/img`: one transaction records the job and the
+//! message owed to the broker (the outbox); the relay publishes it.
 
 use crate::{ApiError, AppState};
-use imgmeta_domain::{JobId, JobSpec};
-use imgmeta_queue::JobMessage;
-use imgmeta_store::{JobRecord, NewJob};
+use axum::http::StatusCode;
+use imgmeta_domain::{ErrorCode, JobId, JobSpec};
+use imgmeta_store::{Idempotency, JobRecord, NewJob, Submitted};
 
-/// Records the job and publishes its message, answering only after the broker confirmed it.
-///
-/// The row is committed before the message exists, so a worker never sees a message for a job
-/// it cannot find. If publishing fails, the still-queued row is removed again and the client is
-/// told to retry: an accepted job always has a message, a refused one leaves nothing behind.
-pub(crate) async fn submit(state: &AppState, spec: JobSpec) -> Result<JobRecord, ApiError> {
-    let job = state
-        .store
-        .insert_job(&NewJob {
-            id: JobId::new(),
-            spec,
-        })
-        .await?;
-    if let Err(err) = state
-        .publisher
-        .publish(&JobMessage { job_id: job.id })
-        .await
-    {
-        tracing::warn!(kind = "error", job.id = %job.id, error = %err, "publishing failed; withdrawing the job");
-        if let Err(cleanup) = state.store.withdraw_queued(job.id).await {
-            tracing::error!(kind = "error", job.id = %job.id, error = %cleanup, "could not withdraw an unpublished job");
+/// A submission's outcome as the client sees it.
+pub(crate) enum Accepted {
+    Created(JobRecord),
+    /// An idempotent repeat: the original job.
+    Replayed(JobRecord),
+}
+
+/// Records the job. Once the transaction commits the job is accepted: the relay publishes its
+/// message whenever the broker is reachable. While the broker is down, submissions are still
+/// accepted until the outbox holds `max_outbox_backlog` messages; then 503 with Retry-After.
+pub(crate) async fn submit(
+    state: &AppState,
+    spec: JobSpec,
+    idempotency: Option<Idempotency>,
+) -> Result<Accepted, ApiError> {
+    state.security.check_destination(&spec.url)?;
+    if !state.broker.is_up() {
+        let backlog = state.store.outbox_backlog(state.max_outbox_backlog).await?;
+        if backlog >= state.max_outbox_backlog {
+            tracing::warn!(kind = "error", backlog, "broker down and outbox full; refusing submissions");
+            return Err(ApiError::unavailable(
+                "the message broker is unavailable and the backlog is full",
+            ));
         }
-        return Err(ApiError::unavailable("the message broker is unavailable"));
     }
-    tracing::info!(kind = "analytics", event = "job_submitted", job.id = %job.id, image.url_host = %job.spec.url.host_str(), "job accepted");
-    Ok(job)
+    let new = NewJob {
+        id: JobId::new(),
+        spec,
+        idempotency,
+    };
+    match state.store.insert_job(&new).await? {
+        Submitted::Created(job) => {
+            tracing::info!(
+                kind = "analytics",
+                event = "job_submitted",
+                job.id = %job.id,
+                image.url_host = %job.spec.url.host_str(),
+                "job accepted"
+            );
+            Ok(Accepted::Created(job))
+        }
+        Submitted::Existing(job) => Ok(Accepted::Replayed(job)),
+        Submitted::KeyReused => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was already used with a different request",
+        )),
+    }
 }

@@ -5,6 +5,8 @@
 
 mod key;
 mod scrub;
+mod token;
 
 pub use key::{ApiKey, InvalidKey, KeyHash, KeyPrefix};
 pub use scrub::clean;
+pub use token::tokens_match;

@@ -3,6 +3,8 @@
 
 pub mod analyze;
 pub mod detector;
+pub mod keys;
 pub mod logging;
 pub mod models;
+pub mod security;
 pub mod serve;

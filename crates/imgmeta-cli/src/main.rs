@@ -29,6 +29,11 @@ enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
+    /// Manage API keys: create (prints the key once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Analyse one image file or URL in-process and print the result JSON.
     Analyze {
         /// A file path or an http(s) URL.
@@ -50,6 +55,25 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it; only its hash is stored, so it cannot be shown again.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Requests per minute (default: IMGMETA_RATE_PER_MINUTE).
+        #[arg(long)]
+        rate_per_minute: Option<u32>,
+        /// Submissions per UTC day (default: IMGMETA_DAILY_QUOTA).
+        #[arg(long)]
+        daily_quota: Option<u32>,
+    },
+    /// List keys by prefix, revoked ones included.
+    List,
+    /// Revoke the key with this prefix (e.g. imk_AbCd1234).
+    Revoke { prefix: String },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +121,13 @@ fn main() -> ExitCode {
                 imgmeta_cli::serve::worker(settings).await
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
+            Command::Keys { command } => match command {
+                KeysCommand::Create { name, rate_per_minute, daily_quota } => {
+                    imgmeta_cli::keys::create(&settings, &name, rate_per_minute, daily_quota).await
+                }
+                KeysCommand::List => imgmeta_cli::keys::list(&settings).await,
+                KeysCommand::Revoke { prefix } => imgmeta_cli::keys::revoke(&settings, &prefix).await,
+            },
             Command::Models {
                 command: ModelsCommand::Fetch { name, force },
             } => tokio::task::spawn_blocking(move || imgmeta_cli::models::fetch(&settings, name.as_deref(), force))

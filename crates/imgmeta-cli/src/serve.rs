@@ -6,6 +6,7 @@ use imgmeta_fetch::{FetchConfig, Fetcher};
 use imgmeta_metadata::DecodeLimits;
 use imgmeta_pipeline::{Analyzer, DetectObjects};
 use imgmeta_queue::{Publisher, Topology};
+use imgmeta_relay::{BrokerHealth, ReconcileConfig};
 use imgmeta_store::Store;
 use imgmeta_worker::{Worker, WorkerConfig};
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ fn publisher(settings: &Settings) -> anyhow::Result<Arc<Publisher>> {
 pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
     let config = FetchConfig {
         allow_private: settings.fetch.allow_private,
+        domains: crate::security::domain_policy(settings)?,
         ..FetchConfig::default()
     };
     Ok(Fetcher::new(config)?)
@@ -46,7 +48,11 @@ pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
 /// The analyzer, with the object detector loaded once for the whole process.
 pub async fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
     let detector = crate::detector::load(settings).await;
-    analyzer_with(settings, detector)
+    let analyzer = analyzer_with(settings, detector)?;
+    Ok(match crate::security::host_gate(settings, store(settings)?) {
+        Some(gate) => analyzer.with_host_gate(gate),
+        None => analyzer,
+    })
 }
 
 /// The analyzer around an already loaded detector (or the reason there is none).
@@ -73,11 +79,16 @@ pub async fn start_api(
     store: Store,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningApi> {
+    let publisher = publisher(settings)?;
+    let broker = start_relay(settings, store.clone(), publisher.clone(), shutdown.clone());
     let state = AppState {
         store,
-        publisher: publisher(settings)?,
+        publisher,
+        broker,
+        max_outbox_backlog: settings.reliability.max_outbox_backlog,
         legacy_wait: settings.legacy_wait,
         fetch_allows_private: settings.fetch.allow_private,
+        security: crate::security::api_security(settings)?,
     };
     let app = Application::build(settings.http_addr, state).await?;
     let addr = app.local_addr();
@@ -98,9 +109,36 @@ pub fn start_worker(
         concurrency: settings.worker.concurrency,
         lease: settings.worker.lease,
         shutdown_grace: settings.worker.shutdown_grace,
+        max_attempts: settings.worker.max_attempts,
+        retry_base: settings.worker.retry_base,
+        test_hooks: settings.worker.test_hooks.clone(),
     };
-    let worker = Worker::new(config, store, publisher(settings)?, analyzer);
+    start_relay(settings, store.clone(), publisher(settings)?, shutdown.clone());
+    let worker = Worker::new(config, store, analyzer);
     Ok(tokio::spawn(worker.run_until_stopped(shutdown)))
+}
+
+/// Starts the outbox relay and the reconciler, which every API and worker process runs.
+pub fn start_relay(
+    settings: &Settings,
+    store: Store,
+    publisher: Arc<Publisher>,
+    shutdown: CancellationToken,
+) -> BrokerHealth {
+    let health = BrokerHealth::default();
+    tokio::spawn(imgmeta_relay::relay(
+        store.clone(),
+        publisher,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    let config = ReconcileConfig {
+        period: settings.reliability.sweep_period,
+        max_attempts: settings.worker.max_attempts,
+        republish_after: settings.reliability.republish_after,
+    };
+    tokio::spawn(imgmeta_relay::reconcile(store, config, shutdown));
+    health
 }
 
 /// `imgmeta api`.
@@ -127,6 +165,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let analyzer = Arc::new(analyzer(&settings).await?);
     let worker = start_worker(&settings, store.clone(), analyzer, shutdown.clone())?;
+    crate::security::ensure_first_key(&settings, &store).await?;
     let api = start_api(&settings, store, shutdown).await?;
     eprintln!("imgmeta is up: http://{}  (Ctrl-C to stop)", api.addr);
     let (api, worker) = tokio::join!(api.task, worker);

@@ -3,6 +3,10 @@
 //! Defaults point at services on localhost so `imgmeta up` works with no configuration; every
 //! variable is documented in the README's configuration table.
 
+mod security;
+
+pub use security::SecuritySettings;
+
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,11 +38,13 @@ pub struct Settings {
     pub queue_prefix: String,
     pub model_dir: PathBuf,
     pub worker: WorkerSettings,
+    pub reliability: ReliabilitySettings,
     pub detector: DetectorSettings,
     pub fetch: FetchSettings,
     /// How long `POST /img` waits for a job to finish before answering 202.
     pub legacy_wait: Duration,
     pub log_format: LogFormat,
+    pub security: SecuritySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +63,31 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long a stopping worker waits for jobs in flight.
     pub shutdown_grace: Duration,
+    /// Most runs a job gets; transient failures are retried until then.
+    pub max_attempts: i32,
+    /// Backoff before the first retry; doubles with every attempt (with jitter).
+    pub retry_base: Duration,
+    /// Crash hooks for the fault-injection suite; never set in production.
+    pub test_hooks: TestHooks,
+}
+
+/// Deliberate crashes for fault-injection tests (`IMGMETA_TEST_*`).
+#[derive(Debug, Clone, Default)]
+pub struct TestHooks {
+    /// Abort the process when a job whose URL contains this starts.
+    pub crash_on_url_substring: Option<String>,
+    /// Abort the process after committing a job's outcome and before acknowledging its message.
+    pub crash_after_commit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReliabilitySettings {
+    /// Messages the outbox may hold while the broker is down before submissions get 503.
+    pub max_outbox_backlog: i64,
+    /// A queued job whose message was published this long ago is published again.
+    pub republish_after: Duration,
+    /// How often the reconciler sweeps expired leases.
+    pub sweep_period: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +157,34 @@ impl Settings {
                     30,
                     0..=3600,
                 )?),
+                max_attempts: env.parse_in("IMGMETA_MAX_ATTEMPTS", 5, 1..=100)?,
+                retry_base: Duration::from_millis(env.parse_in(
+                    "IMGMETA_RETRY_BASE_MS",
+                    2_000,
+                    1..=3_600_000,
+                )?),
+                test_hooks: TestHooks {
+                    crash_on_url_substring: (lookup)("IMGMETA_TEST_CRASH_ON_URL_SUBSTRING")
+                        .filter(|s| !s.is_empty()),
+                    crash_after_commit: env.bool("IMGMETA_TEST_CRASH_AFTER_COMMIT", false)?,
+                },
+            },
+            reliability: ReliabilitySettings {
+                max_outbox_backlog: env.parse_in(
+                    "IMGMETA_OUTBOX_MAX_BACKLOG",
+                    100_000,
+                    1..=100_000_000,
+                )?,
+                republish_after: Duration::from_secs(env.parse_in(
+                    "IMGMETA_REPUBLISH_AFTER_SECS",
+                    900,
+                    10..=86_400,
+                )?),
+                sweep_period: Duration::from_millis(env.parse_in(
+                    "IMGMETA_SWEEP_MS",
+                    5_000,
+                    100..=600_000,
+                )?),
             },
             detector: DetectorSettings {
                 model: env.string("IMGMETA_MODEL", "yolov12n"),
@@ -154,6 +213,7 @@ impl Settings {
                 30_000,
                 0..=300_000,
             )?),
+            security: security::from_env(&env)?,
             log_format: match env.string("IMGMETA_LOG_FORMAT", "text").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

@@ -5,10 +5,12 @@
 //! databases.
 
 mod error;
+mod host_gate;
 mod objects;
 mod result;
 
 pub use error::AnalysisError;
+pub use host_gate::HostGate;
 pub use objects::DetectObjects;
 pub use result::{JobResult, Timings};
 
@@ -26,6 +28,8 @@ pub struct Analyzer {
     /// Loaded once per process; `None` when the model could not be loaded, in which case jobs
     /// asking for objects fail with `model_unavailable` and the reason.
     detector: Result<Arc<dyn DetectObjects>, String>,
+    /// Holds fetches back to the configured rate per image host, when set.
+    host_gate: Option<Arc<dyn HostGate>>,
 }
 
 /// What to compute for one image.
@@ -45,7 +49,14 @@ impl Analyzer {
             fetcher,
             limits,
             detector,
+            host_gate: None,
         }
+    }
+
+    /// Makes every fetch wait for `gate` first (the per-host fetch rate limit).
+    pub fn with_host_gate(mut self, gate: Arc<dyn HostGate>) -> Self {
+        self.host_gate = Some(gate);
+        self
     }
 
     pub fn fetcher(&self) -> &Fetcher {
@@ -60,6 +71,9 @@ impl Analyzer {
     ) -> Result<JobResult, AnalysisError> {
         // A job that cannot succeed should not pay for a download first.
         self.check_tasks(request)?;
+        if let Some(gate) = &self.host_gate {
+            gate.wait_turn(url.host_str()).await;
+        }
         let started = Instant::now();
         let fetched = self.fetcher.fetch(url).await?;
         let fetch_ms = elapsed_ms(started);

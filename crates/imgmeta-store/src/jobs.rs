@@ -1,4 +1,4 @@
-//! Job rows: submission, lookup, claiming a run, renewing its lease and recording its outcome.
+//! Job rows: submission (with its outbox message and idempotency key), lookup, cancellation.
 
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -7,7 +7,6 @@ use imgmeta_domain::{
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use std::time::Duration;
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,18 +27,32 @@ pub struct JobRecord {
 pub struct NewJob {
     pub id: JobId,
     pub spec: JobSpec,
+    pub idempotency: Option<Idempotency>,
 }
 
-/// What happened when a worker tried to claim a job for a run.
+/// A client's idempotency key and a digest of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_digest: String,
+}
+
+/// The outcome of a submission.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// The caller now owns run number `attempt` until its lease expires.
-    Claimed { attempt: i32, spec: JobSpec },
-    /// The job already ended; a late or duplicate message can be dropped.
-    Finished(JobStatus),
-    /// Another worker holds a valid lease on it.
-    Busy { lease_until: DateTime<Utc> },
-    /// No such job (it was never committed, or was deleted).
+pub enum Submitted {
+    /// A new job was recorded, with its message in the outbox.
+    Created(JobRecord),
+    /// The idempotency key was used before with the same request: the original job.
+    Existing(JobRecord),
+    /// The idempotency key was used before with a different request.
+    KeyReused,
+}
+
+/// The outcome of a cancellation request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    Cancelled(JobRecord),
+    AlreadyFinished(JobRecord),
     NotFound,
 }
 
@@ -53,19 +66,89 @@ macro_rules! job_columns {
 }
 
 impl Store {
-    /// Records a new queued job.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError> {
-        let row = sqlx::query(concat!(
-            "INSERT INTO jobs (id, url, tasks, min_score) VALUES ($1, $2, $3, $4) RETURNING ",
+    /// Records a new queued job and, in the same transaction, the message owed to the broker,
+    /// so an accepted job can never lack a message. A repeated idempotency key returns the
+    /// original job instead (or `KeyReused` if the request differs).
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (key, digest) = match &job.idempotency {
+            Some(i) => (Some(i.key.as_str()), Some(i.request_digest.as_str())),
+            None => (None, None),
+        };
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING ",
             job_columns!()
         ))
         .bind(job.id.as_uuid())
         .bind(job.spec.url.as_str())
         .bind(job.spec.tasks.as_strs())
         .bind(job.spec.min_score.value())
+        .bind(key)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            tx.rollback().await?;
+            return self
+                .existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default())
+                .await;
+        };
+        sqlx::query("INSERT INTO outbox (job_id) VALUES ($1)")
+            .bind(job.id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(crate::outbox::CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Submitted::Created(decode_job(&row)?))
+    }
+
+    async fn existing_for_key(&self, key: &str, digest: &str) -> Result<Submitted, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT request_digest, ",
+            job_columns!(),
+            " FROM jobs WHERE idempotency_key = $1"
+        ))
+        .bind(key)
         .fetch_one(&self.pool)
         .await?;
-        decode_job(&row)
+        let stored: Option<String> = row.try_get("request_digest")?;
+        if stored.as_deref() == Some(digest) {
+            Ok(Submitted::Existing(decode_job(&row)?))
+        } else {
+            Ok(Submitted::KeyReused)
+        }
+    }
+
+    /// Cancels a job that has not finished. A worker running it loses its lease at the next
+    /// renewal and stops; one that picks up its message skips it.
+    pub async fn cancel(&self, id: JobId) -> Result<Cancelled, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL,
+                    updated_at = now()
+             WHERE id = $1 AND status IN ('queued', 'running')
+             RETURNING ",
+            job_columns!()
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+                .bind(id.as_uuid())
+                .execute(&self.pool)
+                .await?;
+            return Ok(Cancelled::Cancelled(decode_job(&row)?));
+        }
+        Ok(match self.get_job(id).await? {
+            Some(job) => Cancelled::AlreadyFinished(job),
+            None => Cancelled::NotFound,
+        })
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -79,111 +162,9 @@ impl Store {
         .await?;
         row.as_ref().map(decode_job).transpose()
     }
-
-    /// Claims a queued job (or one whose previous run's lease expired) for a new run.
-    pub async fn claim(
-        &self,
-        id: JobId,
-        worker_id: &str,
-        lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-                    lease_until = now() + $2, worker_id = $3, updated_at = now()
-             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
-             RETURNING attempts, url, tasks, min_score, id",
-        )
-        .bind(id.as_uuid())
-        .bind(lease)
-        .bind(worker_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = claimed {
-            return Ok(Claim::Claimed {
-                attempt: row.try_get("attempts")?,
-                spec: decode_spec(&row)?,
-            });
-        }
-        let current = sqlx::query("SELECT status, lease_until FROM jobs WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = current else {
-            return Ok(Claim::NotFound);
-        };
-        let status = decode_status(id, &row)?;
-        if status.is_terminal() {
-            return Ok(Claim::Finished(status));
-        }
-        let lease_until: Option<DateTime<Utc>> = row.try_get("lease_until")?;
-        Ok(Claim::Busy {
-            lease_until: lease_until.unwrap_or_else(Utc::now),
-        })
-    }
-
-    /// Extends the lease of run `attempt`; false when that run no longer owns the job.
-    pub async fn renew_lease(
-        &self,
-        id: JobId,
-        attempt: i32,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_until = now() + $3, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(lease)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Stores the result of run `attempt`; false when that run no longer owns the job
-    /// (a newer run took over, or the job was cancelled), in which case nothing is written.
-    pub async fn complete(
-        &self,
-        id: JobId,
-        attempt: i32,
-        result: &serde_json::Value,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
-                    lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(result)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Ends run `attempt` as failed; false when that run no longer owns the job.
-    pub async fn fail(
-        &self,
-        id: JobId,
-        attempt: i32,
-        error: &ErrorBody,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4,
-                    finished_at = now(), lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(error.code.as_str())
-        .bind(&error.message)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
 }
 
-fn decode_status(id: JobId, row: &PgRow) -> Result<JobStatus, StoreError> {
+pub(crate) fn decode_status(id: JobId, row: &PgRow) -> Result<JobStatus, StoreError> {
     let raw: String = row.try_get("status")?;
     JobStatus::parse(&raw).ok_or_else(|| StoreError::Corrupt {
         id: id.as_uuid(),
@@ -191,7 +172,7 @@ fn decode_status(id: JobId, row: &PgRow) -> Result<JobStatus, StoreError> {
     })
 }
 
-fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
+pub(crate) fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
     let id: uuid::Uuid = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::Corrupt { id, reason };
     let url: String = row.try_get("url")?;
@@ -230,46 +211,4 @@ fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
         error,
         result: row.try_get("result")?,
     })
-}
-
-impl Store {
-    /// Removes a job that was recorded but never handed to the broker; only while still queued.
-    pub async fn withdraw_queued(&self, id: JobId) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0")
-                .bind(id.as_uuid())
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
-
-impl Store {
-    /// Hands run `attempt` back at shutdown: the job is queued again for another worker.
-    pub async fn release(&self, id: JobId, attempt: i32) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Re-queues up to `limit` running jobs whose lease expired (their worker died or hung) and
-    /// returns their ids, to be published again. Concurrent callers never get the same job.
-    pub async fn requeue_expired(&self, limit: i64) -> Result<Vec<JobId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL, updated_at = now()
-             WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_until < now()
-                          ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids.into_iter().map(JobId::from_uuid).collect())
-    }
 }

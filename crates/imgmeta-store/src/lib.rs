@@ -6,8 +6,15 @@
 
 mod database;
 mod error;
+mod host_limits;
 mod jobs;
+mod keys;
+pub mod outbox;
+mod runs;
 
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
-pub use jobs::{Claim, JobRecord, NewJob};
+pub use jobs::{Cancelled, Idempotency, JobRecord, NewJob, Submitted};
+pub use keys::{Admission, AdmissionOutcome, ApiKeyRecord, KeyLookup, NewApiKey};
+pub use outbox::{OutboxMessage, Sweep};
+pub use runs::Claim;

@@ -1,10 +1,12 @@
 //! Handling one delivery: claim, run with a renewed lease, store the outcome, then settle.
 
+use crate::TestHooks;
 use crate::outcome::{Outcome, decide};
-use imgmeta_domain::JobId;
+use imgmeta_domain::{JobId, JobSpec};
 use imgmeta_pipeline::{Analyzer, Request};
 use imgmeta_queue::JobDelivery;
-use imgmeta_store::{Claim, Store};
+use imgmeta_store::{Claim, Store, StoreError};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +17,9 @@ pub(crate) struct Shared {
     pub analyzer: Arc<Analyzer>,
     pub worker_id: String,
     pub lease: Duration,
+    pub max_attempts: i32,
+    pub retry_base: Duration,
+    pub hooks: TestHooks,
 }
 
 pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: CancellationToken) {
@@ -27,65 +32,28 @@ pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: Ca
             return;
         }
     };
-    let span =
-        tracing::info_span!("job", job.id = %message.job_id, attempt = tracing::field::Empty);
-    run(shared, &delivery, message.job_id, hand_back)
-        .instrument(span)
-        .await;
+    let span = tracing::info_span!("job", job.id = %message.job_id, attempt = tracing::field::Empty);
+    run(shared, &delivery, message.job_id, hand_back).instrument(span).await;
 }
 
 async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: CancellationToken) {
-    let claim = match shared
-        .store
-        .claim(id, &shared.worker_id, shared.lease)
-        .await
-    {
-        Ok(claim) => claim,
-        Err(err) => {
-            tracing::warn!(kind = "error", error = %err, "cannot claim; handing the message back");
-            // Give the database a moment before the message comes round again.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            settle_requeue(delivery).await;
-            return;
-        }
-    };
-    let (attempt, spec) = match claim {
-        Claim::Claimed { attempt, spec } => (attempt, spec),
-        Claim::Finished(status) => {
-            tracing::info!(
-                status = status.as_str(),
-                "duplicate message for a finished job; dropping it"
-            );
-            settle_ack(delivery).await;
-            return;
-        }
-        Claim::Busy { lease_until } => {
-            // Another worker runs it. If that worker dies, its lease expires and the
-            // reconciler re-queues the job with a fresh message, so this copy is not needed.
-            tracing::info!(%lease_until, "job is running elsewhere; dropping the duplicate message");
-            settle_ack(delivery).await;
-            return;
-        }
-        Claim::NotFound => {
-            tracing::warn!(kind = "error", "message for an unknown job; dropping it");
-            settle_ack(delivery).await;
-            return;
-        }
+    let Some((attempt, spec)) = claim(shared, delivery, id, &hand_back).await else {
+        return;
     };
     tracing::Span::current().record("attempt", attempt);
     tracing::info!(image.url_host = %spec.url.host_str(), "job started");
+    if let Some(needle) = &shared.hooks.crash_on_url_substring
+        && spec.url.as_str().contains(needle.as_str())
+    {
+        tracing::error!("IMGMETA_TEST_CRASH_ON_URL_SUBSTRING matched: aborting the process");
+        std::process::abort();
+    }
     let started = Instant::now();
 
-    // The lease is renewed while the job runs; losing it (a newer run took over, or the job
-    // was cancelled) stops this run, since its result could no longer be stored.
+    // The lease is renewed while the job runs; losing it (the job was cancelled, or a newer
+    // run took over after this one stalled) stops this run, whose result could not be stored.
     let lost_lease = CancellationToken::new();
-    let renewer = tokio::spawn(renew(
-        shared.store.clone(),
-        id,
-        attempt,
-        shared.lease,
-        lost_lease.clone(),
-    ));
+    let renewer = tokio::spawn(renew(shared.store.clone(), id, attempt, shared.lease, lost_lease.clone()));
     let request = Request {
         tasks: spec.tasks.clone(),
         min_score: spec.min_score,
@@ -101,58 +69,127 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     };
     renewer.abort();
     let Some(result) = result else {
-        tracing::warn!("lease lost; abandoning this run");
+        tracing::warn!("lease lost (cancelled or superseded); abandoning this run");
         settle_ack(delivery).await;
         return;
     };
     let duration_ms = started.elapsed().as_millis() as u64;
-    let stored = match decide(result) {
-        Outcome::Succeeded(result) => {
-            let stored = shared.store.complete(id, attempt, &result).await;
-            if let Ok(true) = stored {
-                tracing::info!(
-                    kind = "analytics",
-                    event = "job_succeeded",
-                    duration_ms,
-                    "job succeeded"
-                );
-            }
-            stored
+    let outcome = decide(result, attempt, shared.max_attempts, shared.retry_base);
+    let stored = persist(&hand_back, || async {
+        match &outcome {
+            Outcome::Succeeded(result) => shared.store.complete(id, attempt, result).await,
+            Outcome::Failed(error) => shared.store.fail(id, attempt, error).await,
+            Outcome::Retry { error, delay } => shared.store.retry_later(id, attempt, error, *delay).await,
         }
-        Outcome::Failed(error) => {
-            let stored = shared.store.fail(id, attempt, &error).await;
-            if let Ok(true) = stored {
-                tracing::info!(kind = "analytics", event = "job_failed", code = %error.code, duration_ms, message = %error.message, "job failed");
-            }
-            stored
-        }
-    };
+    })
+    .await;
     match stored {
-        Ok(true) => settle_ack(delivery).await,
-        Ok(false) => {
-            tracing::warn!(
-                "run no longer owns the job (superseded or cancelled); result discarded"
-            );
+        Some(true) => {
+            match &outcome {
+                Outcome::Succeeded(_) => {
+                    tracing::info!(kind = "analytics", event = "job_succeeded", duration_ms, "job succeeded")
+                }
+                Outcome::Failed(error) => tracing::info!(
+                    kind = "analytics", event = "job_failed", code = %error.code, duration_ms,
+                    message = %error.message, "job failed"
+                ),
+                Outcome::Retry { error, delay } => tracing::info!(
+                    kind = "analytics", event = "job_retry_scheduled", code = %error.code, duration_ms,
+                    retry_in_ms = delay.as_millis() as u64, message = %error.message, "job will be retried"
+                ),
+            }
+            if shared.hooks.crash_after_commit {
+                tracing::error!("IMGMETA_TEST_CRASH_AFTER_COMMIT: aborting between commit and ack");
+                std::process::abort();
+            }
             settle_ack(delivery).await;
         }
-        Err(err) => {
-            // The outcome is not committed: the job stays claimed until its lease expires,
-            // then the reconciler re-queues it. The message goes back meanwhile.
-            tracing::error!(kind = "error", error = %err, "cannot store the outcome");
-            settle_requeue(delivery).await;
+        Some(false) => {
+            tracing::warn!("run no longer owns the job (cancelled or superseded); outcome discarded");
+            settle_ack(delivery).await;
         }
+        // Shutting down with the database unreachable: leave the message unacknowledged; it
+        // returns to the queue with the connection, and the lease expires for the reconciler.
+        None => {}
     }
 }
 
-/// Hands a claimed job back at shutdown: it becomes queued again and its message returns.
+/// Claims the job for a new run, or settles the delivery when there is nothing to run.
+async fn claim(
+    shared: &Shared,
+    delivery: &JobDelivery,
+    id: JobId,
+    hand_back: &CancellationToken,
+) -> Option<(i32, JobSpec)> {
+    loop {
+        let claim = persist(hand_back, || shared.store.claim(id, &shared.worker_id, shared.lease)).await?;
+        match claim {
+            Claim::Claimed { attempt, spec } => return Some((attempt, spec)),
+            Claim::Finished(status) => {
+                tracing::info!(status = status.as_str(), "message for a finished job; dropping it");
+            }
+            Claim::NotFound => {
+                tracing::warn!(kind = "error", "message for an unknown job; dropping it");
+            }
+            Claim::Busy { lease_until } if delivery.redelivered => {
+                // The broker gave this message back because the worker holding it vanished,
+                // which may still hold the lease. Wait for the lease to end, then run it; a
+                // job that kills worker after worker therefore climbs the queue's delivery
+                // limit and is dead-lettered as poison.
+                let wait = (lease_until - chrono::Utc::now()).to_std().unwrap_or_default();
+                tracing::info!(wait_ms = wait.as_millis() as u64, "redelivered while leased; waiting for the lease");
+                tokio::select! {
+                    _ = hand_back.cancelled() => return None,
+                    _ = tokio::time::sleep(wait.min(shared.lease) + Duration::from_millis(100)) => continue,
+                }
+            }
+            Claim::Busy { .. } => {
+                // A duplicate of a message whose job another worker is running: that worker
+                // settles the job; should it vanish, the reconciler re-queues it.
+                tracing::info!("job is running elsewhere; dropping the duplicate message");
+            }
+        }
+        settle_ack(delivery).await;
+        return None;
+    }
+}
+
+/// Runs a database write until it succeeds, riding out database restarts without returning
+/// the message (which would count towards the delivery limit). `None` only at shutdown.
+async fn persist<T, F, Fut>(hand_back: &CancellationToken, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Ok(value) => return Some(value),
+            Err(err) if err.is_retryable() => {
+                tracing::warn!(kind = "error", error = %err, retry_in_ms = backoff.as_millis() as u64, "database unavailable; retrying");
+            }
+            Err(err) => {
+                tracing::error!(kind = "error", error = %err, "database error; retrying");
+            }
+        }
+        tokio::select! {
+            _ = hand_back.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Hands a claimed job back at shutdown: queued again with a fresh message in the outbox.
 async fn release(shared: &Shared, delivery: &JobDelivery, id: JobId, attempt: i32) {
     match shared.store.release(id, attempt).await {
-        Ok(_) => tracing::info!("shutting down; job handed back"),
-        Err(err) => {
-            tracing::warn!(kind = "error", error = %err, "could not release the job; its lease will expire")
+        Ok(_) => {
+            tracing::info!("shutting down; job handed back");
+            settle_ack(delivery).await;
         }
+        // The message returns to the queue with the connection instead.
+        Err(err) => tracing::warn!(kind = "error", error = %err, "could not release the job"),
     }
-    settle_requeue(delivery).await;
 }
 
 async fn renew(store: Store, id: JobId, attempt: i32, lease: Duration, lost: CancellationToken) {
@@ -176,11 +213,5 @@ async fn settle_ack(delivery: &JobDelivery) {
     if let Err(err) = delivery.ack().await {
         // The broker will redeliver; the claim makes the repeat harmless.
         tracing::warn!(kind = "error", error = %err, "ack failed");
-    }
-}
-
-async fn settle_requeue(delivery: &JobDelivery) {
-    if let Err(err) = delivery.requeue().await {
-        tracing::warn!(kind = "error", error = %err, "requeue failed");
     }
 }

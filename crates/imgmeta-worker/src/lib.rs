@@ -4,12 +4,13 @@
 //! Any number of workers on any number of hosts may run; PostgreSQL decides which one runs a
 //! job (the claim), RabbitMQ only wakes them up.
 
+mod dead_letters;
 mod job;
 mod outcome;
-mod reconcile;
 
+pub use imgmeta_config::TestHooks;
 use imgmeta_pipeline::Analyzer;
-use imgmeta_queue::{Deliveries, Publisher, Topology};
+use imgmeta_queue::{Deliveries, Topology};
 use imgmeta_store::Store;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -29,13 +30,17 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How long a stopping worker lets jobs in flight finish before handing them back.
     pub shutdown_grace: Duration,
+    /// Most runs a job gets; transient failures retry until then.
+    pub max_attempts: i32,
+    /// Backoff before the first retry, doubling per attempt.
+    pub retry_base: Duration,
+    pub test_hooks: TestHooks,
 }
 
 /// A worker process's job loop.
 pub struct Worker {
     config: WorkerConfig,
     store: Store,
-    publisher: Arc<Publisher>,
     analyzer: Arc<Analyzer>,
     worker_id: String,
 }
@@ -44,19 +49,17 @@ impl Worker {
     pub fn new(
         config: WorkerConfig,
         store: Store,
-        publisher: Arc<Publisher>,
         analyzer: Arc<Analyzer>,
     ) -> Self {
         let worker_id = format!(
             "{}-{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            hostname(),
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         Self {
             config,
             store,
-            publisher,
             analyzer,
             worker_id,
         }
@@ -71,11 +74,14 @@ impl Worker {
             analyzer: self.analyzer.clone(),
             worker_id: self.worker_id.clone(),
             lease: self.config.lease,
+            max_attempts: self.config.max_attempts,
+            retry_base: self.config.retry_base,
+            hooks: self.config.test_hooks.clone(),
         });
-        let reconciler = tokio::spawn(reconcile::run(
+        let dead_letters = tokio::spawn(dead_letters::run(
             self.store.clone(),
-            self.publisher.clone(),
-            self.config.lease,
+            self.config.amqp_url.clone(),
+            self.config.topology.clone(),
             shutdown.clone(),
         ));
         tracing::info!(worker.id = %self.worker_id, concurrency = self.config.concurrency, "worker started");
@@ -145,7 +151,7 @@ impl Worker {
                 }
             }
         }
-        reconciler.abort();
+        dead_letters.abort();
         let drained = tokio::time::timeout(self.config.shutdown_grace, async {
             while in_flight.join_next().await.is_some() {}
         })
@@ -171,4 +177,13 @@ impl Worker {
         }
         tracing::info!(worker.id = %self.worker_id, "worker stopped");
     }
+}
+
+/// The host's name for worker ids (from the kernel, so no environment lookup is needed).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
 }

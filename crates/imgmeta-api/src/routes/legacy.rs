@@ -3,7 +3,7 @@
 //! It submits a job like `/v1/jobs` and then waits, up to the configured time, for the job to
 //! end: `200` with the finished job, or `202` with the job still in progress.
 
-use crate::submit::submit as submit_job;
+use crate::submit::{Accepted, submit as submit_job};
 use crate::{ApiError, AppState, JobResource};
 use axum::Json;
 use axum::extract::{OriginalUri, State};
@@ -23,7 +23,9 @@ pub(super) async fn img(
         tasks: TaskSet::all(),
         min_score: MinScore::DEFAULT,
     };
-    let mut job = submit_job(&state, spec).await?;
+    let mut job = match submit_job(&state, spec, None).await? {
+        Accepted::Created(job) | Accepted::Replayed(job) => job,
+    };
     let deadline = Instant::now() + state.legacy_wait;
     let mut pause = Duration::from_millis(50);
     while !job.status.is_terminal() && Instant::now() < deadline {

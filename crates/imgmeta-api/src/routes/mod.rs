@@ -18,13 +18,23 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/jobs", post(jobs::submit))
-        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/img", post(legacy::img))
+        // Everything above needs an API key; sign-up and health checks below do not.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_key,
+        ))
+        .route("/v1/keys", post(crate::keys::create))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 pub struct TestApp {
     pub base: String,
     pub images: String,
+    /// Sends `api_key` on every request, so tests run with authentication on.
     pub client: reqwest::Client,
+    pub api_key: String,
     pub settings: Settings,
     pub db_name: String,
     shutdown: CancellationToken,
@@ -36,6 +38,10 @@ pub fn model_dir() -> PathBuf {
 pub struct Options {
     pub start_worker: bool,
     pub amqp_url: Option<String>,
+    /// Extra settings, overriding the test defaults.
+    pub env: Vec<(&'static str, String)>,
+    /// Reuse this database (of another TestApp) instead of creating a fresh one.
+    pub database: Option<String>,
 }
 
 impl Default for Options {
@@ -43,6 +49,8 @@ impl Default for Options {
         Self {
             start_worker: true,
             amqp_url: None,
+            env: Vec::new(),
+            database: None,
         }
     }
 }
@@ -64,7 +72,10 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> Self {
         imgmeta_cli::logging::init(imgmeta_config::LogFormat::Text);
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let db_name = format!("imgmeta_test_{suffix}");
+        let db_name = options
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("imgmeta_test_{suffix}"));
         let mut env: HashMap<&str, String> = HashMap::new();
         env.insert("IMGMETA_HTTP_ADDR", "127.0.0.1:0".into());
         env.insert(
@@ -80,6 +91,11 @@ impl TestApp {
         env.insert("IMGMETA_LEGACY_WAIT_MS", "20000".into());
         env.insert("IMGMETA_SHUTDOWN_GRACE_SECS", "10".into());
         env.insert("IMGMETA_MODEL_DIR", model_dir().display().to_string());
+        env.insert("IMGMETA_RETRY_BASE_MS", "50".into());
+        env.insert("IMGMETA_SWEEP_MS", "500".into());
+        for (key, value) in options.env {
+            env.insert(key, value);
+        }
         let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
 
         let detector = DETECTOR
@@ -89,6 +105,19 @@ impl TestApp {
         let store = imgmeta_cli::serve::migrate(&settings)
             .await
             .expect("migrating a fresh database");
+        // Authentication stays on, as in production; the key is generous so no test is throttled.
+        let api_key = imgmeta_api::issue_key(
+            &store,
+            &imgmeta_api::KeyRequest {
+                name: "e2e".into(),
+                rate_per_minute: 1_000_000,
+                daily_quota: 1_000_000_000,
+            },
+            "test",
+        )
+        .await
+        .expect("creating the test key")
+        .key;
         let shutdown = CancellationToken::new();
         let worker_shutdown = CancellationToken::new();
         let api = imgmeta_cli::serve::start_api(&settings, store.clone(), shutdown.clone())
@@ -98,7 +127,8 @@ impl TestApp {
         let mut app = Self {
             base: format!("http://{}", api.addr),
             images: format!("http://{images}"),
-            client: reqwest::Client::new(),
+            client: authorized_client(&api_key),
+            api_key,
             settings,
             db_name,
             shutdown,
@@ -256,6 +286,18 @@ impl TestApp {
     }
 }
 
+/// A client sending `Authorization: Bearer <key>` on every request.
+pub fn authorized_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// Serves `fixtures/images/<name>` plus a few misbehaving routes, on a free loopback port.
 async fn spawn_image_server() -> SocketAddr {
     use axum::Router;
@@ -288,7 +330,25 @@ async fn spawn_image_server() -> SocketAddr {
                 Ok(([(header::CONTENT_TYPE, "image/png")], bytes))
             }),
         )
-        .route("/gone", get(|| async { StatusCode::NOT_FOUND }));
+        .route("/gone", get(|| async { StatusCode::NOT_FOUND }))
+        .route(
+            "/flaky/{failures}/{token}/{name}",
+            get(|Path((failures, token, name)): Path<(u32, String, String)>| async move {
+                // Fails `failures` times per token with 503, then serves the image.
+                static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+                let key = format!("{failures}/{token}/{name}");
+                let seen = {
+                    let mut seen = SEEN.lock().unwrap();
+                    seen.push(key.clone());
+                    seen.iter().filter(|k| **k == key).count() as u32
+                };
+                if seen <= failures || name.contains("..") {
+                    return Err(StatusCode::SERVICE_UNAVAILABLE);
+                }
+                let bytes = tokio::fs::read(fixtures_dir().join(&name)).await.map_err(|_| StatusCode::NOT_FOUND)?;
+                Ok(bytes)
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -4,4 +4,6 @@
 mod helpers;
 mod jobs;
 mod legacy;
+mod reliability;
+mod security;
 mod validation;

@@ -1,0 +1,111 @@
+//! Wiring the security settings into the processes: the domain policy for the fetcher and the
+//! API, the API's security state, the per-host fetch gate for workers, and the first key that
+//! `imgmeta up` creates.
+
+use imgmeta_api::{DestinationPolicy, KeyRequest, Security};
+use imgmeta_config::Settings;
+use imgmeta_domain::{ErrorBody, ImageUrl};
+use imgmeta_fetch::{DomainPolicy, Fetcher};
+use imgmeta_pipeline::HostGate;
+use imgmeta_store::Store;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The block and allow lists from `IMGMETA_BLOCKED_DOMAINS[_FILE]` and
+/// `IMGMETA_ALLOWED_DOMAINS[_FILE]`; an invalid entry stops the process at start.
+pub fn domain_policy(settings: &Settings) -> anyhow::Result<DomainPolicy> {
+    let security = &settings.security;
+    let policy = DomainPolicy::parse(
+        &security.blocked_domains,
+        security.allowed_domains.as_deref(),
+    )?;
+    Ok(policy)
+}
+
+/// The fetcher's own network-free checks (scheme, credentials, port, domain lists and
+/// IP-literal addresses), applied at submission.
+struct FetchPolicy(Fetcher);
+
+impl DestinationPolicy for FetchPolicy {
+    fn check(&self, url: &ImageUrl) -> Result<(), ErrorBody> {
+        self.0.precheck(url).map_err(|e| e.to_body())
+    }
+}
+
+/// The API's security state from the settings.
+pub fn api_security(settings: &Settings) -> anyhow::Result<Security> {
+    let fetcher = crate::serve::fetcher(settings)?;
+    tracing::info!(domains = %fetcher.config().domains, "destination policy for submissions");
+    Ok(Security::from_settings(
+        &settings.security,
+        Some(Arc::new(FetchPolicy(fetcher))),
+    ))
+}
+
+/// Spaces fetches from one host `interval` apart across every worker, through PostgreSQL.
+struct SharedHostGate {
+    store: Store,
+    interval: Duration,
+}
+
+impl HostGate for SharedHostGate {
+    fn wait_turn<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let host = host.to_ascii_lowercase();
+            let wait = match self.store.reserve_host_slot(&host, self.interval).await {
+                Ok(wait) => wait,
+                // Without the shared schedule, keep to the rate locally rather than not at all.
+                Err(error) => {
+                    tracing::warn!(kind = "error", error = %error, "host fetch schedule unavailable; pacing locally");
+                    self.interval
+                }
+            };
+            if !wait.is_zero() {
+                tracing::debug!(
+                    image.url_host = %imgmeta_auth::clean(&host),
+                    wait_ms = wait.as_millis() as u64,
+                    "waiting for the host's fetch slot"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+}
+
+/// The per-host fetch gate for workers, or `None` when `IMGMETA_HOST_FETCH_RATE_PER_SECOND`
+/// is 0.
+pub fn host_gate(settings: &Settings, store: Store) -> Option<Arc<dyn HostGate>> {
+    let rate = settings.security.host_fetch_rate_per_second;
+    (rate > 0.0).then(|| {
+        Arc::new(SharedHostGate {
+            store,
+            interval: Duration::from_secs_f64(1.0 / rate),
+        }) as Arc<dyn HostGate>
+    })
+}
+
+/// `imgmeta up` on a database with no usable key: creates one and prints it, so the README's
+/// walk-through works from the first start.
+pub async fn ensure_first_key(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    if !settings.security.auth_enabled || store.count_active_api_keys().await? > 0 {
+        return Ok(());
+    }
+    let issued = imgmeta_api::issue_key(
+        store,
+        &KeyRequest {
+            name: "first key (imgmeta up)".to_owned(),
+            rate_per_minute: settings.security.default_rate_per_minute,
+            daily_quota: settings.security.default_daily_quota,
+        },
+        "up",
+    )
+    .await?;
+    eprintln!(
+        "imgmeta: no API key existed, so one was created. It is shown only this once:\n\n    {}\n\n\
+         Send it as `Authorization: Bearer <key>`; manage keys with `imgmeta keys`.",
+        issued.key
+    );
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Security settings: authentication, per-key limits, the global in-flight cap, the domain
+//! policy lists, inbound request limits and the per-host fetch rate.
+
+use crate::{ConfigError, Env};
+use secrecy::SecretString;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    /// Whether `/v1/*` and `/img` require an API key (`IMGMETA_AUTH=enabled|disabled`).
+    pub auth_enabled: bool,
+    /// The operators' token for `POST /v1/keys`; key sign-up over HTTP is off without it.
+    pub admin_token: Option<SecretString>,
+    /// Rate limit given to new keys unless one is chosen, in requests per minute.
+    pub default_rate_per_minute: u32,
+    /// Daily submission quota given to new keys unless one is chosen.
+    pub default_daily_quota: u32,
+    /// Most requests one API process serves at once; more are refused with 503.
+    pub max_in_flight: usize,
+    /// Fetches per second any one image host gets from all workers together; 0 turns it off.
+    pub host_fetch_rate_per_second: f64,
+    /// Blocked domains (entries from `IMGMETA_BLOCKED_DOMAINS` and the file named by
+    /// `IMGMETA_BLOCKED_DOMAINS_FILE`), in the domain list format.
+    pub blocked_domains: String,
+    /// The allowlist, if one is configured (`IMGMETA_ALLOWED_DOMAINS[_FILE]`).
+    pub allowed_domains: Option<String>,
+    /// How long a client may take to send its request line and headers.
+    pub header_read_timeout: Duration,
+    /// Longest request target (path and query) accepted, in bytes.
+    pub max_url_bytes: usize,
+}
+
+pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
+    let auth_enabled = match env
+        .string("IMGMETA_AUTH", "enabled")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "enabled" => true,
+        "disabled" => false,
+        other => {
+            return Err(ConfigError {
+                var: "IMGMETA_AUTH",
+                reason: format!("expected \"enabled\" or \"disabled\", got {other:?}"),
+            });
+        }
+    };
+    let admin_token = (env.0)("IMGMETA_ADMIN_TOKEN")
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(ConfigError {
+            var: "IMGMETA_ADMIN_TOKEN",
+            reason: "use at least 16 characters".into(),
+        });
+    }
+    Ok(SecuritySettings {
+        auth_enabled,
+        admin_token: admin_token.map(SecretString::from),
+        default_rate_per_minute: env.parse_in("IMGMETA_RATE_PER_MINUTE", 120, 1..=1_000_000)?,
+        default_daily_quota: env.parse_in("IMGMETA_DAILY_QUOTA", 10_000, 1..=1_000_000_000)?,
+        max_in_flight: env.parse_in("IMGMETA_MAX_IN_FLIGHT", 512, 1..=1_000_000)?,
+        host_fetch_rate_per_second: env.parse_in(
+            "IMGMETA_HOST_FETCH_RATE_PER_SECOND",
+            5.0,
+            0.0..=10_000.0,
+        )?,
+        blocked_domains: list(
+            env,
+            "IMGMETA_BLOCKED_DOMAINS",
+            "IMGMETA_BLOCKED_DOMAINS_FILE",
+        )?
+        .unwrap_or_default(),
+        allowed_domains: list(
+            env,
+            "IMGMETA_ALLOWED_DOMAINS",
+            "IMGMETA_ALLOWED_DOMAINS_FILE",
+        )?,
+        header_read_timeout: Duration::from_millis(env.parse_in(
+            "IMGMETA_HEADER_READ_TIMEOUT_MS",
+            10_000,
+            100..=300_000,
+        )?),
+        max_url_bytes: env.parse_in("IMGMETA_MAX_URL_BYTES", 8 * 1024, 256..=64 * 1024)?,
+    })
+}
+
+/// A domain list from a variable and a file together; `None` when neither is set. The entries
+/// are validated by the fetch crate's parser when the process starts.
+fn list(
+    env: &Env<'_>,
+    var: &'static str,
+    file_var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let inline = (env.0)(var).filter(|v| !v.trim().is_empty());
+    let from_file = match (env.0)(file_var).filter(|v| !v.trim().is_empty()) {
+        Some(path) => Some(
+            std::fs::read_to_string(path.trim()).map_err(|e| ConfigError {
+                var: file_var,
+                reason: format!("cannot read {path:?}: {e}"),
+            })?,
+        ),
+        None => None,
+    };
+    Ok(match (inline, from_file) {
+        (None, None) => None,
+        (a, b) => Some(format!(
+            "{}\n{}",
+            a.unwrap_or_default(),
+            b.unwrap_or_default()
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Settings;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, crate::ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn auth_is_on_and_no_lists_are_set_by_default() {
+        let s = settings(&[]).unwrap().security;
+        assert!(s.auth_enabled);
+        assert!(s.admin_token.is_none());
+        assert_eq!(s.blocked_domains, "");
+        assert!(s.allowed_domains.is_none());
+        assert_eq!(s.default_rate_per_minute, 120);
+    }
+
+    #[test]
+    fn auth_can_only_be_turned_off_by_name() {
+        assert!(
+            !settings(&[("IMGMETA_AUTH", "disabled")])
+                .unwrap()
+                .security
+                .auth_enabled
+        );
+        let err = settings(&[("IMGMETA_AUTH", "off")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_AUTH");
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_and_a_good_one_never_prints() {
+        let err = settings(&[("IMGMETA_ADMIN_TOKEN", "short")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_ADMIN_TOKEN");
+        let s = settings(&[("IMGMETA_ADMIN_TOKEN", "correct-horse-battery")]).unwrap();
+        assert_eq!(
+            s.security.admin_token.as_ref().unwrap().expose_secret(),
+            "correct-horse-battery"
+        );
+        assert!(!format!("{s:?}").contains("correct-horse"));
+    }
+
+    #[test]
+    fn domain_lists_join_the_variable_and_the_file() {
+        let path = std::env::temp_dir().join(format!("imgmeta-blocked-{}.txt", std::process::id()));
+        std::fs::write(&path, "evil.example\n# comment\n").unwrap();
+        let s = settings(&[
+            ("IMGMETA_BLOCKED_DOMAINS", "bad.example"),
+            ("IMGMETA_BLOCKED_DOMAINS_FILE", path.to_str().unwrap()),
+            ("IMGMETA_ALLOWED_DOMAINS", "good.example"),
+        ])
+        .unwrap()
+        .security;
+        std::fs::remove_file(&path).unwrap();
+        assert!(s.blocked_domains.contains("bad.example"));
+        assert!(s.blocked_domains.contains("evil.example"));
+        assert_eq!(
+            s.allowed_domains.as_deref().map(str::trim),
+            Some("good.example")
+        );
+        let err = settings(&[("IMGMETA_BLOCKED_DOMAINS_FILE", "/nonexistent/list")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_BLOCKED_DOMAINS_FILE");
+    }
+}

@@ -1,0 +1,122 @@
+//! The outbox relay: due messages → RabbitMQ (confirmed) → deleted from the outbox.
+
+use futures::future::join_all;
+use imgmeta_queue::{JobMessage, Publisher};
+use imgmeta_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Messages published per round.
+const BATCH: i64 = 200;
+/// How long taken messages stay hidden from other relays while being published.
+const HOLD: Duration = Duration::from_secs(30);
+/// Longest sleep between rounds without a notification: retries scheduled for later come due
+/// without anyone notifying.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// Whether the last publishing round reached the broker; the API consults it to decide when
+/// to bound the outbox backlog.
+#[derive(Debug, Clone)]
+pub struct BrokerHealth(Arc<AtomicBool>);
+
+impl Default for BrokerHealth {
+    /// Unknown counts as down until the first confirmed publish, so the backlog bound holds
+    /// from the first request of a process that starts while the broker is away.
+    fn default() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+}
+
+impl BrokerHealth {
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, up: bool) {
+        if self.0.swap(up, Ordering::Relaxed) != up {
+            if up {
+                tracing::info!("broker reachable again; publishing the outbox");
+            } else {
+                tracing::warn!(kind = "error", "broker unreachable; submissions wait in the outbox");
+            }
+        }
+    }
+}
+
+/// Publishes the outbox until `shutdown`.
+pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth, shutdown: CancellationToken) {
+    let mut listener = None;
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        if listener.is_none() {
+            // Without a listener the relay still works, by polling.
+            listener = store.listen_for_messages().await.ok();
+        }
+        let due = match store.take_due_messages(BATCH, HOLD).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(kind = "error", error = %err, "relay cannot read the outbox");
+                listener = None;
+                pause(&shutdown, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if due.is_empty() {
+            backoff = Duration::from_millis(100);
+            if !health.is_up() && publisher.ping().await.is_ok() {
+                health.set(true);
+            }
+            let wait = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if l.recv().await.is_err() {
+                            return false;
+                        }
+                        true
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ok = wait => if !ok { listener = None },
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+        let messages: Vec<JobMessage> = due.iter().map(|m| JobMessage { job_id: m.job_id }).collect();
+        let results = join_all(messages.iter().map(|m| publisher.publish(m))).await;
+        let confirmed: Vec<_> = due
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(m, _)| *m)
+            .collect();
+        if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
+            tracing::debug!(error = %err, failed = due.len() - confirmed.len(), "publishing failed");
+        }
+        health.set(!confirmed.is_empty() || results.is_empty());
+        if !confirmed.is_empty()
+            && let Err(err) = store.mark_published(&confirmed).await
+        {
+            // They will be published again after the hold: a duplicate, which is harmless.
+            tracing::warn!(kind = "error", error = %err, "cannot mark messages published");
+        }
+        if confirmed.len() < due.len() {
+            pause(&shutdown, backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            backoff = Duration::from_millis(100);
+        }
+    }
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}

@@ -1,0 +1,174 @@
+//! The outbox of messages owed to the broker, and the sweeps that keep every live job moving:
+//! expired leases, messages that went missing, and dead-lettered messages.
+
+use crate::{Store, StoreError};
+use imgmeta_domain::{ErrorCode, JobId};
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+
+/// The PostgreSQL notification channel a submission signals on, so relays wake at once.
+pub const CHANNEL: &str = "imgmeta_outbox";
+
+/// One message owed to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub job_id: JobId,
+}
+
+/// What a sweep of expired leases did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Jobs queued again (with a new message in the outbox).
+    pub requeued: u64,
+    /// Jobs that had used up their attempts and were failed as `poison`.
+    pub poisoned: u64,
+}
+
+impl Store {
+    /// Takes up to `limit` due messages for publishing. They are hidden from other relays for
+    /// `hold`; a relay that dies before confirming them just lets them come due again.
+    pub async fn take_due_messages(
+        &self,
+        limit: i64,
+        hold: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(
+            "UPDATE outbox SET available_at = now() + $2
+             WHERE id IN (SELECT id FROM outbox WHERE available_at <= now()
+                          ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, job_id",
+        )
+        .bind(limit)
+        .bind(hold)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, job_id)| OutboxMessage {
+                id,
+                job_id: JobId::from_uuid(job_id),
+            })
+            .collect())
+    }
+
+    /// Forgets messages the broker confirmed.
+    pub async fn mark_published(&self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        let jobs: Vec<uuid::Uuid> = messages.iter().map(|m| m.job_id.as_uuid()).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE jobs SET published_at = now() WHERE id = ANY($1)")
+            .bind(&jobs)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Messages waiting in the outbox, counted up to `cap` (so the count stays cheap).
+    pub async fn outbox_backlog(&self, cap: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS capped")
+                .bind(cap)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A listener woken by every submission's notification.
+    pub async fn listen_for_messages(&self) -> Result<PgListener, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// Running jobs whose lease expired (their worker died or hung): queued again with a new
+    /// message, or failed as `poison` once they have used `max_attempts` runs.
+    pub async fn sweep_expired_leases(
+        &self,
+        limit: i64,
+        max_attempts: i32,
+    ) -> Result<Sweep, StoreError> {
+        let (poisoned, requeued): (i64, i64) = sqlx::query_as(
+            "WITH expired AS (
+                 SELECT id, attempts FROM jobs
+                 WHERE status = 'running' AND lease_until < now()
+                 ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED
+             ), poisoned AS (
+                 UPDATE jobs j SET status = 'failed', error_code = $3,
+                        error_message = 'the job stopped its worker on each of its ' || j.attempts || ' attempts',
+                        finished_at = now(), lease_until = NULL, updated_at = now()
+                 FROM expired e WHERE j.id = e.id AND e.attempts >= $2
+                 RETURNING j.id
+             ), requeued AS (
+                 UPDATE jobs j SET status = 'queued', lease_until = NULL, worker_id = NULL,
+                        last_error_code = 'internal', last_error_message = 'the worker running it stopped',
+                        updated_at = now()
+                 FROM expired e WHERE j.id = e.id AND e.attempts < $2
+                 RETURNING j.id
+             ), messages AS (
+                 INSERT INTO outbox (job_id) SELECT id FROM requeued RETURNING job_id
+             )
+             SELECT (SELECT count(*) FROM poisoned), (SELECT count(*) FROM messages)",
+        )
+        .bind(limit)
+        .bind(max_attempts)
+        .bind(ErrorCode::Poison.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Sweep {
+            requeued: requeued as u64,
+            poisoned: poisoned as u64,
+        })
+    }
+
+    /// Queued jobs whose last message was published more than `older_than` ago and that have
+    /// no message pending get a new one: a safety net should a message ever go missing in the
+    /// broker. Duplicates are harmless (claims are exclusive).
+    pub async fn republish_stale(
+        &self,
+        limit: i64,
+        older_than: Duration,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH stale AS (
+                 SELECT j.id FROM jobs j
+                 WHERE j.status = 'queued' AND j.published_at < now() - $2
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.id)
+                 ORDER BY j.published_at LIMIT $1 FOR UPDATE SKIP LOCKED
+             ), bumped AS (
+                 UPDATE jobs j SET published_at = now() FROM stale s WHERE j.id = s.id RETURNING j.id
+             ), messages AS (
+                 INSERT INTO outbox (job_id) SELECT id FROM bumped RETURNING job_id
+             )
+             SELECT count(*) FROM messages",
+        )
+        .bind(limit)
+        .bind(older_than)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// A message for this job was dead-lettered after too many deliveries (each ended with its
+    /// worker gone). Unless a run currently holds a valid lease, the job ends as `poison`.
+    pub async fn fail_dead_lettered(&self, id: JobId, deliveries: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3,
+                    finished_at = now(), lease_until = NULL, updated_at = now()
+             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))",
+        )
+        .bind(id.as_uuid())
+        .bind(ErrorCode::Poison.as_str())
+        .bind(format!(
+            "the job's message was delivered {deliveries} times and its worker stopped each time"
+        ))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

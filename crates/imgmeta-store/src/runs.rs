@@ -1,0 +1,187 @@
+//! Runs of a job: claiming it with a new attempt number and a lease, renewing the lease, and
+//! ending the run (success, failure, retry later, or handing it back). Every write names the
+//! run's attempt, so a stale run can never overwrite a newer one.
+
+use crate::jobs::decode_spec;
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use imgmeta_domain::{ErrorBody, JobId, JobSpec, JobStatus};
+use sqlx::Row;
+use std::time::Duration;
+
+/// What happened when a worker tried to claim a job for a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The caller now owns run number `attempt` until its lease expires.
+    Claimed { attempt: i32, spec: JobSpec },
+    /// The job already ended; a late or duplicate message can be dropped.
+    Finished(JobStatus),
+    /// Another run holds a valid lease on it.
+    Busy { lease_until: DateTime<Utc> },
+    /// No such job (it was never committed, or was deleted).
+    NotFound,
+}
+
+impl Store {
+    /// Claims a queued job (or one whose previous run's lease expired) for a new run.
+    pub async fn claim(
+        &self,
+        id: JobId,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                    lease_until = now() + $2, worker_id = $3, updated_at = now()
+             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+             RETURNING attempts, url, tasks, min_score, id",
+        )
+        .bind(id.as_uuid())
+        .bind(lease)
+        .bind(worker_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(Claim::Claimed {
+                attempt: row.try_get("attempts")?,
+                spec: decode_spec(&row)?,
+            });
+        }
+        let current = sqlx::query("SELECT status, lease_until FROM jobs WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = current else {
+            return Ok(Claim::NotFound);
+        };
+        let status = crate::jobs::decode_status(id, &row)?;
+        if status.is_terminal() {
+            return Ok(Claim::Finished(status));
+        }
+        let lease_until: Option<DateTime<Utc>> = row.try_get("lease_until")?;
+        Ok(Claim::Busy {
+            lease_until: lease_until.unwrap_or_else(Utc::now),
+        })
+    }
+
+    /// Extends the lease of run `attempt`; false when that run no longer owns the job.
+    pub async fn renew_lease(
+        &self,
+        id: JobId,
+        attempt: i32,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = now() + $3, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores the result of run `attempt`; false when that run no longer owns the job
+    /// (a newer run took over, or the job was cancelled), in which case nothing is written.
+    pub async fn complete(
+        &self,
+        id: JobId,
+        attempt: i32,
+        result: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
+                    lease_until = NULL, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(result)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends run `attempt` as failed; false when that run no longer owns the job.
+    pub async fn fail(
+        &self,
+        id: JobId,
+        attempt: i32,
+        error: &ErrorBody,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = $3, error_message = $4,
+                    finished_at = now(), lease_until = NULL, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(error.code.as_str())
+        .bind(&error.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends run `attempt` with a transient error and schedules another run after `delay`: the
+    /// job is queued again and its next message waits in the outbox until then.
+    pub async fn retry_later(
+        &self,
+        id: JobId,
+        attempt: i32,
+        error: &ErrorBody,
+        delay: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL,
+                    last_error_code = $3, last_error_message = $4, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(error.code.as_str())
+        .bind(&error.message)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO outbox (job_id, available_at) VALUES ($1, now() + $2)")
+            .bind(id.as_uuid())
+            .bind(delay)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Hands run `attempt` back at shutdown: the job is queued again with a new message in the
+    /// outbox (so the delivery can be acknowledged rather than returned, which would count
+    /// towards the broker's delivery limit). The interrupted attempt does not count.
+    pub async fn release(&self, id: JobId, attempt: i32) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,
+                    worker_id = NULL, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO outbox (job_id) VALUES ($1)")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,49 @@
+//! Dead letters: messages the broker gave up on after its delivery limit (each delivery ended
+//! with the worker gone) mark their job as failed with code `poison`.
+
+use imgmeta_queue::{Deliveries, Topology};
+use imgmeta_store::Store;
+use secrecy::SecretString;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(store: Store, amqp_url: SecretString, topology: Topology, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let mut deliveries = match Deliveries::dead(&amqp_url, &topology).await {
+            Ok(d) => d,
+            Err(_) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = deliveries.next() => next,
+            };
+            let Some(Ok(delivery)) = next else { break };
+            if let Ok(message) = &delivery.message {
+                let deliveries_made = delivery.delivery_count.unwrap_or_default();
+                loop {
+                    match store.fail_dead_lettered(message.job_id, deliveries_made).await {
+                        Ok(true) => {
+                            tracing::warn!(kind = "error", job.id = %message.job_id, "poison job dead-lettered and failed");
+                            break;
+                        }
+                        Ok(false) => break,
+                        Err(err) => {
+                            tracing::warn!(kind = "error", error = %err, "cannot record a dead letter; retrying");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+            let _ = delivery.ack().await;
+        }
+    }
+}
