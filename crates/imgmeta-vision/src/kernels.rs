@@ -145,11 +145,15 @@ impl InplaceOp1 for SoftmaxLastDim {
         let data = f32_contiguous_mut(storage, layout, self.name())?;
         data.par_chunks_mut(dim).for_each(|row| {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = exp(*v - max);
-                sum += *v;
+            row.iter_mut().for_each(|v| *v = exp(*v - max));
+            // Eight partial sums: a single running sum is a dependency chain that
+            // keeps the loop scalar.
+            let mut lanes = [0f32; 8];
+            let mut chunks = row.chunks_exact(8);
+            for chunk in &mut chunks {
+                lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
             }
+            let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
             let inv = 1.0 / sum;
             row.iter_mut().for_each(|v| *v *= inv);
         });
