@@ -39,6 +39,8 @@ pub struct Run {
     pub client: Client,
     pub ledger: Ledger,
     pub log_dir: PathBuf,
+    /// Notes about the environment, made before the run started.
+    preface: Vec<String>,
     pool: PgPool,
     snapshots: Arc<Mutex<Snapshots>>,
     watcher: tokio::task::JoinHandle<()>,
@@ -75,6 +77,7 @@ fn photo_png(workspace: &std::path::Path) -> Result<bytes::Bytes> {
 
 impl Run {
     pub async fn start(config: RunConfig) -> Result<Self> {
+        let repaired = crate::services::repair_degraded_broker().await;
         let suffix = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("imgmeta_chaos_{suffix}");
         let prefix = format!("chaos-{suffix}");
@@ -167,6 +170,7 @@ impl Run {
             client,
             ledger: Ledger::default(),
             log_dir,
+            preface: repaired.into_iter().collect(),
             pool,
             snapshots,
             watcher,
@@ -256,8 +260,10 @@ impl Run {
         let snapshots = std::mem::take(&mut *self.snapshots.lock().expect("snapshots lock"));
         let mut snapshots = snapshots;
         snapshots.observe(&rows);
-        let (counts, mut notes) = evaluate(&self.ledger.submissions(), &rows, &snapshots, 8);
+        let (counts, found) = evaluate(&self.ledger.submissions(), &rows, &snapshots, 8);
         let pass = counts.clean();
+        let mut notes = self.preface.clone();
+        notes.extend(found);
         notes.push(format!("process logs: {}", self.log_dir.display()));
         let summary = Summary {
             scenario: self.name.clone(),

@@ -235,3 +235,33 @@ pub async fn drop_run_data(database: &str, prefix: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether the broker's supervisor of at-least-once dead-letter workers is alive. When many
+/// such workers exit within a second it gives up (`reached_max_restart_intensity`, cf.
+/// rabbitmq-server issue 16652) and from then on no at-least-once quorum queue can elect a
+/// leader: consumers get `INTERNAL_ERROR` until the app restarts. The service's queues use
+/// that strategy, so a run on such a broker tests nothing.
+pub async fn rabbit_dlx_supervisor_alive() -> Result<bool> {
+    let out = run_async(
+        "rabbitmqctl",
+        vec!["eval".into(), "whereis(rabbit_fifo_dlx_sup).".into()],
+    )
+    .await?;
+    Ok(out.trim() != "undefined")
+}
+
+/// Restarts a broker whose dead-letter supervisor died (a few seconds' outage); returns a note
+/// when it had to.
+pub async fn repair_degraded_broker() -> Option<String> {
+    match rabbit_dlx_supervisor_alive().await {
+        Ok(true) | Err(_) => None,
+        Ok(false) => {
+            let stopped = rabbit_stop_app().await;
+            let started = rabbit_start_app().await;
+            Some(format!(
+                "RabbitMQ's rabbit_fifo_dlx_sup was dead before this run (no at-least-once \
+                 quorum queue could start); restarted the app: stop {stopped:?}, start {started:?}"
+            ))
+        }
+    }
+}
