@@ -53,7 +53,7 @@ pub(crate) async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_headers(limits.max_headers)
-                .max_buf_size(limits.max_head_bytes)
+                .max_header_size(limits.max_head_bytes)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let result = tokio::select! {
