@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
+# The deploy tests (crates/imgmeta-telemetry/tests/deploy.rs) validate docker-compose.yml with Compose.
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
+  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; }
 cargo fmt --all -- --check
 cargo test --workspace --locked
