@@ -7,9 +7,20 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// Raw outputs may differ from onnxruntime's by this much: boxes are in input pixels
-/// (up to 640), so this is a relative error of about 1e-6 there.
+/// Class probabilities (rows 4..) may differ from onnxruntime's by this much.
 const OUTPUT0_TOLERANCE: f32 = 1e-3;
+/// Box rows (0..4) are in input pixels, up to 640, where float32 values are 3e-5 to 6e-5
+/// apart and the two runtimes sum convolutions in different orders (which order also
+/// depends on the CPU's vector width). So they get the same 1e-3 plus 4e-6 of the value:
+/// 3.6e-3 at 640 px, about 60 float32 steps there, still a thousandth of a pixel's scale.
+const BOX_RELATIVE_TOLERANCE: f32 = 4e-6;
+
+fn tolerance(row: usize, value: f32) -> f32 {
+    match row {
+        0..4 => OUTPUT0_TOLERANCE + BOX_RELATIVE_TOLERANCE * value.abs(),
+        _ => OUTPUT0_TOLERANCE,
+    }
+}
 
 fn model_dir() -> PathBuf {
     std::env::var_os("IMGMETA_MODEL_DIR")
@@ -50,15 +61,17 @@ fn assert_output0_matches(name: &str) {
         reference["shape"],
         serde_json::json!([1, raw.rows, raw.anchors])
     );
-    let mut worst = (0f32, 0usize, 0usize);
+    // The largest difference relative to its tolerance, with where it occurred.
+    let mut worst = (0f32, 0f32, 0usize, 0usize);
     let anchors = reference["anchors"].as_array().unwrap();
     let values = reference["values"].as_array().unwrap();
     for (anchor, row_values) in anchors.iter().zip(values) {
         let anchor = anchor.as_u64().unwrap() as usize;
         for (row, expected) in row_values.as_array().unwrap().iter().enumerate() {
-            let diff = (raw.at(row, anchor) - f32_of(expected)).abs();
-            if diff > worst.0 {
-                worst = (diff, row, anchor);
+            let expected = f32_of(expected);
+            let diff = (raw.at(row, anchor) - expected).abs();
+            if diff / tolerance(row, expected) > worst.0 {
+                worst = (diff / tolerance(row, expected), diff, row, anchor);
             }
         }
     }
@@ -71,21 +84,19 @@ fn assert_output0_matches(name: &str) {
         let max = (0..raw.anchors)
             .map(|a| raw.at(row, a))
             .fold(f32::NEG_INFINITY, f32::max);
-        let diff = (max - f32_of(expected)).abs();
-        if diff > worst.0 {
-            worst = (diff, row, usize::MAX);
+        let expected = f32_of(expected);
+        let diff = (max - expected).abs();
+        if diff / tolerance(row, expected) > worst.0 {
+            worst = (diff / tolerance(row, expected), diff, row, usize::MAX);
         }
     }
+    let (ratio, diff, row, anchor) = worst;
     eprintln!(
-        "{name}: largest output0 difference {} (row {}, anchor {})",
-        worst.0, worst.1, worst.2
+        "{name}: output0 differs by at most {ratio:.2} of the tolerance ({diff} at row {row}, anchor {anchor})"
     );
     assert!(
-        worst.0 <= OUTPUT0_TOLERANCE,
-        "{name}: output0 differs by {} at row {} anchor {}",
-        worst.0,
-        worst.1,
-        worst.2
+        ratio <= 1.0,
+        "{name}: output0 differs by {diff} at row {row} anchor {anchor}"
     );
 }
 
