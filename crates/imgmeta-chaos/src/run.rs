@@ -11,7 +11,7 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ pub struct Run {
     /// Notes about the environment, made before the run started.
     preface: Vec<String>,
     pool: PgPool,
-    snapshots: Arc<Mutex<Snapshots>>,
+    snapshots: Arc<tokio::sync::Mutex<Snapshots>>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -145,16 +145,14 @@ impl Run {
         let workers = Workers::start(&procs, config.workers.clone())?;
         let client = Client::new(&api.base);
 
-        let snapshots: Arc<Mutex<Snapshots>> = Arc::default();
+        let snapshots: Arc<tokio::sync::Mutex<Snapshots>> = Arc::default();
         let watcher = {
             let (pool, snapshots) = (pool.clone(), snapshots.clone());
             let every = config.watch_every;
             tokio::spawn(async move {
                 loop {
                     // While PostgreSQL is down the poll fails; the next one catches up.
-                    if let Ok(rows) = read_rows(&pool).await {
-                        snapshots.lock().expect("snapshots lock").observe(&rows);
-                    }
+                    let _ = poll(&pool, &snapshots).await;
                     sleep(every).await;
                 }
             })
@@ -229,11 +227,7 @@ impl Run {
         let started = Instant::now();
         let ids = self.ledger.accepted_ids();
         loop {
-            if let Ok(rows) = read_rows(&self.pool).await {
-                self.snapshots
-                    .lock()
-                    .expect("snapshots lock")
-                    .observe(&rows);
+            if let Ok(rows) = poll(&self.pool, &self.snapshots).await {
                 let terminal = rows.iter().filter(|r| r.is_terminal()).map(|r| r.id);
                 let terminal: std::collections::HashSet<Uuid> = terminal.collect();
                 if ids.iter().all(|id| terminal.contains(id)) {
@@ -246,8 +240,9 @@ impl Run {
             sleep(Duration::from_millis(250)).await;
         }
         sleep(settle).await;
+        self.watcher.abort();
         let rows = loop {
-            match read_rows(&self.pool).await {
+            match poll(&self.pool, &self.snapshots).await {
                 Ok(rows) => break rows,
                 Err(e) if started.elapsed() < deadline + settle + Duration::from_secs(30) => {
                     eprintln!("chaos: reading the jobs table failed ({e}); retrying");
@@ -256,10 +251,7 @@ impl Run {
                 Err(_) => break Vec::new(),
             }
         };
-        self.watcher.abort();
-        let snapshots = std::mem::take(&mut *self.snapshots.lock().expect("snapshots lock"));
-        let mut snapshots = snapshots;
-        snapshots.observe(&rows);
+        let snapshots = std::mem::take(&mut *self.snapshots.lock().await);
         let (counts, found) = evaluate(&self.ledger.submissions(), &rows, &snapshots, 8);
         let pass = counts.clean();
         let mut notes = self.preface.clone();
@@ -290,6 +282,19 @@ impl Run {
             let _ = crate::services::drop_run_data(&self.db_name, &self.prefix).await;
         }
     }
+}
+
+/// Reads the jobs table and feeds the snapshots, holding the lock across both: a slow read
+/// that started earlier must not be observed after a newer one (it would look like a terminal
+/// job going back to `queued`).
+async fn poll(
+    pool: &PgPool,
+    snapshots: &tokio::sync::Mutex<Snapshots>,
+) -> Result<Vec<Row>, sqlx::Error> {
+    let mut snapshots = snapshots.lock().await;
+    let rows = read_rows(pool).await?;
+    snapshots.observe(&rows);
+    Ok(rows)
 }
 
 async fn read_rows(pool: &PgPool) -> Result<Vec<Row>, sqlx::Error> {
