@@ -97,6 +97,8 @@ impl Run {
             ("IMGMETA_WORKER_CONCURRENCY", "2"),
             ("IMGMETA_LOG_FORMAT", "json"),
             ("IMGMETA_INFERENCE_THREADS", "1"),
+            // The harness tests delivery, not authentication or per-key rate limits.
+            ("IMGMETA_AUTH", "disabled"),
         ] {
             env.insert(k.to_owned(), v.to_owned());
         }
