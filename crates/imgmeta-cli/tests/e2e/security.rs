@@ -516,3 +516,85 @@ async fn spawn_redirector(target: &'static str) -> std::net::SocketAddr {
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_created_listed_and_revoked_with_the_cli_work_against_the_api() {
+    use secrecy::ExposeSecret;
+    let app = TestApp::spawn_with(options(&[])).await;
+    let imgmeta = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
+            .args(args)
+            .env(
+                "IMGMETA_DATABASE_URL",
+                app.settings.database.url.expose_secret(),
+            )
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("running imgmeta");
+        assert!(output.status.success(), "imgmeta {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let created: Value = serde_json::from_str(&imgmeta(&[
+        "keys",
+        "create",
+        "--name",
+        "cli key",
+        "--rate-per-minute",
+        "7",
+    ]))
+    .unwrap();
+    let (key, prefix) = (
+        created["key"].as_str().unwrap().to_owned(),
+        created["prefix"].as_str().unwrap().to_owned(),
+    );
+    let client = authorized_client(&key);
+    let before = client.get(unknown_job(&app)).send().await.unwrap();
+    imgmeta(&["keys", "revoke", &prefix]);
+    let after = client.get(unknown_job(&app)).send().await.unwrap();
+    let listed: Vec<Value> = imgmeta(&["keys", "list"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+
+    assert_eq!(before.status(), 404);
+    assert_eq!(before.headers()["ratelimit-limit"], "7");
+    assert_eq!(error_of(after).await.0, 401);
+    let row = listed
+        .iter()
+        .find(|k| k["prefix"] == prefix.as_str())
+        .unwrap();
+    assert_eq!(row["name"], "cli key");
+    assert!(row["revoked_at"].is_string());
+    assert!(listed.iter().all(|k| k.get("key").is_none()));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_creates_a_key_only_when_no_usable_key_exists() {
+    let app = TestApp::spawn_with(options(&[])).await;
+    let store = store_of(&app);
+    imgmeta_cli::security::ensure_first_key(&app.settings, &store)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_api_keys().await.unwrap().len(),
+        1,
+        "the test key was usable"
+    );
+
+    store
+        .revoke_api_key(&app.api_key[..12])
+        .await
+        .unwrap()
+        .unwrap();
+    imgmeta_cli::security::ensure_first_key(&app.settings, &store)
+        .await
+        .unwrap();
+
+    let keys = store.list_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(store.count_active_api_keys().await.unwrap(), 1);
+    assert_eq!(keys[1].name, "first key (imgmeta up)");
+    app.cleanup().await;
+}
