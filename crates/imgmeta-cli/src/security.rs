@@ -11,6 +11,7 @@ use imgmeta_store::Store;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The block and allow lists from `IMGMETA_BLOCKED_DOMAINS[_FILE]` and
@@ -48,12 +49,26 @@ pub fn api_security(settings: &Settings) -> anyhow::Result<Security> {
 struct SharedHostGate {
     store: Store,
     interval: Duration,
+    reservations: AtomicU64,
 }
+
+/// Every this many reservations, hosts idle for `FORGET_HOSTS_AFTER` are deleted, so the
+/// schedule table stays as small as the set of hosts in recent use.
+const PRUNE_EVERY: u64 = 1024;
+const FORGET_HOSTS_AFTER: Duration = Duration::from_secs(3600);
 
 impl HostGate for SharedHostGate {
     fn wait_turn<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let host = host.to_ascii_lowercase();
+            if self.reservations.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+                let store = self.store.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = store.forget_idle_hosts(FORGET_HOSTS_AFTER).await {
+                        tracing::debug!(error = %error, "pruning the host fetch schedule failed");
+                    }
+                });
+            }
             let wait = match self.store.reserve_host_slot(&host, self.interval).await {
                 Ok(wait) => wait,
                 // Without the shared schedule, keep to the rate locally rather than not at all.
@@ -82,6 +97,7 @@ pub fn host_gate(settings: &Settings, store: Store) -> Option<Arc<dyn HostGate>>
         Arc::new(SharedHostGate {
             store,
             interval: Duration::from_secs_f64(1.0 / rate),
+            reservations: AtomicU64::new(0),
         }) as Arc<dyn HostGate>
     })
 }

@@ -488,6 +488,32 @@ async fn fetches_from_one_host_are_spaced_at_the_shared_rate_across_processes() 
         other_host.elapsed() < Duration::from_millis(150),
         "another host waits for nobody"
     );
+    // Hosts idle for long are forgotten; busy ones keep their schedule.
+    let store = store_of(&app);
+    let pool = sqlx::PgPool::connect(secrecy::ExposeSecret::expose_secret(
+        &app.settings.database.url,
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE host_slots SET next_at = now() - interval '2 hours' WHERE host = 'other.example'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        store
+            .forget_idle_hosts(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<String> = sqlx::query_scalar("SELECT host FROM host_slots")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["images.example"]);
+    pool.close().await;
     app.cleanup().await;
 }
 
