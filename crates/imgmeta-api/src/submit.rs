@@ -38,6 +38,7 @@ pub(crate) async fn submit(
     };
     match state.store.insert_job(&new).await? {
         Submitted::Created(job) => {
+            metrics::counter!(imgmeta_telemetry::JOBS_SUBMITTED).increment(1);
             tracing::info!(
                 kind = "analytics",
                 event = "job_submitted",

@@ -40,6 +40,7 @@ pub async fn load(settings: &Settings) -> Result<Arc<dyn DetectObjects>, String>
         };
         let started = std::time::Instant::now();
         let detector = Detector::load(&config).map_err(|e| e.to_string())?;
+        metrics::gauge!(imgmeta_telemetry::MODEL_LOAD).set(started.elapsed().as_secs_f64());
         tracing::info!(model = %model, load_ms = started.elapsed().as_millis() as u64, "object detector loaded");
         Ok(Arc::new(Yolo(detector)) as Arc<dyn DetectObjects>)
     })

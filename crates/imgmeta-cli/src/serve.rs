@@ -79,6 +79,7 @@ pub async fn start_api(
     store: Store,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningApi> {
+    imgmeta_telemetry::install();
     let publisher = publisher(settings)?;
     let broker = start_relay(settings, store.clone(), publisher.clone(), shutdown.clone());
     let state = AppState {
@@ -113,6 +114,7 @@ pub fn start_worker(
         retry_base: settings.worker.retry_base,
         test_hooks: settings.worker.test_hooks.clone(),
     };
+    imgmeta_telemetry::install();
     start_relay(settings, store.clone(), publisher(settings)?, shutdown.clone());
     let worker = Worker::new(config, store, analyzer);
     Ok(tokio::spawn(worker.run_until_stopped(shutdown)))
@@ -128,7 +130,7 @@ pub fn start_relay(
     let health = BrokerHealth::default();
     tokio::spawn(imgmeta_relay::relay(
         store.clone(),
-        publisher,
+        publisher.clone(),
         health.clone(),
         shutdown.clone(),
     ));
@@ -137,7 +139,7 @@ pub fn start_relay(
         max_attempts: settings.worker.max_attempts,
         republish_after: settings.reliability.republish_after,
     };
-    tokio::spawn(imgmeta_relay::reconcile(store, config, shutdown));
+    tokio::spawn(imgmeta_relay::reconcile(store, publisher, config, shutdown));
     health
 }
 
@@ -149,10 +151,31 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves `/metrics` alone on `addr` (a worker's own port).
+pub async fn start_metrics(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+    imgmeta_telemetry::install();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { imgmeta_telemetry::render() }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    tracing::info!(addr = %bound, "metrics listening");
+    Ok(bound)
+}
+
 /// `imgmeta worker`.
 pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let shutdown = shutdown_on_signal();
+    if let Some(addr) = settings.metrics_addr {
+        start_metrics(addr, shutdown.clone()).await?;
+    }
     let analyzer = Arc::new(analyzer(&settings).await?);
     start_worker(&settings, store(&settings)?, analyzer, shutdown)?.await?;
     Ok(())

@@ -33,6 +33,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http_addr: SocketAddr,
+    /// Where a worker serves `/metrics` on its own (the API serves it on `http_addr`).
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseSettings,
     pub amqp_url: SecretString,
     pub queue_prefix: String,
@@ -141,6 +143,13 @@ impl Settings {
         }
         Ok(Self {
             http_addr: env.parse("IMGMETA_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
+            metrics_addr: match (lookup)("IMGMETA_METRICS_ADDR").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(raw) => Some(raw.trim().parse().map_err(|e: std::net::AddrParseError| ConfigError {
+                    var: "IMGMETA_METRICS_ADDR",
+                    reason: e.to_string(),
+                })?),
+            },
             database: DatabaseSettings {
                 url: database_url.into(),
                 max_connections: env.parse_in("IMGMETA_DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,

@@ -78,6 +78,8 @@ impl Analyzer {
         let fetched = self.fetcher.fetch(url).await?;
         let fetch_ms = elapsed_ms(started);
         tracing::debug!(fetch_ms, bytes = fetched.bytes.len(), "fetched");
+        metrics::counter!(imgmeta_telemetry::BYTES_FETCHED).increment(fetched.bytes.len() as u64);
+        observe("fetch", Some(fetch_ms));
         self.analyze_bytes(fetched.bytes, request, fetch_ms).await
     }
 
@@ -120,6 +122,9 @@ impl Analyzer {
             None
         };
 
+        observe("decode", Some(timings.decode));
+        observe("metadata", timings.metadata);
+        observe("objects", timings.objects);
         Ok(JobResult {
             image,
             objects,
@@ -147,6 +152,12 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AnalysisError::internal(format!("analysis task failed: {e}")))
+}
+
+fn observe(stage: &'static str, ms: Option<f64>) {
+    if let Some(ms) = ms {
+        metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => stage).record(ms / 1000.0);
+    }
 }
 
 fn elapsed_ms(started: Instant) -> f64 {

@@ -143,6 +143,29 @@ impl Publisher {
             .map(|_| ())
     }
 
+    /// Messages ready in the jobs queue (delivered but unacknowledged ones not counted).
+    pub async fn queue_depth(&self) -> Result<u32, QueueError> {
+        let channel = self.channel().await?;
+        let queue = channel
+            .queue_declare(
+                self.topology.jobs_queue().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match queue {
+            Ok(queue) => Ok(queue.message_count()),
+            Err(err) => {
+                // A failed passive declare closes the channel.
+                self.channel.lock().await.take();
+                Err(err.into())
+            }
+        }
+    }
+
     /// Deletes this topology's queues and exchange: for tests that made their own prefix.
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
         let channel = self.channel().await?;

@@ -1,6 +1,8 @@
 //! The reconciler: expired leases, used-up attempts and lost messages.
 
+use imgmeta_queue::Publisher;
 use imgmeta_store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +16,12 @@ pub struct ReconcileConfig {
     pub republish_after: Duration,
 }
 
-pub async fn reconcile(store: Store, config: ReconcileConfig, shutdown: CancellationToken) {
+pub async fn reconcile(
+    store: Store,
+    publisher: Arc<Publisher>,
+    config: ReconcileConfig,
+    shutdown: CancellationToken,
+) {
     let jitter = Duration::from_millis(rand::random_range(0..500));
     let mut tick = tokio::time::interval(config.period + jitter);
     loop {
@@ -28,6 +35,13 @@ pub async fn reconcile(store: Store, config: ReconcileConfig, shutdown: Cancella
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(kind = "error", error = %err, "cannot sweep expired leases"),
+        }
+        // Gauges for dashboards and autoscaling, refreshed with each sweep.
+        if let Ok(backlog) = store.outbox_backlog(1_000_000).await {
+            metrics::gauge!(imgmeta_telemetry::OUTBOX_BACKLOG).set(backlog as f64);
+        }
+        if let Ok(depth) = publisher.queue_depth().await {
+            metrics::gauge!(imgmeta_telemetry::QUEUE_DEPTH).set(f64::from(depth));
         }
         match store.republish_stale(500, config.republish_after).await {
             Ok(0) => {}

@@ -42,6 +42,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     };
     tracing::Span::current().record("attempt", attempt);
     tracing::info!(image.url_host = %spec.url.host_str(), "job started");
+    let _in_flight = InFlight::start();
     if let Some(needle) = &shared.hooks.crash_on_url_substring
         && spec.url.as_str().contains(needle.as_str())
     {
@@ -75,6 +76,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = decide(result, attempt, shared.max_attempts, shared.retry_base);
+    let store_started = Instant::now();
     let stored = persist(&hand_back, || async {
         match &outcome {
             Outcome::Succeeded(result) => shared.store.complete(id, attempt, result).await,
@@ -83,8 +85,11 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         }
     })
     .await;
+    metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => "store")
+        .record(store_started.elapsed().as_secs_f64());
     match stored {
         Some(true) => {
+            record(&outcome);
             match &outcome {
                 Outcome::Succeeded(_) => {
                     tracing::info!(kind = "analytics", event = "job_succeeded", duration_ms, "job succeeded")
@@ -213,5 +218,33 @@ async fn settle_ack(delivery: &JobDelivery) {
     if let Err(err) = delivery.ack().await {
         // The broker will redeliver; the claim makes the repeat harmless.
         tracing::warn!(kind = "error", error = %err, "ack failed");
+    }
+}
+
+/// Counts the job among those running in this process while alive.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!(imgmeta_telemetry::JOBS_IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(imgmeta_telemetry::JOBS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+fn record(outcome: &Outcome) {
+    match outcome {
+        Outcome::Succeeded(_) => metrics::counter!(imgmeta_telemetry::JOBS_SUCCEEDED).increment(1),
+        Outcome::Failed(error) => {
+            metrics::counter!(imgmeta_telemetry::JOBS_FAILED, "code" => error.code.as_str()).increment(1)
+        }
+        Outcome::Retry { error, .. } => {
+            metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => error.code.as_str()).increment(1)
+        }
     }
 }

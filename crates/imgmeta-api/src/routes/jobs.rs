@@ -145,6 +145,7 @@ pub(super) async fn cancel(
     let id = JobId::parse(&raw_id)?;
     match state.store.cancel(id).await? {
         Cancelled::Cancelled(job) => {
+            metrics::counter!(imgmeta_telemetry::JOBS_CANCELLED).increment(1);
             tracing::info!(kind = "analytics", event = "job_cancelled", job.id = %id, "job cancelled");
             Ok(Json(job.into()))
         }

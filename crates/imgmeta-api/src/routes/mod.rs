@@ -3,6 +3,7 @@
 mod health;
 mod jobs;
 mod legacy;
+mod metrics;
 
 use crate::{ApiError, AppState};
 use axum::Router;
@@ -28,6 +29,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/keys", post(crate::keys::create))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -36,6 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
             crate::limits::guard,
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::record))
         .with_state(state)
 }
 
