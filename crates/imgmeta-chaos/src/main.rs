@@ -33,7 +33,8 @@ struct Cli {
 enum Command {
     /// Runs one scenario, or `all` of them in turn.
     Scenario {
-        /// A scenario name or `all`; `list` prints the names.
+        /// A scenario name, `all`, or `ci` (those that leave RabbitMQ and PostgreSQL running);
+        /// `list` prints the names.
         name: String,
         /// Background ok jobs submitted during each scenario.
         #[arg(long, default_value_t = 100)]
@@ -71,6 +72,8 @@ async fn main() -> Result<()> {
             }
             let names: Vec<&str> = if name == "all" {
                 scenarios::ALL.to_vec()
+            } else if name == "ci" {
+                scenarios::CI.to_vec()
             } else {
                 vec![name.as_str()]
             };

@@ -27,6 +27,19 @@ pub const ALL: &[&str] = &[
     "sigterm-workers",
 ];
 
+/// The scenarios that leave the shared RabbitMQ and PostgreSQL alone and finish in about a
+/// minute each: what a CI run on a shared machine can afford.
+pub const CI: &[&str] = &[
+    "kill-during-fetch",
+    "kill-during-inference",
+    "kill-after-commit",
+    "poison",
+    "publish-twice",
+    "kill-api",
+    "kill-workers-repeatedly",
+    "sigterm-workers",
+];
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub workspace: PathBuf,
