@@ -35,7 +35,7 @@ pub async fn run(
         let bytes = tokio::fs::read(target)
             .await
             .map_err(|e| fail(ErrorCode::FetchFailed, format!("cannot read {target}: {e}")))?;
-        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let read_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         analyzer
             .analyze_bytes(Bytes::from(bytes), &request, read_ms)
             .await

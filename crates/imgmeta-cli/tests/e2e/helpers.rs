@@ -299,7 +299,7 @@ pub fn authorized_client(key: &str) -> reqwest::Client {
 }
 
 /// Serves `fixtures/images/<name>` plus a few misbehaving routes, on a free loopback port.
-async fn spawn_image_server() -> SocketAddr {
+pub async fn spawn_image_server() -> SocketAddr {
     use axum::Router;
     use axum::extract::Path;
     use axum::http::{StatusCode, header};

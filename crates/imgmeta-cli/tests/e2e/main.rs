@@ -4,6 +4,7 @@
 mod helpers;
 mod jobs;
 mod legacy;
+mod logs;
 mod observability;
 mod reliability;
 mod security;
