@@ -5,6 +5,7 @@
 #
 #   bash scripts/chaos.sh                 # all scenarios
 #   bash scripts/chaos.sh poison          # one scenario (`list` prints the names)
+#   bash scripts/chaos.sh ci              # only those that leave RabbitMQ and PostgreSQL running
 #   JOBS=200 bash scripts/chaos.sh        # background jobs per scenario (default 100)
 #   bash scripts/chaos.sh load            # the 10,000-job load test, broker up then down
 #
