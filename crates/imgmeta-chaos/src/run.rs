@@ -257,6 +257,14 @@ impl Run {
         let (counts, found) = evaluate(&self.ledger.submissions(), &rows, &snapshots, 8);
         let pass = counts.clean();
         let mut notes = self.preface.clone();
+        if let Ok(false) = crate::services::rabbit_dlx_supervisor_alive().await {
+            // Not the service's doing: say so, so that a failure is read for what it is.
+            notes.push(
+                "RabbitMQ's rabbit_fifo_dlx_sup died during this run: the run's quorum queue \
+                 may have had no leader (consumers get INTERNAL_ERROR)"
+                    .into(),
+            );
+        }
         notes.extend(found);
         notes.push(format!("process logs: {}", self.log_dir.display()));
         let summary = Summary {
