@@ -342,9 +342,18 @@ async fn poison(opts: &Options) -> Result<Summary> {
     feed.await?;
     let summary = run.finish(Duration::from_secs(180), SETTLE).await;
     let crashes = summary.worker_restarts;
-    let notes = vec![format!(
+    let mut notes = Vec::new();
+    if let Answer::Accepted(id) = answer {
+        // Reported, not judged: whether "5 attempts" allows a sixth run is the service's call,
+        // but every extra run of a poison job kills a worker and the jobs it holds.
+        let runs = summary.attempts.get(&id).copied().unwrap_or(0);
+        notes.push(format!(
+            "the poison job was claimed {runs} times (IMGMETA_MAX_ATTEMPTS defaults to 5)"
+        ));
+    }
+    notes.push(format!(
         "poison job answer: {answer:?}; worker crashes: {crashes}"
-    )];
+    ));
     let injected = matches!(answer, Answer::Accepted(_)) && crashes > 0;
     let mut s = conclude(summary, notes, injected);
     if crashes == 0 {
