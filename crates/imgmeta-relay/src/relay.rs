@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 const BATCH: i64 = 200;
 /// How long taken messages stay hidden from other relays while being published.
 const HOLD: Duration = Duration::from_secs(30);
-/// Longest sleep between rounds without a notification: retries scheduled for later come due
-/// without anyone notifying.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Sleep between rounds when the outbox has nothing due. The relay polls rather than
+/// LISTENing because a NOTIFY in every submission takes a global lock at commit, which would
+/// cap submit throughput; this bounds how long a new job's message waits.
+const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Whether the last publishing round reached the broker; the API consults it to decide when
 /// to bound the outbox backlog.
@@ -47,18 +48,12 @@ impl BrokerHealth {
 
 /// Publishes the outbox until `shutdown`.
 pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth, shutdown: CancellationToken) {
-    let mut listener = None;
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        if listener.is_none() {
-            // Without a listener the relay still works, by polling.
-            listener = store.listen_for_messages().await.ok();
-        }
         let due = match store.take_due_messages(BATCH, HOLD).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(kind = "error", error = %err, "relay cannot read the outbox");
-                listener = None;
                 pause(&shutdown, backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -69,20 +64,8 @@ pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth
             if !health.is_up() && publisher.ping().await.is_ok() {
                 health.set(true);
             }
-            let wait = async {
-                match listener.as_mut() {
-                    Some(l) => {
-                        if l.recv().await.is_err() {
-                            return false;
-                        }
-                        true
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                ok = wait => if !ok { listener = None },
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
             continue;
@@ -106,6 +89,15 @@ pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth
             tracing::warn!(kind = "error", error = %err, "cannot mark messages published");
         }
         if confirmed.len() < due.len() {
+            let failed: Vec<_> = due
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_err())
+                .map(|(m, _)| *m)
+                .collect();
+            if let Err(err) = store.release_messages(&failed, backoff).await {
+                tracing::warn!(kind = "error", error = %err, "cannot release unpublished messages");
+            }
             pause(&shutdown, backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         } else {

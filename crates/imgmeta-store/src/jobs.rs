@@ -70,17 +70,24 @@ impl Store {
     /// so an accepted job can never lack a message. A repeated idempotency key returns the
     /// original job instead (or `KeyReused` if the request differs).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let (key, digest) = match &job.idempotency {
             Some(i) => (Some(i.key.as_str()), Some(i.request_digest.as_str())),
             None => (None, None),
         };
+        // One statement, so one round trip and an implicit transaction: the outbox row exists
+        // exactly when the job row does.
         let inserted = sqlx::query(concat!(
-            "INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-             RETURNING ",
-            job_columns!()
+            "WITH job AS (
+                 INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                 RETURNING *
+             ), message AS (
+                 INSERT INTO outbox (job_id) SELECT id FROM job
+             )
+             SELECT ",
+            job_columns!(),
+            " FROM job"
         ))
         .bind(job.id.as_uuid())
         .bind(job.spec.url.as_str())
@@ -88,24 +95,12 @@ impl Store {
         .bind(job.spec.min_score.value())
         .bind(key)
         .bind(digest)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = inserted else {
-            tx.rollback().await?;
-            return self
-                .existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default())
-                .await;
-        };
-        sqlx::query("INSERT INTO outbox (job_id) VALUES ($1)")
-            .bind(job.id.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(crate::outbox::CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Submitted::Created(decode_job(&row)?))
+        match inserted {
+            Some(row) => Ok(Submitted::Created(decode_job(&row)?)),
+            None => self.existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default()).await,
+        }
     }
 
     async fn existing_for_key(&self, key: &str, digest: &str) -> Result<Submitted, StoreError> {

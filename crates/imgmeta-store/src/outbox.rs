@@ -3,11 +3,7 @@
 
 use crate::{Store, StoreError};
 use imgmeta_domain::{ErrorCode, JobId};
-use sqlx::postgres::PgListener;
 use std::time::Duration;
-
-/// The PostgreSQL notification channel a submission signals on, so relays wake at once.
-pub const CHANNEL: &str = "imgmeta_outbox";
 
 /// One message owed to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +65,18 @@ impl Store {
         Ok(())
     }
 
+    /// Gives back messages this relay could not publish, due again after `delay`, so another
+    /// relay (one that reaches the broker) need not wait out the hold.
+    pub async fn release_messages(&self, messages: &[OutboxMessage], delay: Duration) -> Result<(), StoreError> {
+        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        sqlx::query("UPDATE outbox SET available_at = now() + $2 WHERE id = ANY($1)")
+            .bind(&ids)
+            .bind(delay)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Messages waiting in the outbox, counted up to `cap` (so the count stays cheap).
     pub async fn outbox_backlog(&self, cap: i64) -> Result<i64, StoreError> {
         Ok(
@@ -77,13 +85,6 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?,
         )
-    }
-
-    /// A listener woken by every submission's notification.
-    pub async fn listen_for_messages(&self) -> Result<PgListener, StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
-        Ok(listener)
     }
 
     /// Running jobs whose lease expired (their worker died or hung): queued again with a new
