@@ -346,6 +346,11 @@ async fn poison(opts: &Options) -> Result<Summary> {
     if let Answer::Accepted(id) = answer {
         // Reported, not judged: whether "5 attempts" allows a sixth run is the service's call,
         // but every extra run of a poison job kills a worker and the jobs it holds.
+        // Seen on 27 Nov: 6 claims with the default 5. The claim in imgmeta-store's runs.rs
+        // also takes over a `running` job whose lease expired, without checking `attempts`
+        // against the maximum. The broker redelivers the crashed worker's message, and that
+        // redelivery can beat the reconciler's sweep, which is the only place that fails
+        // used-up jobs as `poison`. So the job runs one more time.
         let runs = summary.attempts.get(&id).copied().unwrap_or(0);
         notes.push(format!(
             "the poison job was claimed {runs} times (IMGMETA_MAX_ATTEMPTS defaults to 5)"
