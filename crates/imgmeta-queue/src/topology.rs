@@ -94,16 +94,10 @@ fn quorum_args(dead_letter: Option<(String, String)>) -> FieldTable {
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(routing_key.into()),
         );
-        // At-least-once dead-lettering needs reject-publish overflow; it guarantees a poison
-        // message reaches the dead queue rather than being dropped.
-        args.insert(
-            "x-dead-letter-strategy".into(),
-            AMQPValue::LongString("at-least-once".into()),
-        );
-        args.insert(
-            "x-overflow".into(),
-            AMQPValue::LongString("reject-publish".into()),
-        );
+        // Dead-lettering stays at-most-once (the default): RabbitMQ 3.10's at-least-once
+        // dead-letter workers crash under queue churn and take every such queue down with
+        // them. A dropped dead letter loses nothing: PostgreSQL still holds the job, and the
+        // reconciler fails a job that used up its attempts as `poison` by itself.
     }
     args
 }

@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Messages published per round.
 const BATCH: i64 = 200;
-/// How long taken messages stay hidden from other relays while being published.
-const HOLD: Duration = Duration::from_secs(30);
+/// How long taken messages stay hidden from other relays while being published: longer than
+/// a publish may take (its confirm timeout is 10 s), short enough that the batch of a relay
+/// killed mid-publish is soon picked up by another.
+const HOLD: Duration = Duration::from_secs(15);
 /// Sleep between rounds when the outbox has nothing due. The relay polls rather than
 /// LISTENing because a NOTIFY in every submission takes a global lock at commit, which would
 /// cap submit throughput; this bounds how long a new job's message waits.
