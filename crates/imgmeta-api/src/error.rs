@@ -64,7 +64,8 @@ impl From<imgmeta_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        metrics::counter!(imgmeta_telemetry::REQUEST_ERRORS, "code" => self.code.as_str()).increment(1);
+        metrics::counter!(imgmeta_telemetry::REQUEST_ERRORS, "code" => self.code.as_str())
+            .increment(1);
         let body = ErrorBody::new(self.code, self.message).envelope();
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

@@ -17,8 +17,8 @@ mod submit;
 pub use auth::AuthenticatedKey;
 pub use error::ApiError;
 pub use keys::{IssuedKey, KeyRequest, issue_key, log_key_event, validate_key_name};
-pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use resource::JobResource;
+pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use state::AppState;
 
 use axum::Router;
@@ -38,7 +38,11 @@ impl Application {
     pub async fn build(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         if !state.security.auth_enabled {
-            tracing::warn!(kind = "security", event = "auth_disabled", "IMGMETA_AUTH=disabled: the API accepts requests without an API key");
+            tracing::warn!(
+                kind = "security",
+                event = "auth_disabled",
+                "IMGMETA_AUTH=disabled: the API accepts requests without an API key"
+            );
         }
         Ok(Self {
             listener,

@@ -25,7 +25,11 @@ pub(crate) async fn submit(
     if !state.broker.is_up() {
         let backlog = state.store.outbox_backlog(state.max_outbox_backlog).await?;
         if backlog >= state.max_outbox_backlog {
-            tracing::warn!(kind = "error", backlog, "broker down and outbox full; refusing submissions");
+            tracing::warn!(
+                kind = "error",
+                backlog,
+                "broker down and outbox full; refusing submissions"
+            );
             return Err(ApiError::unavailable(
                 "the message broker is unavailable and the backlog is full",
             ));

@@ -49,10 +49,12 @@ pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
 pub async fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
     let detector = crate::detector::load(settings).await;
     let analyzer = analyzer_with(settings, detector)?;
-    Ok(match crate::security::host_gate(settings, store(settings)?) {
-        Some(gate) => analyzer.with_host_gate(gate),
-        None => analyzer,
-    })
+    Ok(
+        match crate::security::host_gate(settings, store(settings)?) {
+            Some(gate) => analyzer.with_host_gate(gate),
+            None => analyzer,
+        },
+    )
 }
 
 /// The analyzer around an already loaded detector (or the reason there is none).
@@ -115,7 +117,12 @@ pub fn start_worker(
         test_hooks: settings.worker.test_hooks.clone(),
     };
     imgmeta_telemetry::install();
-    start_relay(settings, store.clone(), publisher(settings)?, shutdown.clone());
+    start_relay(
+        settings,
+        store.clone(),
+        publisher(settings)?,
+        shutdown.clone(),
+    );
     let worker = Worker::new(config, store, analyzer);
     Ok(tokio::spawn(worker.run_until_stopped(shutdown)))
 }
@@ -152,7 +159,10 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Serves `/metrics` alone on `addr` (a worker's own port).
-pub async fn start_metrics(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+pub async fn start_metrics(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     imgmeta_telemetry::install();
     let app = axum::Router::new().route(
         "/metrics",

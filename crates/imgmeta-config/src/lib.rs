@@ -145,10 +145,16 @@ impl Settings {
             http_addr: env.parse("IMGMETA_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             metrics_addr: match (lookup)("IMGMETA_METRICS_ADDR").filter(|v| !v.trim().is_empty()) {
                 None => None,
-                Some(raw) => Some(raw.trim().parse().map_err(|e: std::net::AddrParseError| ConfigError {
-                    var: "IMGMETA_METRICS_ADDR",
-                    reason: e.to_string(),
-                })?),
+                Some(raw) => {
+                    Some(
+                        raw.trim()
+                            .parse()
+                            .map_err(|e: std::net::AddrParseError| ConfigError {
+                                var: "IMGMETA_METRICS_ADDR",
+                                reason: e.to_string(),
+                            })?,
+                    )
+                }
             },
             database: DatabaseSettings {
                 url: database_url.into(),

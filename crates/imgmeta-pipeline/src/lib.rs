@@ -156,7 +156,8 @@ async fn blocking<T: Send + 'static>(
 
 fn observe(stage: &'static str, ms: Option<f64>) {
     if let Some(ms) = ms {
-        metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => stage).record(ms / 1000.0);
+        metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => stage)
+            .record(ms / 1000.0);
     }
 }
 

@@ -31,7 +31,11 @@ pub async fn reconcile(
         }
         match store.sweep_expired_leases(500, config.max_attempts).await {
             Ok(sweep) if sweep.requeued + sweep.poisoned > 0 => {
-                tracing::warn!(requeued = sweep.requeued, poisoned = sweep.poisoned, "expired leases swept");
+                tracing::warn!(
+                    requeued = sweep.requeued,
+                    poisoned = sweep.poisoned,
+                    "expired leases swept"
+                );
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(kind = "error", error = %err, "cannot sweep expired leases"),

@@ -42,14 +42,22 @@ impl BrokerHealth {
             if up {
                 tracing::info!("broker reachable again; publishing the outbox");
             } else {
-                tracing::warn!(kind = "error", "broker unreachable; submissions wait in the outbox");
+                tracing::warn!(
+                    kind = "error",
+                    "broker unreachable; submissions wait in the outbox"
+                );
             }
         }
     }
 }
 
 /// Publishes the outbox until `shutdown`.
-pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth, shutdown: CancellationToken) {
+pub async fn relay(
+    store: Store,
+    publisher: Arc<Publisher>,
+    health: BrokerHealth,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let due = match store.take_due_messages(BATCH, HOLD).await {
@@ -72,7 +80,10 @@ pub async fn relay(store: Store, publisher: Arc<Publisher>, health: BrokerHealth
             }
             continue;
         }
-        let messages: Vec<JobMessage> = due.iter().map(|m| JobMessage { job_id: m.job_id }).collect();
+        let messages: Vec<JobMessage> = due
+            .iter()
+            .map(|m| JobMessage { job_id: m.job_id })
+            .collect();
         let results = join_all(messages.iter().map(|m| publisher.publish(m))).await;
         let confirmed: Vec<_> = due
             .iter()

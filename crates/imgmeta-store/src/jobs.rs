@@ -99,7 +99,10 @@ impl Store {
         .await?;
         match inserted {
             Some(row) => Ok(Submitted::Created(decode_job(&row)?)),
-            None => self.existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default()).await,
+            None => {
+                self.existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default())
+                    .await
+            }
         }
     }
 

@@ -67,7 +67,11 @@ impl Store {
 
     /// Gives back messages this relay could not publish, due again after `delay`, so another
     /// relay (one that reaches the broker) need not wait out the hold.
-    pub async fn release_messages(&self, messages: &[OutboxMessage], delay: Duration) -> Result<(), StoreError> {
+    pub async fn release_messages(
+        &self,
+        messages: &[OutboxMessage],
+        delay: Duration,
+    ) -> Result<(), StoreError> {
         let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
         sqlx::query("UPDATE outbox SET available_at = now() + $2 WHERE id = ANY($1)")
             .bind(&ids)

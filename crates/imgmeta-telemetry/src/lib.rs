@@ -64,16 +64,34 @@ pub fn render() -> String {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status");
-    describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency");
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency"
+    );
     describe_counter!(JOBS_SUBMITTED, "jobs accepted");
     describe_counter!(JOBS_SUCCEEDED, "jobs that succeeded");
     describe_counter!(JOBS_FAILED, "jobs that failed, by error code");
-    describe_counter!(JOBS_RETRIED, "runs that ended in a scheduled retry, by error code");
+    describe_counter!(
+        JOBS_RETRIED,
+        "runs that ended in a scheduled retry, by error code"
+    );
     describe_counter!(JOBS_CANCELLED, "jobs cancelled by their clients");
-    describe_counter!(REQUEST_ERRORS, "requests answered with an error, by error code");
+    describe_counter!(
+        REQUEST_ERRORS,
+        "requests answered with an error, by error code"
+    );
     describe_gauge!(JOBS_IN_FLIGHT, "jobs running in this worker");
-    describe_histogram!(STAGE_DURATION, metrics::Unit::Seconds, "time per pipeline stage");
-    describe_counter!(BYTES_FETCHED, metrics::Unit::Bytes, "image bytes downloaded");
+    describe_histogram!(
+        STAGE_DURATION,
+        metrics::Unit::Seconds,
+        "time per pipeline stage"
+    );
+    describe_counter!(
+        BYTES_FETCHED,
+        metrics::Unit::Bytes,
+        "image bytes downloaded"
+    );
     describe_gauge!(QUEUE_DEPTH, "messages ready in the jobs queue");
     describe_gauge!(OUTBOX_BACKLOG, "messages waiting in the outbox");
     describe_gauge!(MODEL_LOAD, metrics::Unit::Seconds, "detector load time");
@@ -89,7 +107,13 @@ mod tests {
         metrics::counter!(JOBS_FAILED, "code" => "not_an_image").increment(2);
         metrics::histogram!(STAGE_DURATION, "stage" => "fetch").record(0.02);
         let text = render();
-        assert!(text.contains("imgmeta_jobs_failed_total{code=\"not_an_image\"} 2"), "{text}");
-        assert!(text.contains("imgmeta_stage_duration_seconds_bucket{stage=\"fetch\",le=\"0.025\"} 1"), "{text}");
+        assert!(
+            text.contains("imgmeta_jobs_failed_total{code=\"not_an_image\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("imgmeta_stage_duration_seconds_bucket{stage=\"fetch\",le=\"0.025\"} 1"),
+            "{text}"
+        );
     }
 }

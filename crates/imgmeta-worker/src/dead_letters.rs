@@ -7,7 +7,12 @@ use secrecy::SecretString;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(store: Store, amqp_url: SecretString, topology: Topology, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    store: Store,
+    amqp_url: SecretString,
+    topology: Topology,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let mut deliveries = match Deliveries::dead(&amqp_url, &topology).await {
             Ok(d) => d,
@@ -27,7 +32,10 @@ pub(crate) async fn run(store: Store, amqp_url: SecretString, topology: Topology
             if let Ok(message) = &delivery.message {
                 let deliveries_made = delivery.delivery_count.unwrap_or_default();
                 loop {
-                    match store.fail_dead_lettered(message.job_id, deliveries_made).await {
+                    match store
+                        .fail_dead_lettered(message.job_id, deliveries_made)
+                        .await
+                    {
                         Ok(true) => {
                             tracing::warn!(kind = "error", job.id = %message.job_id, "poison job dead-lettered and failed");
                             break;

@@ -32,8 +32,11 @@ pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: Ca
             return;
         }
     };
-    let span = tracing::info_span!("job", job.id = %message.job_id, attempt = tracing::field::Empty);
-    run(shared, &delivery, message.job_id, hand_back).instrument(span).await;
+    let span =
+        tracing::info_span!("job", job.id = %message.job_id, attempt = tracing::field::Empty);
+    run(shared, &delivery, message.job_id, hand_back)
+        .instrument(span)
+        .await;
 }
 
 async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: CancellationToken) {
@@ -54,7 +57,13 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     // The lease is renewed while the job runs; losing it (the job was cancelled, or a newer
     // run took over after this one stalled) stops this run, whose result could not be stored.
     let lost_lease = CancellationToken::new();
-    let renewer = tokio::spawn(renew(shared.store.clone(), id, attempt, shared.lease, lost_lease.clone()));
+    let renewer = tokio::spawn(renew(
+        shared.store.clone(),
+        id,
+        attempt,
+        shared.lease,
+        lost_lease.clone(),
+    ));
     let request = Request {
         tasks: spec.tasks.clone(),
         min_score: spec.min_score,
@@ -81,7 +90,9 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         match &outcome {
             Outcome::Succeeded(result) => shared.store.complete(id, attempt, result).await,
             Outcome::Failed(error) => shared.store.fail(id, attempt, error).await,
-            Outcome::Retry { error, delay } => shared.store.retry_later(id, attempt, error, *delay).await,
+            Outcome::Retry { error, delay } => {
+                shared.store.retry_later(id, attempt, error, *delay).await
+            }
         }
     })
     .await;
@@ -92,7 +103,12 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
             record(&outcome);
             match &outcome {
                 Outcome::Succeeded(_) => {
-                    tracing::info!(kind = "analytics", event = "job_succeeded", duration_ms, "job succeeded")
+                    tracing::info!(
+                        kind = "analytics",
+                        event = "job_succeeded",
+                        duration_ms,
+                        "job succeeded"
+                    )
                 }
                 Outcome::Failed(error) => tracing::info!(
                     kind = "analytics", event = "job_failed", code = %error.code, duration_ms,
@@ -110,7 +126,9 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
             settle_ack(delivery).await;
         }
         Some(false) => {
-            tracing::warn!("run no longer owns the job (cancelled or superseded); outcome discarded");
+            tracing::warn!(
+                "run no longer owns the job (cancelled or superseded); outcome discarded"
+            );
             settle_ack(delivery).await;
         }
         // Shutting down with the database unreachable: leave the message unacknowledged; it
@@ -127,11 +145,17 @@ async fn claim(
     hand_back: &CancellationToken,
 ) -> Option<(i32, JobSpec)> {
     loop {
-        let claim = persist(hand_back, || shared.store.claim(id, &shared.worker_id, shared.lease)).await?;
+        let claim = persist(hand_back, || {
+            shared.store.claim(id, &shared.worker_id, shared.lease)
+        })
+        .await?;
         match claim {
             Claim::Claimed { attempt, spec } => return Some((attempt, spec)),
             Claim::Finished(status) => {
-                tracing::info!(status = status.as_str(), "message for a finished job; dropping it");
+                tracing::info!(
+                    status = status.as_str(),
+                    "message for a finished job; dropping it"
+                );
             }
             Claim::NotFound => {
                 tracing::warn!(kind = "error", "message for an unknown job; dropping it");
@@ -141,8 +165,13 @@ async fn claim(
                 // which may still hold the lease. Wait for the lease to end, then run it; a
                 // job that kills worker after worker therefore climbs the queue's delivery
                 // limit and is dead-lettered as poison.
-                let wait = (lease_until - chrono::Utc::now()).to_std().unwrap_or_default();
-                tracing::info!(wait_ms = wait.as_millis() as u64, "redelivered while leased; waiting for the lease");
+                let wait = (lease_until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "redelivered while leased; waiting for the lease"
+                );
                 tokio::select! {
                     _ = hand_back.cancelled() => return None,
                     _ = tokio::time::sleep(wait.min(shared.lease) + Duration::from_millis(100)) => continue,
@@ -241,10 +270,12 @@ fn record(outcome: &Outcome) {
     match outcome {
         Outcome::Succeeded(_) => metrics::counter!(imgmeta_telemetry::JOBS_SUCCEEDED).increment(1),
         Outcome::Failed(error) => {
-            metrics::counter!(imgmeta_telemetry::JOBS_FAILED, "code" => error.code.as_str()).increment(1)
+            metrics::counter!(imgmeta_telemetry::JOBS_FAILED, "code" => error.code.as_str())
+                .increment(1)
         }
         Outcome::Retry { error, .. } => {
-            metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => error.code.as_str()).increment(1)
+            metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => error.code.as_str())
+                .increment(1)
         }
     }
 }

@@ -46,11 +46,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
-        config: WorkerConfig,
-        store: Store,
-        analyzer: Arc<Analyzer>,
-    ) -> Self {
+    pub fn new(config: WorkerConfig, store: Store, analyzer: Arc<Analyzer>) -> Self {
         let worker_id = format!(
             "{}-{}-{}",
             hostname(),

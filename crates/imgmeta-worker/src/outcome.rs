@@ -44,7 +44,9 @@ pub(crate) fn decide(
 /// `base · 2^(attempt-1)`, capped at 10 minutes, with full jitter so that jobs failing
 /// together do not retry together.
 fn backoff(attempt: i32, base: Duration) -> Duration {
-    let exp = base.saturating_mul(1 << (attempt - 1).clamp(0, 16)).min(Duration::from_secs(600));
+    let exp = base
+        .saturating_mul(1 << (attempt - 1).clamp(0, 16))
+        .min(Duration::from_secs(600));
     exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
@@ -59,8 +61,14 @@ mod tests {
     #[test]
     fn transient_errors_retry_until_the_last_attempt() {
         let base = Duration::from_secs(1);
-        assert!(matches!(decide(Err(transient()), 1, 5, base), Outcome::Retry { .. }));
-        assert!(matches!(decide(Err(transient()), 4, 5, base), Outcome::Retry { .. }));
+        assert!(matches!(
+            decide(Err(transient()), 1, 5, base),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(Err(transient()), 4, 5, base),
+            Outcome::Retry { .. }
+        ));
         match decide(Err(transient()), 5, 5, base) {
             Outcome::Failed(body) => {
                 assert_eq!(body.code, ErrorCode::Timeout);
@@ -73,7 +81,10 @@ mod tests {
     #[test]
     fn permanent_errors_fail_at_once() {
         let err = AnalysisError::new(ErrorCode::NotAnImage, "text/html");
-        assert!(matches!(decide(Err(err), 1, 5, Duration::from_secs(1)), Outcome::Failed(_)));
+        assert!(matches!(
+            decide(Err(err), 1, 5, Duration::from_secs(1)),
+            Outcome::Failed(_)
+        ));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 pub(super) async fn metrics() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         imgmeta_telemetry::render(),
     )
 }

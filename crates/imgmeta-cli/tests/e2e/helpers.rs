@@ -333,21 +333,25 @@ pub async fn spawn_image_server() -> SocketAddr {
         .route("/gone", get(|| async { StatusCode::NOT_FOUND }))
         .route(
             "/flaky/{failures}/{token}/{name}",
-            get(|Path((failures, token, name)): Path<(u32, String, String)>| async move {
-                // Fails `failures` times per token with 503, then serves the image.
-                static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-                let key = format!("{failures}/{token}/{name}");
-                let seen = {
-                    let mut seen = SEEN.lock().unwrap();
-                    seen.push(key.clone());
-                    seen.iter().filter(|k| **k == key).count() as u32
-                };
-                if seen <= failures || name.contains("..") {
-                    return Err(StatusCode::SERVICE_UNAVAILABLE);
-                }
-                let bytes = tokio::fs::read(fixtures_dir().join(&name)).await.map_err(|_| StatusCode::NOT_FOUND)?;
-                Ok(bytes)
-            }),
+            get(
+                |Path((failures, token, name)): Path<(u32, String, String)>| async move {
+                    // Fails `failures` times per token with 503, then serves the image.
+                    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+                    let key = format!("{failures}/{token}/{name}");
+                    let seen = {
+                        let mut seen = SEEN.lock().unwrap();
+                        seen.push(key.clone());
+                        seen.iter().filter(|k| **k == key).count() as u32
+                    };
+                    if seen <= failures || name.contains("..") {
+                        return Err(StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    let bytes = tokio::fs::read(fixtures_dir().join(&name))
+                        .await
+                        .map_err(|_| StatusCode::NOT_FOUND)?;
+                    Ok(bytes)
+                },
+            ),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -176,7 +176,10 @@ async fn the_same_message_delivered_twice_runs_the_job_once() {
     // The relay publishes the original message from the outbox shortly after the commit.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.ready_messages().await < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "the relay never published the job");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never published the job"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.ready_messages().await, 3);

@@ -13,7 +13,10 @@ fn imgmeta(db: &str, queue: &str, port: u16, role: &str) -> Child {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("IMGMETA_LOG_FORMAT", "json")
-        .env("IMGMETA_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{db}"))
+        .env(
+            "IMGMETA_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        )
         .env("IMGMETA_QUEUE", queue)
         .env("IMGMETA_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("IMGMETA_FETCH_ALLOW_PRIVATE", "true")
@@ -49,7 +52,10 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     };
     let status = Command::new(env!("CARGO_BIN_EXE_imgmeta"))
         .arg("migrate")
-        .env("IMGMETA_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{db}"))
+        .env(
+            "IMGMETA_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        )
         .stderr(Stdio::null())
         .status()
         .await
@@ -64,14 +70,19 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     let base = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "the api never came up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the api never came up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut ids = Vec::new();
     for name in ["alpha.png", "page.html"] {
         let response = client
             .post(format!("{base}/v1/jobs"))
-            .json(&json!({ "url": format!("http://{images}/images/{name}"), "tasks": ["metadata"] }))
+            .json(
+                &json!({ "url": format!("http://{images}/images/{name}"), "tasks": ["metadata"] }),
+            )
             .send()
             .await
             .unwrap();
@@ -81,18 +92,32 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     }
     for id in &ids {
         loop {
-            let job: Value = client.get(format!("{base}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+            let job: Value = client
+                .get(format!("{base}/v1/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {id} never finished");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} never finished"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     // SIGTERM: both stop gracefully and close their logs.
     for child in [&api, &worker] {
         let pid = child.id().unwrap().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), api.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
@@ -102,32 +127,57 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     let parse = |lines: &[String]| -> Vec<Value> {
         lines
             .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
             .collect()
     };
     let (api_events, worker_events) = (parse(&api_lines), parse(&worker_lines));
     let mentions = |e: &Value, id: &str| {
-        e["job.id"] == id || e["span"]["job.id"] == id || e.get("spans").is_some_and(|s| s.to_string().contains(id))
+        e["job.id"] == id
+            || e["span"]["job.id"] == id
+            || e.get("spans").is_some_and(|s| s.to_string().contains(id))
     };
     let kinds = |events: &[Value], kind: &str, event: &str, id: &str| {
-        events.iter().any(|e| e["kind"] == kind && e["event"] == event && mentions(e, id))
+        events
+            .iter()
+            .any(|e| e["kind"] == kind && e["event"] == event && mentions(e, id))
     };
-    assert!(kinds(&api_events, "analytics", "job_submitted", &ids[0]), "{api_lines:#?}");
-    assert!(kinds(&worker_events, "analytics", "job_succeeded", &ids[0]), "{worker_lines:#?}");
-    assert!(kinds(&worker_events, "analytics", "job_failed", &ids[1]), "{worker_lines:#?}");
+    assert!(
+        kinds(&api_events, "analytics", "job_submitted", &ids[0]),
+        "{api_lines:#?}"
+    );
+    assert!(
+        kinds(&worker_events, "analytics", "job_succeeded", &ids[0]),
+        "{worker_lines:#?}"
+    );
+    assert!(
+        kinds(&worker_events, "analytics", "job_failed", &ids[1]),
+        "{worker_lines:#?}"
+    );
     // Every worker line about a job names it.
     let about_jobs: Vec<&Value> = worker_events
         .iter()
         .filter(|e| ids.iter().any(|id| e.to_string().contains(id.as_str())))
         .collect();
     assert!(about_jobs.len() >= 4);
-    assert!(about_jobs.iter().all(|e| ids.iter().any(|id| mentions(e, id))));
+    assert!(
+        about_jobs
+            .iter()
+            .all(|e| ids.iter().any(|id| mentions(e, id)))
+    );
     // Loud warnings for the development settings.
-    assert!(worker_lines.iter().any(|l| l.contains("IMGMETA_FETCH_ALLOW_PRIVATE")));
+    assert!(
+        worker_lines
+            .iter()
+            .any(|l| l.contains("IMGMETA_FETCH_ALLOW_PRIVATE"))
+    );
 
     if let Ok(pool) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
-            .execute(&pool)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
     }
 }

@@ -37,7 +37,9 @@ async fn a_repeated_idempotency_key_returns_the_original_job() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
 
-    let different = post(json!({ "url": app.image_url("plain.bmp") }), key.clone()).await.unwrap();
+    let different = post(json!({ "url": app.image_url("plain.bmp") }), key.clone())
+        .await
+        .unwrap();
     assert_eq!(different.status(), 422);
     let error: Value = different.json().await.unwrap();
     assert_eq!(error["error"]["code"], "idempotency_key_reused");
@@ -48,7 +50,10 @@ async fn a_repeated_idempotency_key_returns_the_original_job() {
     // One job, one message: nothing else was accepted.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.ready_messages().await < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the relay never published");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never published"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(app.ready_messages().await, 1);
@@ -62,10 +67,19 @@ async fn a_cancelled_job_is_skipped_and_a_finished_one_cannot_be_cancelled() {
         ..Default::default()
     })
     .await;
-    let cancelled = app.submit_ok(json!({ "url": app.image_url("alpha.png"), "tasks": ["metadata"] })).await;
-    let kept = app.submit_ok(json!({ "url": app.image_url("plain.bmp"), "tasks": ["metadata"] })).await;
+    let cancelled = app
+        .submit_ok(json!({ "url": app.image_url("alpha.png"), "tasks": ["metadata"] }))
+        .await;
+    let kept = app
+        .submit_ok(json!({ "url": app.image_url("plain.bmp"), "tasks": ["metadata"] }))
+        .await;
 
-    let response = app.client.delete(format!("{}/v1/jobs/{cancelled}", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .delete(format!("{}/v1/jobs/{cancelled}", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "cancelled");
@@ -83,7 +97,12 @@ async fn a_cancelled_job_is_skipped_and_a_finished_one_cannot_be_cancelled() {
     assert_eq!(job["status"], "cancelled");
     assert_eq!(job["attempts"], 0, "a cancelled job must never run");
 
-    let again = app.client.delete(format!("{}/v1/jobs/{kept}", app.base)).send().await.unwrap();
+    let again = app
+        .client
+        .delete(format!("{}/v1/jobs/{kept}", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     let error: Value = again.json().await.unwrap();
     assert_eq!(error["error"]["code"], "job_already_finished");
@@ -110,7 +129,9 @@ async fn transient_upstream_failures_are_retried_and_permanent_ones_are_not() {
     let never = app
         .submit_ok(json!({ "url": format!("{}/flaky/99/{}/alpha.png", app.images, token()), "tasks": ["metadata"] }))
         .await;
-    let missing = app.submit_ok(json!({ "url": format!("{}/gone", app.images), "tasks": ["metadata"] })).await;
+    let missing = app
+        .submit_ok(json!({ "url": format!("{}/gone", app.images), "tasks": ["metadata"] }))
+        .await;
 
     let job = app.wait_terminal(&recovers).await;
     assert_eq!(job["status"], "succeeded", "{job:#}");
@@ -118,7 +139,10 @@ async fn transient_upstream_failures_are_retried_and_permanent_ones_are_not() {
     let job = app.wait_terminal(&never).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "upstream_unavailable");
-    assert_eq!(job["attempts"], 3, "gives up after IMGMETA_MAX_ATTEMPTS runs");
+    assert_eq!(
+        job["attempts"], 3,
+        "gives up after IMGMETA_MAX_ATTEMPTS runs"
+    );
     let job = app.wait_terminal(&missing).await;
     assert_eq!(job["error"]["code"], "http_status");
     assert_eq!(job["attempts"], 1, "a 404 is permanent");
@@ -136,9 +160,14 @@ async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog()
     .await;
     let mut accepted = Vec::new();
     for _ in 0..3 {
-        accepted.push(down.submit_ok(json!({ "url": down.image_url("alpha.png"), "tasks": ["metadata"] })).await);
+        accepted.push(
+            down.submit_ok(json!({ "url": down.image_url("alpha.png"), "tasks": ["metadata"] }))
+                .await,
+        );
     }
-    let refused = down.submit(json!({ "url": down.image_url("alpha.png") })).await;
+    let refused = down
+        .submit(json!({ "url": down.image_url("alpha.png") }))
+        .await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
     let error: Value = refused.json().await.unwrap();
