@@ -24,21 +24,27 @@ pub enum Claim {
 
 impl Store {
     /// Claims a queued job (or one whose previous run's lease expired) for a new run.
+    ///
+    /// A run whose lease expired is taken over only while the job has attempts left; a job whose
+    /// every run ended with its worker gone is failed as `poison` instead.
     pub async fn claim(
         &self,
         id: JobId,
         worker_id: &str,
         lease: Duration,
+        max_attempts: i32,
     ) -> Result<Claim, StoreError> {
         let claimed = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
                     lease_until = now() + $2, worker_id = $3, updated_at = now()
-             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+             WHERE id = $1 AND (status = 'queued'
+                   OR (status = 'running' AND lease_until < now() AND attempts < $4))
              RETURNING attempts, url, tasks, min_score, id",
         )
         .bind(id.as_uuid())
         .bind(lease)
         .bind(worker_id)
+        .bind(max_attempts)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = claimed {
@@ -46,6 +52,20 @@ impl Store {
                 attempt: row.try_get("attempts")?,
                 spec: decode_spec(&row)?,
             });
+        }
+        let poisoned = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = $2,
+                    error_message = 'the job stopped its worker on each of its ' || attempts || ' attempts',
+                    finished_at = now(), lease_until = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'running' AND lease_until < now() AND attempts >= $3",
+        )
+        .bind(id.as_uuid())
+        .bind(imgmeta_domain::ErrorCode::Poison.as_str())
+        .bind(max_attempts)
+        .execute(&self.pool)
+        .await?;
+        if poisoned.rows_affected() == 1 {
+            return Ok(Claim::Finished(JobStatus::Failed));
         }
         let current = sqlx::query("SELECT status, lease_until FROM jobs WHERE id = $1")
             .bind(id.as_uuid())

@@ -133,7 +133,10 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         }
         // Shutting down with the database unreachable: leave the message unacknowledged; it
         // returns to the queue with the connection, and the lease expires for the reconciler.
-        None => {}
+        None if hand_back.is_cancelled() => {}
+        // The database rejected the write: the lease expires and the reconciler re-queues the
+        // job; this copy of the message goes back now.
+        None => settle_requeue(delivery).await,
     }
 }
 
@@ -145,10 +148,18 @@ async fn claim(
     hand_back: &CancellationToken,
 ) -> Option<(i32, JobSpec)> {
     loop {
-        let claim = persist(hand_back, || {
-            shared.store.claim(id, &shared.worker_id, shared.lease)
+        let Some(claim) = persist(hand_back, || {
+            shared
+                .store
+                .claim(id, &shared.worker_id, shared.lease, shared.max_attempts)
         })
-        .await?;
+        .await
+        else {
+            if !hand_back.is_cancelled() {
+                settle_requeue(delivery).await;
+            }
+            return None;
+        };
         match claim {
             Claim::Claimed { attempt, spec } => return Some((attempt, spec)),
             Claim::Finished(status) => {
@@ -189,7 +200,8 @@ async fn claim(
 }
 
 /// Runs a database write until it succeeds, riding out database restarts without returning
-/// the message (which would count towards the delivery limit). `None` only at shutdown.
+/// the message (which would count towards the delivery limit). `None` at shutdown, or when the
+/// database rejects the statement itself.
 async fn persist<T, F, Fut>(hand_back: &CancellationToken, mut write: F) -> Option<T>
 where
     F: FnMut() -> Fut,
@@ -203,7 +215,9 @@ where
                 tracing::warn!(kind = "error", error = %err, retry_in_ms = backoff.as_millis() as u64, "database unavailable; retrying");
             }
             Err(err) => {
-                tracing::error!(kind = "error", error = %err, "database error; retrying");
+                // A statement the database rejects will be rejected again: a bug, not a blip.
+                tracing::error!(kind = "error", error = %err, "database error; giving up on this delivery");
+                return None;
             }
         }
         tokio::select! {
@@ -240,6 +254,12 @@ async fn renew(store: Store, id: JobId, attempt: i32, lease: Duration, lost: Can
             // A database blip: keep working and try again on the next tick.
             Err(err) => tracing::warn!(kind = "error", error = %err, "lease renewal failed"),
         }
+    }
+}
+
+async fn settle_requeue(delivery: &JobDelivery) {
+    if let Err(err) = delivery.requeue().await {
+        tracing::warn!(kind = "error", error = %err, "requeue failed");
     }
 }
 

@@ -47,7 +47,10 @@ fn backoff(attempt: i32, base: Duration) -> Duration {
     let exp = base
         .saturating_mul(1 << (attempt - 1).clamp(0, 16))
         .min(Duration::from_secs(600));
-    exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    let jittered = exp.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+    // Whole milliseconds: PostgreSQL intervals have microsecond precision and sqlx refuses to
+    // encode a Duration with nanoseconds.
+    Duration::from_millis(jittered.as_millis().max(1) as u64)
 }
 
 #[cfg(test)]
@@ -96,5 +99,9 @@ mod tests {
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
         assert!(backoff(40, base) <= Duration::from_secs(600));
+        assert_eq!(
+            backoff(3, Duration::from_millis(7)).subsec_nanos() % 1_000_000,
+            0
+        );
     }
 }

@@ -221,10 +221,13 @@ impl TestApp {
     pub async fn publish_duplicate(&self, id: &str) {
         let publisher = self.publisher();
         let job_id = imgmeta_domain::JobId::parse(id).unwrap();
-        publisher
-            .publish(&JobMessage { job_id })
-            .await
-            .expect("publishing a duplicate");
+        // A nack means "try again" (the broker could not take it just now).
+        let mut tries = 0;
+        while let Err(err) = publisher.publish(&JobMessage { job_id }).await {
+            tries += 1;
+            assert!(tries < 5, "publishing a duplicate: {err}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     fn publisher(&self) -> Publisher {
