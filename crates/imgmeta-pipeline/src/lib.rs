@@ -20,6 +20,7 @@ use imgmeta_fetch::Fetcher;
 use imgmeta_metadata::DecodeLimits;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Runs the stages; cheap to share between concurrent jobs.
 pub struct Analyzer {
@@ -75,7 +76,11 @@ impl Analyzer {
             gate.wait_turn(url.host_str()).await;
         }
         let started = Instant::now();
-        let fetched = self.fetcher.fetch(url).await?;
+        let fetched = self
+            .fetcher
+            .fetch(url)
+            .instrument(tracing::info_span!("fetch", image.url_host = %url.host_str()))
+            .await?;
         let fetch_ms = elapsed_ms(started);
         tracing::debug!(fetch_ms, bytes = fetched.bytes.len(), "fetched");
         metrics::counter!(imgmeta_telemetry::BYTES_FETCHED).increment(fetched.bytes.len() as u64);
@@ -97,14 +102,19 @@ impl Analyzer {
         };
 
         let started = Instant::now();
-        let decoded = imgmeta_metadata::decode_with_timeout(bytes.clone(), &self.limits).await?;
+        let decoded = imgmeta_metadata::decode_with_timeout(bytes.clone(), &self.limits)
+            .instrument(tracing::info_span!("decode", image.bytes = bytes.len()))
+            .await?;
         timings.decode = elapsed_ms(started);
         let decoded = Arc::new(decoded);
 
         let image = if request.tasks.contains(Task::Metadata) {
             let started = Instant::now();
             let (bytes, decoded) = (bytes.clone(), decoded.clone());
-            let metadata = blocking(move || imgmeta_metadata::describe(&bytes, &decoded)).await?;
+            let metadata = blocking("metadata", move || {
+                imgmeta_metadata::describe(&bytes, &decoded)
+            })
+            .await?;
             timings.metadata = Some(elapsed_ms(started));
             Some(metadata)
         } else {
@@ -115,7 +125,10 @@ impl Analyzer {
             let detector = self.detector()?;
             let started = Instant::now();
             let min_score = request.min_score.value();
-            let objects = blocking(move || detector.detect(decoded.image(), min_score)).await??;
+            let objects = blocking("objects", move || {
+                detector.detect(decoded.image(), min_score)
+            })
+            .await??;
             timings.objects = Some(elapsed_ms(started));
             Some(objects)
         } else {
@@ -146,10 +159,13 @@ impl Analyzer {
     }
 }
 
+/// Runs CPU-bound work on the blocking pool inside a span named after its stage.
 async fn blocking<T: Send + 'static>(
+    stage: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AnalysisError> {
-    tokio::task::spawn_blocking(f)
+    let span = tracing::info_span!("stage", stage);
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| AnalysisError::internal(format!("analysis task failed: {e}")))
 }
