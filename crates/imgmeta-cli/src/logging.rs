@@ -10,10 +10,15 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let json = match format {
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+        LogFormat::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
     // A second initialisation (tests start several apps in one process) is harmless.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let _ = match json {
+        false => builder.try_init(),
+        true => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)

@@ -27,6 +27,9 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for production log pipelines.
     Json,
+    /// JSON unless stderr is a terminal: a person at a terminal reads text, while services
+    /// (systemd, containers, Kubernetes) write to pipes and get JSON without configuration.
+    Auto,
 }
 
 /// Everything a process needs to know about its surroundings.
@@ -229,13 +232,14 @@ impl Settings {
                 0..=300_000,
             )?),
             security: security::from_env(&env)?,
-            log_format: match env.string("IMGMETA_LOG_FORMAT", "text").as_str() {
+            log_format: match env.string("IMGMETA_LOG_FORMAT", "auto").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
+                "auto" => LogFormat::Auto,
                 other => {
                     return Err(ConfigError {
                         var: "IMGMETA_LOG_FORMAT",
-                        reason: format!("expected \"text\" or \"json\", got {other:?}"),
+                        reason: format!("expected \"auto\", \"text\" or \"json\", got {other:?}"),
                     });
                 }
             },
@@ -343,6 +347,7 @@ mod tests {
         assert_eq!(s.model_dir, PathBuf::from("models"));
         assert!(!s.fetch.allow_private);
         assert_eq!(s.legacy_wait, Duration::from_secs(30));
+        assert_eq!(s.log_format, LogFormat::Auto);
     }
 
     #[test]
