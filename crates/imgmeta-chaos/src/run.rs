@@ -97,8 +97,10 @@ impl Run {
             ("IMGMETA_WORKER_CONCURRENCY", "2"),
             ("IMGMETA_LOG_FORMAT", "json"),
             ("IMGMETA_INFERENCE_THREADS", "1"),
-            // The harness tests delivery, not authentication or per-key rate limits.
+            // The harness tests delivery, not authentication or per-key rate limits; every job
+            // names the same loopback host, which the per-host fetch limit would throttle.
             ("IMGMETA_AUTH", "disabled"),
+            ("IMGMETA_HOST_FETCH_RATE_PER_SECOND", "0"),
         ] {
             env.insert(k.to_owned(), v.to_owned());
         }
