@@ -114,17 +114,8 @@ fn list(
 
 #[cfg(test)]
 mod tests {
-    use crate::Settings;
+    use crate::tests::settings;
     use secrecy::ExposeSecret;
-    use std::collections::HashMap;
-
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, crate::ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|k| map.get(k).cloned())
-    }
 
     #[test]
     fn auth_is_on_and_no_lists_are_set_by_default() {

@@ -85,14 +85,12 @@ pub async fn relay(
             .map(|m| JobMessage { job_id: m.job_id })
             .collect();
         let results = join_all(messages.iter().map(|m| publisher.publish(m))).await;
-        let confirmed: Vec<_> = due
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(m, _)| *m)
-            .collect();
+        let (confirmed, failed): (Vec<_>, Vec<_>) =
+            due.iter().zip(&results).partition(|(_, r)| r.is_ok());
+        let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| *m).collect();
+        let failed: Vec<_> = failed.into_iter().map(|(m, _)| *m).collect();
         if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
-            tracing::debug!(error = %err, failed = due.len() - confirmed.len(), "publishing failed");
+            tracing::debug!(error = %err, failed = failed.len(), "publishing failed");
         }
         health.set(!confirmed.is_empty() || results.is_empty());
         if !confirmed.is_empty()
@@ -101,13 +99,7 @@ pub async fn relay(
             // They will be published again after the hold: a duplicate, which is harmless.
             tracing::warn!(kind = "error", error = %err, "cannot mark messages published");
         }
-        if confirmed.len() < due.len() {
-            let failed: Vec<_> = due
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| r.is_err())
-                .map(|(m, _)| *m)
-                .collect();
+        if !failed.is_empty() {
             if let Err(err) = store.release_messages(&failed, backoff).await {
                 tracing::warn!(kind = "error", error = %err, "cannot release unpublished messages");
             }

@@ -239,36 +239,12 @@ impl TestApp {
     }
 
     /// Messages ready in the jobs queue (not counting those delivered but unacknowledged).
+    /// The publisher declares the topology first, so "never published to" reads as zero.
     pub async fn ready_messages(&self) -> u32 {
-        use secrecy::ExposeSecret;
-        let conn = lapin::Connection::connect(
-            self.settings.amqp_url.expose_secret(),
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        // Declaring is idempotent and makes "never published to" read as zero.
-        Topology::new(&self.settings.queue_prefix)
-            .declare(&channel)
+        self.publisher()
+            .queue_depth()
             .await
-            .unwrap();
-        let queue = channel
-            .queue_declare(
-                Topology::new(&self.settings.queue_prefix)
-                    .jobs_queue()
-                    .into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
-        let count = queue.message_count();
-        let _ = conn.close(200, "bye".into()).await;
-        count
+            .expect("reading the queue depth")
     }
 
     /// Stops everything and removes the test's database and queues.
