@@ -16,6 +16,8 @@ pub(crate) enum Accepted {
 /// Records the job. Once the transaction commits the job is accepted: the relay publishes its
 /// message whenever the broker is reachable. While the broker is down, submissions are still
 /// accepted until the outbox holds `max_outbox_backlog` messages; then 503 with Retry-After.
+/// Its span carries the job's id, which joins it to the worker's spans for the same job.
+#[tracing::instrument(name = "submit", skip_all, fields(job.id = tracing::field::Empty))]
 pub(crate) async fn submit(
     state: &AppState,
     spec: JobSpec,
@@ -40,7 +42,11 @@ pub(crate) async fn submit(
         spec,
         idempotency,
     };
-    match state.store.insert_job(&new).await? {
+    let submitted = state.store.insert_job(&new).await?;
+    if let Submitted::Created(job) | Submitted::Existing(job) = &submitted {
+        tracing::Span::current().record("job.id", tracing::field::display(&job.id));
+    }
+    match submitted {
         Submitted::Created(job) => {
             metrics::counter!(imgmeta_telemetry::JOBS_SUBMITTED).increment(1);
             tracing::info!(

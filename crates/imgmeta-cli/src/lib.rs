@@ -8,3 +8,4 @@ pub mod logging;
 pub mod models;
 pub mod security;
 pub mod serve;
+pub mod traces;

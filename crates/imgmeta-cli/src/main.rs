@@ -108,9 +108,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    imgmeta_cli::logging::init(settings.log_format);
+    // Traces name the process after its role unless OTEL_SERVICE_NAME says otherwise.
+    let service_name = match &cli.command {
+        Command::Api => "imgmeta-api",
+        Command::Worker { .. } => "imgmeta-worker",
+        _ => "imgmeta",
+    };
+    let traces = imgmeta_cli::logging::init_with_traces(
+        settings.log_format,
+        settings.traces.as_ref(),
+        service_name,
+    );
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let outcome = match cli.command {
             Command::Up => imgmeta_cli::serve::up(settings).await,
             Command::Api => imgmeta_cli::serve::api(settings).await,
@@ -161,5 +171,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Tasks still running end with the runtime, closing their spans; then the spans are sent.
+    drop(runtime);
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    code
 }

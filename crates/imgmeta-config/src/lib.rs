@@ -1,11 +1,14 @@
-//! Typed settings for every imgmeta process, read once from `IMGMETA_*` environment variables.
+//! Typed settings for every imgmeta process, read once from `IMGMETA_*` environment variables
+//! (and the standard `OTEL_*` ones for trace export).
 //!
 //! Defaults point at services on localhost so `imgmeta up` works with no configuration; every
 //! variable is documented in the README's configuration table.
 
 mod security;
+mod traces;
 
 pub use security::SecuritySettings;
+pub use traces::TraceExportSettings;
 
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -50,6 +53,8 @@ pub struct Settings {
     pub legacy_wait: Duration,
     pub log_format: LogFormat,
     pub security: SecuritySettings,
+    /// Span export over OTLP; `None` (the default) exports nothing.
+    pub traces: Option<TraceExportSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +237,7 @@ impl Settings {
                 0..=300_000,
             )?),
             security: security::from_env(&env)?,
+            traces: traces::from_env(&env)?,
             log_format: match env.string("IMGMETA_LOG_FORMAT", "auto").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

@@ -111,7 +111,7 @@ impl Analyzer {
         let image = if request.tasks.contains(Task::Metadata) {
             let started = Instant::now();
             let (bytes, decoded) = (bytes.clone(), decoded.clone());
-            let metadata = blocking("metadata", move || {
+            let metadata = blocking(tracing::info_span!("metadata"), move || {
                 imgmeta_metadata::describe(&bytes, &decoded)
             })
             .await?;
@@ -125,7 +125,7 @@ impl Analyzer {
             let detector = self.detector()?;
             let started = Instant::now();
             let min_score = request.min_score.value();
-            let objects = blocking("objects", move || {
+            let objects = blocking(tracing::info_span!("objects"), move || {
                 detector.detect(decoded.image(), min_score)
             })
             .await??;
@@ -159,12 +159,12 @@ impl Analyzer {
     }
 }
 
-/// Runs CPU-bound work on the blocking pool inside a span named after its stage.
+/// Runs CPU-bound work on the blocking pool inside its stage's span (named after the stage, as
+/// `fetch` and `decode` are, so an exported trace reads as the pipeline does).
 async fn blocking<T: Send + 'static>(
-    stage: &'static str,
+    span: tracing::Span,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AnalysisError> {
-    let span = tracing::info_span!("stage", stage);
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| AnalysisError::internal(format!("analysis task failed: {e}")))

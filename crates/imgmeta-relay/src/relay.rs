@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Messages published per round.
 const BATCH: i64 = 200;
@@ -84,7 +85,12 @@ pub async fn relay(
             .iter()
             .map(|m| JobMessage { job_id: m.job_id })
             .collect();
-        let results = join_all(messages.iter().map(|m| publisher.publish(m))).await;
+        let results = join_all(messages.iter().map(|m| {
+            publisher
+                .publish(m)
+                .instrument(tracing::info_span!("publish", job.id = %m.job_id))
+        }))
+        .await;
         let (confirmed, failed): (Vec<_>, Vec<_>) =
             due.iter().zip(&results).partition(|(_, r)| r.is_ok());
         let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| *m).collect();

@@ -95,6 +95,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
             }
         }
     })
+    .instrument(tracing::info_span!("store"))
     .await;
     metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => "store")
         .record(store_started.elapsed().as_secs_f64());

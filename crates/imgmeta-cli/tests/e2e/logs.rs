@@ -7,7 +7,14 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn imgmeta(db: &str, queue: &str, port: u16, role: &str) -> Child {
+/// The real binary in `role`, on `db` and `queue`, with JSON logs on a pipe and `env` on top.
+pub(crate) fn imgmeta(
+    db: &str,
+    queue: &str,
+    port: u16,
+    role: &str,
+    env: &[(&str, String)],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_imgmeta"))
         .arg(role)
         .env_clear()
@@ -22,6 +29,7 @@ fn imgmeta(db: &str, queue: &str, port: u16, role: &str) -> Child {
         .env("IMGMETA_FETCH_ALLOW_PRIVATE", "true")
         .env("IMGMETA_AUTH", "disabled")
         .env("IMGMETA_MODEL_DIR", crate::helpers::model_dir())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -30,7 +38,7 @@ fn imgmeta(db: &str, queue: &str, port: u16, role: &str) -> Child {
 }
 
 /// Collects a child's stderr lines in the background.
-fn collect(child: &mut Child) -> tokio::task::JoinHandle<Vec<String>> {
+pub(crate) fn collect(child: &mut Child) -> tokio::task::JoinHandle<Vec<String>> {
     let stderr = child.stderr.take().unwrap();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
@@ -62,8 +70,8 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
         .unwrap();
     assert!(status.success());
     let images = spawn_image_server().await;
-    let mut api = imgmeta(&db, &queue, port, "api");
-    let mut worker = imgmeta(&db, &queue, 0, "worker");
+    let mut api = imgmeta(&db, &queue, port, "api", &[]);
+    let mut worker = imgmeta(&db, &queue, 0, "worker", &[]);
     let (api_log, worker_log) = (collect(&mut api), collect(&mut worker));
 
     let client = reqwest::Client::new();

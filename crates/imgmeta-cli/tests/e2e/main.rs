@@ -8,4 +8,5 @@ mod logs;
 mod observability;
 mod reliability;
 mod security;
+mod traces;
 mod validation;
