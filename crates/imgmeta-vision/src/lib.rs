@@ -8,6 +8,7 @@ pub mod bench;
 mod blocks;
 mod detector;
 mod error;
+mod gemm_conv;
 mod image_io;
 mod kernels;
 mod layers;
