@@ -7,7 +7,7 @@
 //! and needs a second pass over the output for bias and activation. Working block by block
 //! keeps everything in the L2 cache, which is what made the CPU forward pass memory-bound.
 
-use crate::kernels::f32_contiguous;
+use crate::kernels::{BiasActCopy, f32_contiguous, vectorized};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -132,7 +132,12 @@ impl CustomOp1 for GemmConv<'_> {
                     for ((dst, src), &b) in
                         rows.iter_mut().zip(product.chunks(width)).zip(self.bias)
                     {
-                        crate::kernels::bias_act_copy(src, b, self.silu, dst);
+                        vectorized(BiasActCopy {
+                            src,
+                            bias: b,
+                            silu: self.silu,
+                            dst,
+                        });
                     }
                 });
             });
@@ -177,9 +182,8 @@ fn unfold(input: &[f32], g: Geometry, first: usize, width: usize, dst: &mut [f32
                     } else if s == 1 {
                         inside.copy_from_slice(&src[lo + kx - p..hi + kx - p]);
                     } else {
-                        for (o, ox) in inside.iter_mut().zip(lo..hi) {
-                            *o = src[ox * s + kx - p];
-                        }
+                        let inputs = src[lo * s + kx - p..].iter().step_by(s);
+                        inside.iter_mut().zip(inputs).for_each(|(o, i)| *o = *i);
                     }
                 }
             }

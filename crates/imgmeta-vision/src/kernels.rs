@@ -8,35 +8,119 @@
 //! the caller's rayon pool, touch each value once, and allocate nothing for the in-place ones.
 
 use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Result, Shape};
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-/// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512, AVX2 + FMA,
-/// else the x86-64 baseline), chosen at run time, so one binary is both portable and fast.
-/// The plain loops inside `f` are auto-vectorised for that instruction set; `f` must be
-/// called within each parallel task, as the choice does not cross threads.
+/// Runs a kernel compiled for the widest vector instructions this CPU has (AVX-512,
+/// AVX2 + FMA, else the x86-64 baseline), chosen at run time, so one binary is both
+/// portable and fast. Each kernel is a struct whose `with_simd` is `#[inline(always)]`, so
+/// its plain loops are inlined into pulp's feature-enabled function and auto-vectorised for
+/// that instruction set (a closure would not be reliably inlined, and would then run with
+/// baseline SSE2). Call it within each parallel task: the choice does not cross threads.
 #[inline(always)]
-pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+pub fn vectorized<K: WithSimd>(kernel: K) -> K::Output {
+    pulp::Arch::new().dispatch(kernel)
 }
 
 /// `dst = act(src + bias)` for one output row, `act` being SiLU or the identity.
-#[inline(always)]
-pub fn bias_act_copy(src: &[f32], bias: f32, silu_on: bool, dst: &mut [f32]) {
-    vectorized(|| {
-        if silu_on {
+pub struct BiasActCopy<'a> {
+    pub src: &'a [f32],
+    pub bias: f32,
+    pub silu: bool,
+    pub dst: &'a mut [f32],
+}
+
+impl WithSimd for BiasActCopy<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            src,
+            bias,
+            silu: act,
+            dst,
+        } = self;
+        if act {
             dst.iter_mut()
                 .zip(src)
                 .for_each(|(d, s)| *d = silu(s + bias));
         } else {
             dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bias);
         }
-    })
+    }
 }
 
-/// `v = silu(v)` for every value.
-#[inline(always)]
-pub fn silu_slice(values: &mut [f32]) {
-    vectorized(|| values.iter_mut().for_each(|v| *v = silu(*v)))
+/// `v = act(v + bias)` in place for one or more channel planes.
+struct BiasActInPlace<'a> {
+    values: &'a mut [f32],
+    bias: f32,
+    silu: bool,
+}
+
+impl WithSimd for BiasActInPlace<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let b = self.bias;
+        if self.silu {
+            self.values.iter_mut().for_each(|v| *v = silu(*v + b));
+        } else {
+            self.values.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+/// `lhs += rhs`.
+struct AddSlices<'a> {
+    lhs: &'a mut [f32],
+    rhs: &'a [f32],
+}
+
+impl WithSimd for AddSlices<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        self.lhs.iter_mut().zip(self.rhs).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Softmax of one row, in place.
+struct SoftmaxRow<'a>(&'a mut [f32]);
+
+impl WithSimd for SoftmaxRow<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let row = self.0;
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v = exp(*v - max));
+        // Sixteen partial sums: a single running sum is a dependency chain that keeps the
+        // loop scalar.
+        let mut lanes = [0f32; 16];
+        let mut chunks = row.chunks_exact(16);
+        for chunk in &mut chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+        }
+        let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// `v = sigmoid(v)` for every value.
+pub struct SigmoidSlice<'a>(pub &'a mut [f32]);
+
+impl WithSimd for SigmoidSlice<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        self.0.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp(-*v)));
+    }
 }
 
 /// Values per parallel task for the element-wise kernels: large enough to amortise the
@@ -122,16 +206,13 @@ impl InplaceOp1 for BiasAct<'_> {
         data.par_chunks_mut(plane * planes_per_task)
             .enumerate()
             .for_each(|(task, chunk)| {
-                vectorized(|| {
-                    for (i, values) in chunk.chunks_mut(plane).enumerate() {
-                        let b = self.bias[(task * planes_per_task + i) % c];
-                        if self.silu {
-                            values.iter_mut().for_each(|v| *v = silu(*v + b));
-                        } else {
-                            values.iter_mut().for_each(|v| *v += b);
-                        }
-                    }
-                })
+                for (i, values) in chunk.chunks_mut(plane).enumerate() {
+                    vectorized(BiasActInPlace {
+                        values,
+                        bias: self.bias[(task * planes_per_task + i) % c],
+                        silu: self.silu,
+                    });
+                }
             });
         Ok(())
     }
@@ -163,7 +244,7 @@ impl InplaceOp2 for AddAssign {
         let lhs = f32_contiguous_mut(s1, l1, self.name())?;
         lhs.par_chunks_mut(CHUNK)
             .zip(rhs.par_chunks(CHUNK))
-            .for_each(|(a, b)| vectorized(|| a.iter_mut().zip(b).for_each(|(a, b)| *a += b)));
+            .for_each(|(lhs, rhs)| vectorized(AddSlices { lhs, rhs }));
         Ok(())
     }
 }
@@ -179,22 +260,8 @@ impl InplaceOp1 for SoftmaxLastDim {
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
         let dim = layout.shape().dims().last().copied().unwrap_or(1);
         let data = f32_contiguous_mut(storage, layout, self.name())?;
-        data.par_chunks_mut(dim).for_each(|row| {
-            vectorized(|| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                row.iter_mut().for_each(|v| *v = exp(*v - max));
-                // Eight partial sums: a single running sum is a dependency chain that
-                // keeps the loop scalar.
-                let mut lanes = [0f32; 8];
-                let mut chunks = row.chunks_exact(8);
-                for chunk in &mut chunks {
-                    lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
-                }
-                let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|v| *v *= inv);
-            })
-        });
+        data.par_chunks_mut(dim)
+            .for_each(|row| vectorized(SoftmaxRow(row)));
         Ok(())
     }
 }
@@ -224,41 +291,73 @@ impl CustomOp1 for Depthwise<'_> {
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(nc, plane)| {
-                vectorized(|| {
-                    let ch = nc % c;
-                    let src = &input[nc * h * w..(nc + 1) * h * w];
-                    let kern = &self.weight[ch * k * k..(ch + 1) * k * k];
-                    plane.fill(self.bias[ch]);
-                    for (oy, row) in plane.chunks_mut(wo).enumerate() {
-                        for ky in 0..k {
-                            let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
-                                continue;
-                            };
-                            let src_row = &src[iy * w..(iy + 1) * w];
-                            for (kx, &wv) in kern[ky * k..(ky + 1) * k].iter().enumerate() {
-                                // Output columns whose input column lies inside the image.
-                                let first = p.saturating_sub(kx).div_ceil(s);
-                                let last = (w + p - kx).div_ceil(s).min(wo);
-                                if s == 1 {
-                                    let src = &src_row[first + kx - p..last + kx - p];
-                                    row[first..last]
-                                        .iter_mut()
-                                        .zip(src)
-                                        .for_each(|(o, i)| *o += wv * i);
-                                } else {
-                                    for ox in first..last {
-                                        row[ox] += wv * src_row[ox * s + kx - p];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    if self.silu {
-                        silu_slice(plane);
-                    }
+                let ch = nc % c;
+                vectorized(DepthwisePlane {
+                    op: self,
+                    src: &input[nc * h * w..(nc + 1) * h * w],
+                    h,
+                    w,
+                    ch,
+                    plane,
+                    wo,
                 })
             });
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
+    }
+}
+
+/// One output channel plane of a depthwise convolution.
+struct DepthwisePlane<'a> {
+    op: &'a Depthwise<'a>,
+    src: &'a [f32],
+    h: usize,
+    w: usize,
+    ch: usize,
+    plane: &'a mut [f32],
+    wo: usize,
+}
+
+impl WithSimd for DepthwisePlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            op,
+            src,
+            h,
+            w,
+            ch,
+            plane,
+            wo,
+        } = self;
+        let (k, s, p) = (op.kernel, op.stride, op.padding);
+        let kern = &op.weight[ch * k * k..(ch + 1) * k * k];
+        plane.fill(op.bias[ch]);
+        for (oy, row) in plane.chunks_mut(wo).enumerate() {
+            for ky in 0..k {
+                let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                let src_row = &src[iy * w..(iy + 1) * w];
+                for (kx, &wv) in kern[ky * k..(ky + 1) * k].iter().enumerate() {
+                    // Output columns whose input column lies inside the image.
+                    let first = p.saturating_sub(kx).div_ceil(s);
+                    let last = (w + p).saturating_sub(kx).div_ceil(s).clamp(first, wo);
+                    if first == last {
+                        continue;
+                    }
+                    let inputs = src_row[first * s + kx - p..].iter().step_by(s);
+                    row[first..last]
+                        .iter_mut()
+                        .zip(inputs)
+                        .for_each(|(o, i)| *o += wv * i);
+                }
+            }
+        }
+        if op.silu {
+            plane.iter_mut().for_each(|v| *v = silu(*v));
+        }
     }
 }
 
