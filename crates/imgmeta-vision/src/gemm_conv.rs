@@ -9,6 +9,7 @@
 
 use crate::kernels::{BiasActCopy, f32_contiguous, vectorized};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -126,7 +127,13 @@ impl CustomOp1 for GemmConv<'_> {
                         matmul(product, self.matrix, (c_out, depth), view, columns, width);
                     } else {
                         unfolded.resize(depth * width, 0.0);
-                        unfold(input, geometry, first, width, unfolded);
+                        vectorized(Unfold {
+                            input,
+                            g: geometry,
+                            first,
+                            width,
+                            dst: unfolded,
+                        });
                         matmul(product, self.matrix, (c_out, depth), unfolded, width, width);
                     }
                     for ((dst, src), &b) in
@@ -147,47 +154,67 @@ impl CustomOp1 for GemmConv<'_> {
 
 /// Writes rows `c * k * k + ky * k + kx` of the unfolded image, for output columns
 /// `first..first + width`, into `dst` (`[depth, width]`, every value written).
-fn unfold(input: &[f32], g: Geometry, first: usize, width: usize, dst: &mut [f32]) {
-    let Geometry {
-        c_in,
-        h,
-        w,
-        k,
-        s,
-        p,
-        wo,
-    } = g;
-    let last = first + width;
-    for (row_index, row) in dst.chunks_mut(width).enumerate().take(c_in * k * k) {
-        let ch = row_index / (k * k);
-        let (ky, kx) = ((row_index / k) % k, row_index % k);
-        let plane = &input[ch * h * w..(ch + 1) * h * w];
-        let mut j = first;
-        while j < last {
-            let (oy, ox0) = (j / wo, j % wo);
-            let ox1 = wo.min(ox0 + (last - j));
-            let out = &mut row[j - first..j - first + (ox1 - ox0)];
-            match (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) {
-                None => out.fill(0.0),
-                Some(iy) => {
-                    let src = &plane[iy * w..(iy + 1) * w];
-                    // Output columns whose input column `ox * s + kx - p` is inside.
-                    let lo = p.saturating_sub(kx).div_ceil(s).clamp(ox0, ox1);
-                    let hi = (w + p).saturating_sub(kx).div_ceil(s).clamp(lo, ox1);
-                    out[..lo - ox0].fill(0.0);
-                    out[hi - ox0..].fill(0.0);
-                    let inside = &mut out[lo - ox0..hi - ox0];
-                    if inside.is_empty() {
-                        // The whole segment lies in the padding.
-                    } else if s == 1 {
-                        inside.copy_from_slice(&src[lo + kx - p..hi + kx - p]);
-                    } else {
-                        let inputs = src[lo * s + kx - p..].iter().step_by(s);
-                        inside.iter_mut().zip(inputs).for_each(|(o, i)| *o = *i);
+struct Unfold<'a> {
+    input: &'a [f32],
+    g: Geometry,
+    first: usize,
+    width: usize,
+    dst: &'a mut [f32],
+}
+
+impl WithSimd for Unfold<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            input,
+            g,
+            first,
+            width,
+            dst,
+        } = self;
+        let Geometry {
+            c_in,
+            h,
+            w,
+            k,
+            s,
+            p,
+            wo,
+        } = g;
+        let last = first + width;
+        for (row_index, row) in dst.chunks_mut(width).enumerate().take(c_in * k * k) {
+            let ch = row_index / (k * k);
+            let (ky, kx) = ((row_index / k) % k, row_index % k);
+            let plane = &input[ch * h * w..(ch + 1) * h * w];
+            let mut j = first;
+            while j < last {
+                let (oy, ox0) = (j / wo, j % wo);
+                let ox1 = wo.min(ox0 + (last - j));
+                let out = &mut row[j - first..j - first + (ox1 - ox0)];
+                match (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) {
+                    None => out.fill(0.0),
+                    Some(iy) => {
+                        let src = &plane[iy * w..(iy + 1) * w];
+                        // Output columns whose input column `ox * s + kx - p` is inside.
+                        let lo = p.saturating_sub(kx).div_ceil(s).clamp(ox0, ox1);
+                        let hi = (w + p).saturating_sub(kx).div_ceil(s).clamp(lo, ox1);
+                        out[..lo - ox0].fill(0.0);
+                        out[hi - ox0..].fill(0.0);
+                        let inside = &mut out[lo - ox0..hi - ox0];
+                        if inside.is_empty() {
+                            // The whole segment lies in the padding.
+                        } else if s == 1 {
+                            inside.copy_from_slice(&src[lo + kx - p..hi + kx - p]);
+                        } else {
+                            let inputs = src[lo * s + kx - p..].iter().step_by(s);
+                            inside.iter_mut().zip(inputs).for_each(|(o, i)| *o = *i);
+                        }
                     }
                 }
+                j += ox1 - ox0;
             }
-            j += ox1 - ox0;
         }
     }
 }

@@ -139,15 +139,18 @@ pub fn silu(v: f32) -> f32 {
 /// them cost as much as all the convolutions' arithmetic. This is the classic Cephes
 /// scheme: `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-6 polynomial for `e^r`, and
 /// `2^n` assembled in the exponent bits. It uses only operations SSE2 can vectorise
-/// (rounding by adding and subtracting 1.5 * 2^23).
+/// (rounding by adding and subtracting 1.5 * 2^23, integer arithmetic on the bits).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: u32 = 0x4B40_0000;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // `t` is 1.5 * 2^23 + n exactly: its low mantissa bits hold `n` as an integer.
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -156,9 +159,11 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let p = p * r * r + r + 1.0;
-    // Wrapping: `n` is within -126..=127 after the clamp, and a checked add would keep
-    // the loop from vectorising in builds with overflow checks.
-    p * f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23)
+    // 2^n from the integer in `t`'s bits, without a float-to-int conversion (Rust's is
+    // saturating, which costs several vector instructions per value). `n` is within
+    // -126..=127 after the clamp, so the biased exponent is in range.
+    let biased = t.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(127);
+    p * f32::from_bits(biased << 23)
 }
 
 fn f32_contiguous_mut<'a>(
@@ -291,22 +296,34 @@ impl CustomOp1 for Depthwise<'_> {
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(nc, plane)| {
-                let ch = nc % c;
-                vectorized(DepthwisePlane {
-                    op: self,
-                    src: &input[nc * h * w..(nc + 1) * h * w],
-                    h,
-                    w,
-                    ch,
-                    plane,
-                    wo,
+                PADDED.with(|padded| {
+                    let mut fresh = Vec::new();
+                    let mut borrowed = padded.try_borrow_mut().ok();
+                    let padded = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+                    vectorized(DepthwisePlane {
+                        op: self,
+                        src: &input[nc * h * w..(nc + 1) * h * w],
+                        h,
+                        w,
+                        ch: nc % c,
+                        plane,
+                        wo,
+                        padded,
+                    })
                 })
             });
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
 }
 
-/// One output channel plane of a depthwise convolution.
+thread_local! {
+    /// A zero-bordered copy of the input plane being convolved, reused across planes.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One output channel plane of a depthwise convolution. The input plane is first copied
+/// into a zero-bordered buffer so that every tap is a plain loop over a whole output row,
+/// with no edge cases (the maps are small: rows of 20 to 80 values).
 struct DepthwisePlane<'a> {
     op: &'a Depthwise<'a>,
     src: &'a [f32],
@@ -315,6 +332,7 @@ struct DepthwisePlane<'a> {
     ch: usize,
     plane: &'a mut [f32],
     wo: usize,
+    padded: &'a mut Vec<f32>,
 }
 
 impl WithSimd for DepthwisePlane<'_> {
@@ -330,28 +348,30 @@ impl WithSimd for DepthwisePlane<'_> {
             ch,
             plane,
             wo,
+            padded,
         } = self;
         let (k, s, p) = (op.kernel, op.stride, op.padding);
+        let wp = w + 2 * p;
+        padded.clear();
+        padded.resize(wp * (h + 2 * p), 0.0);
+        for (dst, row) in padded[p * wp..].chunks_mut(wp).zip(src.chunks(w)) {
+            dst[p..p + w].copy_from_slice(row);
+        }
         let kern = &op.weight[ch * k * k..(ch + 1) * k * k];
         plane.fill(op.bias[ch]);
         for (oy, row) in plane.chunks_mut(wo).enumerate() {
-            for ky in 0..k {
-                let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let src_row = &src[iy * w..(iy + 1) * w];
-                for (kx, &wv) in kern[ky * k..(ky + 1) * k].iter().enumerate() {
-                    // Output columns whose input column lies inside the image.
-                    let first = p.saturating_sub(kx).div_ceil(s);
-                    let last = (w + p).saturating_sub(kx).div_ceil(s).clamp(first, wo);
-                    if first == last {
-                        continue;
+            for (ky, taps) in kern.chunks(k).enumerate() {
+                let line = &padded[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                for (kx, &wv) in taps.iter().enumerate() {
+                    if s == 1 {
+                        row.iter_mut()
+                            .zip(&line[kx..kx + wo])
+                            .for_each(|(o, i)| *o += wv * i);
+                    } else {
+                        row.iter_mut()
+                            .zip(line[kx..].iter().step_by(s))
+                            .for_each(|(o, i)| *o += wv * i);
                     }
-                    let inputs = src_row[first * s + kx - p..].iter().step_by(s);
-                    row[first..last]
-                        .iter_mut()
-                        .zip(inputs)
-                        .for_each(|(o, i)| *o += wv * i);
                 }
             }
         }
