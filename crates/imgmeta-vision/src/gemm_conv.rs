@@ -8,6 +8,7 @@
 //! keeps everything in the L2 cache, which is what made the CPU forward pass memory-bound.
 
 use crate::kernels::{BiasActCopy, f32_contiguous, vectorized};
+use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
@@ -98,6 +99,7 @@ impl CustomOp1 for GemmConv<'_> {
         // A 1x1, stride-1 convolution multiplies the input itself: no unfolding.
         let direct = k == 1 && s == 1 && p == 0;
 
+        let filters = Mat::rows(self.matrix, c_out, depth);
         let mut out = vec![0f32; c_out * columns];
         // Cut every output row into blocks, then gather the i-th piece of every row: the
         // pieces of one block are disjoint from every other block's.
@@ -123,8 +125,8 @@ impl CustomOp1 for GemmConv<'_> {
                     product.resize(c_out * width, 0.0);
                     if direct {
                         // Columns `first..first + width` of the `[c_in, columns]` input.
-                        let view = &input[first..];
-                        matmul(product, self.matrix, (c_out, depth), view, columns, width);
+                        let view = Mat::new(&input[first..], (depth, width), (columns, 1));
+                        matmul(product, width, filters, view);
                     } else {
                         unfolded.resize(depth * width, 0.0);
                         vectorized(Unfold {
@@ -134,7 +136,7 @@ impl CustomOp1 for GemmConv<'_> {
                             width,
                             dst: unfolded,
                         });
-                        matmul(product, self.matrix, (c_out, depth), unfolded, width, width);
+                        matmul(product, width, filters, Mat::rows(unfolded, depth, width));
                     }
                     for ((dst, src), &b) in
                         rows.iter_mut().zip(product.chunks(width)).zip(self.bias)
@@ -219,57 +221,6 @@ impl WithSimd for Unfold<'_> {
     }
 }
 
-/// `dst = lhs x rhs` for a row-major `[m, k]` `lhs` and the first `n` columns of a
-/// row-major `[k, rhs_stride]` `rhs`; `dst` is row-major `[m, n]`. Single-threaded: the
-/// callers already run one block per thread.
-#[allow(unsafe_code)]
-pub fn matmul(
-    dst: &mut [f32],
-    lhs: &[f32],
-    (m, k): (usize, usize),
-    rhs: &[f32],
-    rhs_stride: usize,
-    n: usize,
-) {
-    assert!(
-        n <= rhs_stride,
-        "matmul: {n} columns of a {rhs_stride}-wide matrix"
-    );
-    assert_eq!(lhs.len(), m * k, "matmul: lhs is not {m} x {k}");
-    assert!(
-        k == 0 || rhs.len() >= (k - 1) * rhs_stride + n,
-        "matmul: rhs is shorter than {k} rows"
-    );
-    assert_eq!(dst.len(), m * n, "matmul: dst is not {m} x {n}");
-    let stride = |v: usize| isize::try_from(v).expect("matrix strides fit in isize");
-    // SAFETY: the assertions above keep every element the strides address inside the
-    // three slices: lhs rows `i * k + l`, rhs `l * rhs_stride + j` with `l < k`, `j < n`,
-    // dst `i * n + j`; `dst` is borrowed mutably, so it overlaps neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            stride(n),
-            false,
-            lhs.as_ptr(),
-            1,
-            stride(k),
-            rhs.as_ptr(),
-            1,
-            stride(rhs_stride),
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,18 +282,5 @@ mod tests {
                 assert!(diff < 1e-4, "{case:?}: {diff}");
             }
         }
-    }
-
-    #[test]
-    fn the_matrix_product_reads_a_column_window_of_a_wider_matrix() {
-        // lhs 2x3, rhs 3x5 of which columns 1..3 are used.
-        let lhs = [1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
-        let rhs: Vec<f32> = (0..15).map(|v| v as f32).collect();
-        let mut dst = [0f32; 4];
-
-        matmul(&mut dst, &lhs, (2, 3), &rhs[1..], 5, 2);
-
-        // Columns 1 and 2 of rhs: [1, 6, 11] and [2, 7, 12].
-        assert_eq!(dst, [46.0, 52.0, 10.0, 10.0]);
     }
 }
