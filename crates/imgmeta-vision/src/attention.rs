@@ -76,12 +76,12 @@ impl CustomOp1 for AreaAttentionCpu {
                 scores.resize(n * n, 0.0);
                 product.resize(d * n, 0.0);
                 // scores[i][j] = q_i . k_j, then each row through a softmax.
-                matmul(scores, n, q.t(), k);
+                matmul(scores, n, q.t(), k, false);
                 for row in scores.chunks_mut(n) {
                     vectorized(SoftmaxRow(row));
                 }
                 // out[:, i] = sum_j scores[i][j] v_j, i.e. v x scores^T, channel-major.
-                matmul(product, n, v, Mat::rows(scores, n, n).t());
+                matmul(product, n, v, Mat::rows(scores, n, n).t(), false);
                 for (dst, src) in rows.into_iter().zip(product.chunks(n)) {
                     dst.copy_from_slice(src);
                 }

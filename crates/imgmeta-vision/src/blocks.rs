@@ -3,7 +3,7 @@
 
 use crate::VisionError;
 use crate::attention::AreaAttentionCpu;
-use crate::layers::{Act, Conv, add_into, cat_channels, split_halves};
+use crate::layers::{Act, Conv, add_into, split_halves};
 use crate::weights::Weights;
 use candle_core::Tensor;
 
@@ -55,7 +55,7 @@ impl C3k {
             a = b.forward(&a)?;
         }
         let b = self.cv2.forward(x)?;
-        self.cv3.forward(&cat_channels(&[a, b])?)
+        self.cv3.forward_parts(&[a, b])
     }
 }
 
@@ -126,7 +126,12 @@ impl CspStack {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
-        let y = self.cv1.forward(x)?;
+        self.forward_parts(std::slice::from_ref(x))
+    }
+
+    /// `forward` of the channel-wise concatenation of `inputs`, without concatenating.
+    pub fn forward_parts(&self, inputs: &[Tensor]) -> Result<Tensor, VisionError> {
+        let y = self.cv1.forward_parts(inputs)?;
         let mut parts = if self.split {
             let (a, b) = split_halves(&y)?;
             vec![a, b]
@@ -137,7 +142,7 @@ impl CspStack {
             let next = inner.forward(parts.last().expect("parts is never empty"))?;
             parts.push(next);
         }
-        self.cv2.forward(&cat_channels(&parts)?)
+        self.cv2.forward_parts(&parts)
     }
 }
 

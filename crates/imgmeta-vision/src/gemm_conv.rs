@@ -98,60 +98,136 @@ impl CustomOp1 for GemmConv<'_> {
         };
         // A 1x1, stride-1 convolution multiplies the input itself: no unfolding.
         let direct = k == 1 && s == 1 && p == 0;
-
         let filters = Mat::rows(self.matrix, c_out, depth);
-        let mut out = vec![0f32; c_out * columns];
-        // Cut every output row into blocks, then gather the i-th piece of every row: the
-        // pieces of one block are disjoint from every other block's.
-        let mut blocks: Vec<Vec<&mut [f32]>> = (0..columns.div_ceil(block))
-            .map(|_| Vec::with_capacity(c_out))
-            .collect();
-        for row in out.chunks_mut(columns) {
-            for (i, piece) in row.chunks_mut(block).enumerate() {
-                blocks[i].push(piece);
-            }
-        }
-        blocks
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(index, mut rows)| {
-                let first = index * block;
-                let width = rows[0].len();
-                SCRATCH.with(|scratch| {
-                    let mut fresh = (Vec::new(), Vec::new());
-                    let mut borrowed = scratch.try_borrow_mut().ok();
-                    let buffers = borrowed.as_deref_mut().unwrap_or(&mut fresh);
-                    let (unfolded, product) = (&mut buffers.0, &mut buffers.1);
-                    product.resize(c_out * width, 0.0);
-                    if direct {
-                        // Columns `first..first + width` of the `[c_in, columns]` input.
-                        let view = Mat::new(&input[first..], (depth, width), (columns, 1));
-                        matmul(product, width, filters, view);
-                    } else {
-                        unfolded.resize(depth * width, 0.0);
-                        vectorized(Unfold {
-                            input,
-                            g: geometry,
-                            first,
-                            width,
-                            dst: unfolded,
-                        });
-                        matmul(product, width, filters, Mat::rows(unfolded, depth, width));
-                    }
-                    for ((dst, src), &b) in
-                        rows.iter_mut().zip(product.chunks(width)).zip(self.bias)
-                    {
-                        vectorized(BiasActCopy {
-                            src,
-                            bias: b,
-                            silu: self.silu,
-                            dst,
-                        });
-                    }
-                });
-            });
+        let out = blocked(
+            (c_out, columns, block),
+            (self.bias, self.silu),
+            |first, width, unfolded, product| {
+                if direct {
+                    // Columns `first..first + width` of the `[c_in, columns]` input.
+                    let view = Mat::new(&input[first..], (depth, width), (columns, 1));
+                    matmul(product, width, filters, view, false);
+                } else {
+                    unfolded.resize(depth * width, 0.0);
+                    vectorized(Unfold {
+                        input,
+                        g: geometry,
+                        first,
+                        width,
+                        dst: unfolded,
+                    });
+                    matmul(
+                        product,
+                        width,
+                        filters,
+                        Mat::rows(unfolded, depth, width),
+                        false,
+                    );
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), Shape::from((1, c_out, ho, wo))))
     }
+}
+
+/// A 1x1 convolution (with bias and optional SiLU) of the channel-wise concatenation of
+/// `parts`, each a contiguous `[1, c_i, h, w]` tensor on the CPU, without concatenating
+/// them: the product sums one filter slice times each part.
+pub fn pointwise_over_parts(
+    matrix: &[f32],
+    bias: &[f32],
+    silu: bool,
+    parts: &[candle_core::Tensor],
+) -> Result<candle_core::Tensor> {
+    let (_, _, h, w) = parts
+        .first()
+        .ok_or_else(|| candle_core::Error::Msg("pointwise-over-parts: no inputs".into()))?
+        .dims4()?;
+    let columns = h * w;
+    let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut inputs = Vec::with_capacity(parts.len());
+    for (storage, layout) in &guards {
+        let (b, c, ph, pw) = layout.shape().dims4()?;
+        let candle_core::Storage::Cpu(storage) = &**storage else {
+            return Err(candle_core::Error::Msg(
+                "pointwise-over-parts: needs the CPU".into(),
+            ));
+        };
+        if b != 1 || (ph, pw) != (h, w) {
+            return Err(candle_core::Error::Msg(format!(
+                "pointwise-over-parts: part [{b}, {c}, {ph}, {pw}] with [1, _, {h}, {w}]"
+            )));
+        }
+        inputs.push((f32_contiguous(storage, layout, "pointwise-over-parts")?, c));
+    }
+    let depth: usize = inputs.iter().map(|(_, c)| c).sum();
+    let c_out = bias.len();
+    if matrix.len() != c_out * depth {
+        return Err(candle_core::Error::Msg(format!(
+            "pointwise-over-parts: {} filter values for {c_out} x {depth}",
+            matrix.len()
+        )));
+    }
+    let block = GemmConv::block_columns(depth, columns);
+    let out = blocked(
+        (c_out, columns, block),
+        (bias, silu),
+        |first, width, _, product| {
+            let mut offset = 0;
+            for (i, &(input, c)) in inputs.iter().enumerate() {
+                let filters = Mat::new(&matrix[offset..], (c_out, c), (depth, 1));
+                let view = Mat::new(&input[first..], (c, width), (columns, 1));
+                matmul(product, width, filters, view, i > 0);
+                offset += c;
+            }
+        },
+    );
+    drop(guards);
+    candle_core::Tensor::from_vec(out, (1, c_out, h, w), &candle_core::Device::Cpu)
+}
+
+/// Runs `product_of(first, width, scratch, product)` for every block of `block` output
+/// columns in parallel, then writes `act(product + bias)` into the `[c_out, columns]`
+/// output while the block is in cache.
+fn blocked(
+    (c_out, columns, block): (usize, usize, usize),
+    (bias, silu): (&[f32], bool),
+    product_of: impl Fn(usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; c_out * columns];
+    // Cut every output row into blocks, then gather the i-th piece of every row: the
+    // pieces of one block are disjoint from every other block's.
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..columns.div_ceil(block))
+        .map(|_| Vec::with_capacity(c_out))
+        .collect();
+    for row in out.chunks_mut(columns) {
+        for (i, piece) in row.chunks_mut(block).enumerate() {
+            blocks[i].push(piece);
+        }
+    }
+    blocks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(index, mut rows)| {
+            let first = index * block;
+            let width = rows[0].len();
+            SCRATCH.with(|scratch| {
+                let mut fresh = (Vec::new(), Vec::new());
+                let mut borrowed = scratch.try_borrow_mut().ok();
+                let (unfolded, product) = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+                product.resize(c_out * width, 0.0);
+                product_of(first, width, unfolded, product);
+                for ((dst, src), &b) in rows.iter_mut().zip(product.chunks(width)).zip(bias) {
+                    vectorized(BiasActCopy {
+                        src,
+                        bias: b,
+                        silu,
+                        dst,
+                    });
+                }
+            });
+        });
+    out
 }
 
 /// Writes rows `c * k * k + ky * k + kx` of the unfolded image, for output columns
@@ -282,5 +358,34 @@ mod tests {
                 assert!(diff < 1e-4, "{case:?}: {diff}");
             }
         }
+    }
+
+    #[test]
+    fn a_pointwise_convolution_over_parts_equals_one_over_their_concatenation() {
+        let dev = Device::Cpu;
+        let parts: Vec<Tensor> = [3, 5, 2]
+            .iter()
+            .map(|&c| Tensor::randn(0f32, 1.0, (1, c, 9, 13), &dev).unwrap())
+            .collect();
+        let weight = Tensor::randn(0f32, 1.0, (4, 10, 1, 1), &dev).unwrap();
+        let matrix = weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let bias = [0.5f32, -0.5, 1.0, 0.0];
+
+        let ours = pointwise_over_parts(&matrix, &bias, true, &parts).unwrap();
+
+        let whole = Tensor::cat(&parts, 1).unwrap();
+        let theirs = whole
+            .apply_op1_no_bwd(&GemmConv {
+                matrix: &matrix,
+                bias: &bias,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+                silu: true,
+            })
+            .unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        let diff = max_diff(&ours, &theirs);
+        assert!(diff < 1e-5, "{diff}");
     }
 }

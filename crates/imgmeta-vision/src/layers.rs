@@ -3,7 +3,7 @@
 //! model runs on the CPU and plain candle ops elsewhere.
 
 use crate::VisionError;
-use crate::gemm_conv::GemmConv;
+use crate::gemm_conv::{GemmConv, pointwise_over_parts};
 use crate::kernels::{AddAssign, BiasAct, Depthwise};
 use crate::weights::Weights;
 use candle_core::{Device, Tensor};
@@ -91,6 +91,26 @@ impl Conv {
 
     pub fn bias(&self) -> &Tensor {
         &self.bias
+    }
+
+    /// `forward` of the channel-wise concatenation of `parts`; a 1x1 convolution on the CPU
+    /// reads the parts where they are instead of concatenating them first.
+    pub fn forward_parts(&self, parts: &[Tensor]) -> Result<Tensor, VisionError> {
+        let pointwise = self.kernel == 1 && self.stride == 1 && self.groups == 1;
+        let batch_one = parts.iter().all(|p| p.dim(0).is_ok_and(|b| b == 1));
+        if self.on_cpu && pointwise && batch_one {
+            let parts = parts
+                .iter()
+                .map(|p| p.contiguous())
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(pointwise_over_parts(
+                &self.matrix_values,
+                &self.bias_values,
+                self.act == Act::Silu,
+                &parts,
+            )?);
+        }
+        self.forward(&cat_channels(parts)?)
     }
 
     /// The output is always a fresh tensor, so callers may add into it in place.

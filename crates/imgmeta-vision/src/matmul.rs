@@ -53,9 +53,10 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst = lhs x rhs`, written row-major into `dst` with `dst_rs` values between rows.
+/// `dst = lhs x rhs` (or `dst += lhs x rhs` with `accumulate`), row-major in `dst` with
+/// `dst_rs` values between rows.
 #[allow(unsafe_code)]
-pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat<'_>, rhs: Mat<'_>) {
+pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(
         rhs.rows, k,
@@ -77,7 +78,8 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat<'_>, rhs: Mat<'_>) {
     // SAFETY: `Mat::new` checked that every element of `lhs` and `rhs` the strides address
     // is inside its slice, and the assertions above do the same for `dst` (row stride at
     // least the row length, so rows do not overlap). `dst` is borrowed mutably, so it
-    // aliases neither input. With `read_dst = false`, gemm writes `dst` without reading it.
+    // aliases neither input; `dst` is initialised memory, so reading it (`accumulate`) is
+    // sound too.
     unsafe {
         gemm::gemm(
             m,
@@ -86,14 +88,14 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat<'_>, rhs: Mat<'_>) {
             dst.as_mut_ptr(),
             1,
             stride(dst_rs),
-            false,
+            accumulate,
             lhs.data.as_ptr(),
             stride(lhs.cs),
             stride(lhs.rs),
             rhs.data.as_ptr(),
             stride(rhs.cs),
             stride(rhs.rs),
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -119,6 +121,7 @@ mod tests {
             2,
             Mat::rows(&lhs, 2, 3),
             Mat::new(&rhs[1..], (3, 2), (5, 1)),
+            false,
         );
 
         // Columns 1 and 2 of rhs: [1, 6, 11] and [2, 7, 12].
@@ -132,10 +135,26 @@ mod tests {
         let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // 3x2
         let mut dst = [-1f32; 6]; // 2 rows of 2 at stride 3
 
-        matmul(&mut dst, 3, Mat::rows(&a_t, 3, 2).t(), Mat::rows(&b, 3, 2));
+        matmul(
+            &mut dst,
+            3,
+            Mat::rows(&a_t, 3, 2).t(),
+            Mat::rows(&b, 3, 2),
+            false,
+        );
 
         // a = [[1,2,3],[4,5,6]]; a x b = [[4, 5], [10, 11]]; column 2 untouched.
         assert_eq!(dst, [4.0, 5.0, -1.0, 10.0, 11.0, -1.0]);
+
+        matmul(
+            &mut dst,
+            3,
+            Mat::rows(&a_t, 3, 2).t(),
+            Mat::rows(&b, 3, 2),
+            true,
+        );
+
+        assert_eq!(dst, [8.0, 10.0, -1.0, 20.0, 22.0, -1.0]);
     }
 
     #[test]

@@ -79,14 +79,10 @@ impl YoloV12 {
         let p3 = self.b4.forward(&self.b3.forward(&self.b2.forward(&x)?)?)?;
         let p4 = self.b6.forward(&self.b5.forward(&p3)?)?;
         let p5 = self.b8.forward(&self.b7.forward(&p4)?)?;
-        let n11 = self.n11.forward(&cat_channels(&[upsample2(&p5)?, p4])?)?;
-        let n14 = self.n14.forward(&cat_channels(&[upsample2(&n11)?, p3])?)?;
-        let n17 = self
-            .n17
-            .forward(&cat_channels(&[self.n15.forward(&n14)?, n11])?)?;
-        let n20 = self
-            .n20
-            .forward(&cat_channels(&[self.n18.forward(&n17)?, p5])?)?;
+        let n11 = self.n11.forward_parts(&[upsample2(&p5)?, p4])?;
+        let n14 = self.n14.forward_parts(&[upsample2(&n11)?, p3])?;
+        let n17 = self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?;
+        let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
         self.head.forward(&[n14, n17, n20])
     }
 }
