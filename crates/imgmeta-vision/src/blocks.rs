@@ -2,8 +2,8 @@
 //! from the weights under its module path, e.g. `model.6.m.0.0.attn`.
 
 use crate::VisionError;
-use crate::kernels::SoftmaxLastDim;
-use crate::layers::{Act, Conv, add_into, cat_channels, split_halves};
+use crate::attention::AreaAttentionCpu;
+use crate::layers::{Act, Conv, add_into, split_halves};
 use crate::weights::Weights;
 use candle_core::Tensor;
 
@@ -55,7 +55,7 @@ impl C3k {
             a = b.forward(&a)?;
         }
         let b = self.cv2.forward(x)?;
-        self.cv3.forward(&cat_channels(&[a, b])?)
+        self.cv3.forward_parts(&[a, b])
     }
 }
 
@@ -126,7 +126,12 @@ impl CspStack {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
-        let y = self.cv1.forward(x)?;
+        self.forward_parts(std::slice::from_ref(x))
+    }
+
+    /// `forward` of the channel-wise concatenation of `inputs`, without concatenating.
+    pub fn forward_parts(&self, inputs: &[Tensor]) -> Result<Tensor, VisionError> {
+        let y = self.cv1.forward_parts(inputs)?;
         let mut parts = if self.split {
             let (a, b) = split_halves(&y)?;
             vec![a, b]
@@ -137,7 +142,7 @@ impl CspStack {
             let next = inner.forward(parts.last().expect("parts is never empty"))?;
             parts.push(next);
         }
-        self.cv2.forward(&cat_channels(&parts)?)
+        self.cv2.forward_parts(&parts)
     }
 }
 
@@ -208,41 +213,54 @@ impl AreaAttention {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
-        let (b, c, h, w) = x.dims4()?;
-        let heads = c / HEAD_DIM;
-        let n = h * w / self.area;
-        // [b, 3c, h, w] -> [b * area, n, heads, 3 * head_dim]: tokens in raster order, each
-        // band of rows one batch entry, each head's q, k and v adjacent in the channels.
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .flatten_from(2)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * self.area, n, heads, 3 * HEAD_DIM))?;
-        let q = qkv.narrow(3, 0, HEAD_DIM)?.transpose(1, 2)?.contiguous()?;
-        let k = qkv
-            .narrow(3, HEAD_DIM, HEAD_DIM)?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let v = qkv.narrow(3, 2 * HEAD_DIM, HEAD_DIM)?;
-        let attn = q.matmul(&k.t()?)?;
-        let attn = if matches!(attn.device(), candle_core::Device::Cpu) && attn.is_contiguous() {
-            attn.inplace_op1(&SoftmaxLastDim)?;
-            attn
-        } else {
-            candle_nn::ops::softmax_last_dim(&attn)?
-        };
-        let out = attn.matmul(&v.transpose(1, 2)?.contiguous()?)?; // [b*area, heads, n, hd]
-        let to_image = |t: Tensor| -> Result<Tensor, VisionError> {
-            Ok(t.reshape((b, h, w, c))?
-                .permute((0, 3, 1, 2))?
-                .contiguous()?)
-        };
-        let out = to_image(out.transpose(1, 2)?.contiguous()?)?;
-        let v = to_image(v.contiguous()?)?;
+        let (out, v) = attend(&self.qkv.forward(x)?, self.area)?;
         self.proj.forward(&add_into(self.pe.forward(&v)?, &out)?)
     }
+}
+
+/// Attention within `area` bands over a `[b, 3c, h, w]` qkv projection: the attended values
+/// and the values as an image, both `[b, c, h, w]`.
+fn attend(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
+    if matches!(qkv.device(), candle_core::Device::Cpu) && qkv.dim(0)? == 1 {
+        let both = qkv.contiguous()?.apply_op1_no_bwd(&AreaAttentionCpu {
+            area,
+            head_dim: HEAD_DIM,
+        })?;
+        let c = both.dim(1)? / 2;
+        return Ok((both.narrow(1, 0, c)?, both.narrow(1, c, c)?));
+    }
+    attend_generic(qkv, area)
+}
+
+/// [`attend`] in plain candle tensor operations, for devices other than the CPU.
+fn attend_generic(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
+    let (b, c3, h, w) = qkv.dims4()?;
+    let c = c3 / 3;
+    let heads = c / HEAD_DIM;
+    let n = h * w / area;
+    // [b, 3c, h, w] -> [b * area, n, heads, 3 * head_dim]: tokens in raster order, each
+    // band of rows one batch entry, each head's q, k and v adjacent in the channels.
+    let qkv = qkv
+        .flatten_from(2)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * area, n, heads, 3 * HEAD_DIM))?;
+    let q = qkv.narrow(3, 0, HEAD_DIM)?.transpose(1, 2)?.contiguous()?;
+    let k = qkv
+        .narrow(3, HEAD_DIM, HEAD_DIM)?
+        .transpose(1, 2)?
+        .contiguous()?;
+    let v = qkv.narrow(3, 2 * HEAD_DIM, HEAD_DIM)?;
+    let attn = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+    let out = attn.matmul(&v.transpose(1, 2)?.contiguous()?)?; // [b*area, heads, n, hd]
+    let to_image = |t: Tensor| -> Result<Tensor, VisionError> {
+        Ok(t.reshape((b, h, w, c))?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?)
+    };
+    let out = to_image(out.transpose(1, 2)?.contiguous()?)?;
+    let v = to_image(v.contiguous()?)?;
+    Ok((out, v))
 }
 
 /// Loads `<prefix>.0`, `<prefix>.1`, ... for as long as `<prefix>.<i>.<probe>` exists.
@@ -257,4 +275,37 @@ fn load_seq<T>(
         out.push(load(w, &format!("{prefix}.{}", out.len()))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_cpu_attention_kernel_matches_the_generic_tensor_path() {
+        // 2 heads, 8x6 map; 1 area (global) and 4 areas of 2 rows.
+        for area in [1, 2, 4] {
+            let qkv = Tensor::randn(0f32, 1.0, (1, 3 * 2 * HEAD_DIM, 8, 6), &Device::Cpu).unwrap();
+
+            let (out, v) = attend(&qkv, area).unwrap();
+            let (want_out, want_v) = attend_generic(&qkv, area).unwrap();
+
+            assert_eq!(out.dims(), want_out.dims());
+            assert_eq!(max_diff(&v, &want_v), 0.0, "area {area}: values");
+            let diff = max_diff(&out, &want_out);
+            assert!(diff < 1e-5, "area {area}: {diff}");
+        }
+    }
 }

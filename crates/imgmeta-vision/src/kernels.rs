@@ -1,5 +1,6 @@
 //! CPU kernels written as candle custom ops: bias + SiLU fused into one pass over a
-//! convolution's output, in-place residual addition, and direct depthwise convolution.
+//! convolution's output, in-place residual addition, softmax rows, and direct depthwise
+//! convolution, each compiled for the CPU's widest vector instructions.
 //!
 //! Why hand-written: candle's element-wise ops on large tensors run on its own spinning
 //! thread pool, which on a small machine competes with the rayon pool that runs the
@@ -7,7 +8,120 @@
 //! the caller's rayon pool, touch each value once, and allocate nothing for the in-place ones.
 
 use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Result, Shape};
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
+
+/// Runs a kernel compiled for the widest vector instructions this CPU has (AVX-512,
+/// AVX2 + FMA, else the x86-64 baseline), chosen at run time, so one binary is both
+/// portable and fast. Each kernel is a struct whose `with_simd` is `#[inline(always)]`, so
+/// its plain loops are inlined into pulp's feature-enabled function and auto-vectorised for
+/// that instruction set (a closure would not be reliably inlined, and would then run with
+/// baseline SSE2). Call it within each parallel task: the choice does not cross threads.
+#[inline(always)]
+pub fn vectorized<K: WithSimd>(kernel: K) -> K::Output {
+    pulp::Arch::new().dispatch(kernel)
+}
+
+/// `dst = act(src + bias)` for one output row, `act` being SiLU or the identity.
+pub struct BiasActCopy<'a> {
+    pub src: &'a [f32],
+    pub bias: f32,
+    pub silu: bool,
+    pub dst: &'a mut [f32],
+}
+
+impl WithSimd for BiasActCopy<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            src,
+            bias,
+            silu: act,
+            dst,
+        } = self;
+        if act {
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, s)| *d = silu(s + bias));
+        } else {
+            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bias);
+        }
+    }
+}
+
+/// `v = act(v + bias)` in place for one or more channel planes.
+struct BiasActInPlace<'a> {
+    values: &'a mut [f32],
+    bias: f32,
+    silu: bool,
+}
+
+impl WithSimd for BiasActInPlace<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let b = self.bias;
+        if self.silu {
+            self.values.iter_mut().for_each(|v| *v = silu(*v + b));
+        } else {
+            self.values.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+/// `lhs += rhs`.
+struct AddSlices<'a> {
+    lhs: &'a mut [f32],
+    rhs: &'a [f32],
+}
+
+impl WithSimd for AddSlices<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        self.lhs.iter_mut().zip(self.rhs).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Softmax of one row, in place.
+pub(crate) struct SoftmaxRow<'a>(pub &'a mut [f32]);
+
+impl WithSimd for SoftmaxRow<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let row = self.0;
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v = exp(*v - max));
+        // Sixteen partial sums: a single running sum is a dependency chain that keeps the
+        // loop scalar.
+        let mut lanes = [0f32; 16];
+        let mut chunks = row.chunks_exact(16);
+        for chunk in &mut chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+        }
+        let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// `v = sigmoid(v)` for every value.
+pub struct SigmoidSlice<'a>(pub &'a mut [f32]);
+
+impl WithSimd for SigmoidSlice<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        self.0.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp(-*v)));
+    }
+}
 
 /// Values per parallel task for the element-wise kernels: large enough to amortise the
 /// task, small enough to spread a 40x40 map over two threads.
@@ -25,15 +139,18 @@ pub fn silu(v: f32) -> f32 {
 /// them cost as much as all the convolutions' arithmetic. This is the classic Cephes
 /// scheme: `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-6 polynomial for `e^r`, and
 /// `2^n` assembled in the exponent bits. It uses only operations SSE2 can vectorise
-/// (rounding by adding and subtracting 1.5 * 2^23).
+/// (rounding by adding and subtracting 1.5 * 2^23, integer arithmetic on the bits).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: u32 = 0x4B40_0000;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // `t` is 1.5 * 2^23 + n exactly: its low mantissa bits hold `n` as an integer.
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -42,9 +159,11 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let p = p * r * r + r + 1.0;
-    // Wrapping: `n` is within -126..=127 after the clamp, and a checked add would keep
-    // the loop from vectorising in builds with overflow checks.
-    p * f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23)
+    // 2^n from the integer in `t`'s bits, without a float-to-int conversion (Rust's is
+    // saturating, which costs several vector instructions per value). `n` is within
+    // -126..=127 after the clamp, so the biased exponent is in range.
+    let biased = t.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(127);
+    p * f32::from_bits(biased << 23)
 }
 
 fn f32_contiguous_mut<'a>(
@@ -61,7 +180,11 @@ fn f32_contiguous_mut<'a>(
     }
 }
 
-fn f32_contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn f32_contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
     let (start, end) = layout
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: needs a contiguous tensor")))?;
@@ -89,12 +212,11 @@ impl InplaceOp1 for BiasAct<'_> {
             .enumerate()
             .for_each(|(task, chunk)| {
                 for (i, values) in chunk.chunks_mut(plane).enumerate() {
-                    let b = self.bias[(task * planes_per_task + i) % c];
-                    if self.silu {
-                        values.iter_mut().for_each(|v| *v = silu(*v + b));
-                    } else {
-                        values.iter_mut().for_each(|v| *v += b);
-                    }
+                    vectorized(BiasActInPlace {
+                        values,
+                        bias: self.bias[(task * planes_per_task + i) % c],
+                        silu: self.silu,
+                    });
                 }
             });
         Ok(())
@@ -127,98 +249,8 @@ impl InplaceOp2 for AddAssign {
         let lhs = f32_contiguous_mut(s1, l1, self.name())?;
         lhs.par_chunks_mut(CHUNK)
             .zip(rhs.par_chunks(CHUNK))
-            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+            .for_each(|(lhs, rhs)| vectorized(AddSlices { lhs, rhs }));
         Ok(())
-    }
-}
-
-/// Softmax over the last axis, in place, with the fast exponential.
-pub struct SoftmaxLastDim;
-
-impl InplaceOp1 for SoftmaxLastDim {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let dim = layout.shape().dims().last().copied().unwrap_or(1);
-        let data = f32_contiguous_mut(storage, layout, self.name())?;
-        data.par_chunks_mut(dim).for_each(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            row.iter_mut().for_each(|v| *v = exp(*v - max));
-            // Eight partial sums: a single running sum is a dependency chain that
-            // keeps the loop scalar.
-            let mut lanes = [0f32; 8];
-            let mut chunks = row.chunks_exact(8);
-            for chunk in &mut chunks {
-                lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
-            }
-            let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|v| *v *= inv);
-        });
-        Ok(())
-    }
-}
-
-/// Unfolds an NCHW image (batch 1) into the `[c * k * k, h_out * w_out]` matrix whose
-/// product with the `[c_out, c * k * k]` filters is the convolution. candle's own
-/// convolution gathers one value at a time; this copies whole rows.
-pub struct Im2Col {
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-}
-
-impl Im2Col {
-    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
-    }
-}
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
-        if n != 1 {
-            return Err(candle_core::Error::Msg(
-                "im2col: batch size must be 1".into(),
-            ));
-        }
-        let input = f32_contiguous(storage, layout, self.name())?;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (ho, wo) = self.output_size(h, w);
-        let mut out = vec![0f32; c * k * k * ho * wo];
-        // One task per input channel: its k*k rows of the matrix.
-        out.par_chunks_mut(k * k * ho * wo)
-            .enumerate()
-            .for_each(|(ch, rows)| {
-                let src = &input[ch * h * w..(ch + 1) * h * w];
-                for (tap, row) in rows.chunks_mut(ho * wo).enumerate() {
-                    let (ky, kx) = (tap / k, tap % k);
-                    let first = p.saturating_sub(kx).div_ceil(s);
-                    let last = (w + p - kx).div_ceil(s).min(wo);
-                    for (oy, dst) in row.chunks_mut(wo).enumerate() {
-                        let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
-                            continue;
-                        };
-                        let src_row = &src[iy * w..(iy + 1) * w];
-                        if s == 1 {
-                            dst[first..last]
-                                .copy_from_slice(&src_row[first + kx - p..last + kx - p]);
-                        } else {
-                            for ox in first..last {
-                                dst[ox] = src_row[ox * s + kx - p];
-                            }
-                        }
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(out), Shape::from((c * k * k, ho * wo))))
     }
 }
 
@@ -247,39 +279,88 @@ impl CustomOp1 for Depthwise<'_> {
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(nc, plane)| {
-                let ch = nc % c;
-                let src = &input[nc * h * w..(nc + 1) * h * w];
-                let kern = &self.weight[ch * k * k..(ch + 1) * k * k];
-                plane.fill(self.bias[ch]);
-                for (oy, row) in plane.chunks_mut(wo).enumerate() {
-                    for ky in 0..k {
-                        let Some(iy) = (oy * s + ky).checked_sub(p).filter(|&iy| iy < h) else {
-                            continue;
-                        };
-                        let src_row = &src[iy * w..(iy + 1) * w];
-                        for (kx, &wv) in kern[ky * k..(ky + 1) * k].iter().enumerate() {
-                            // Output columns whose input column lies inside the image.
-                            let first = p.saturating_sub(kx).div_ceil(s);
-                            let last = (w + p - kx).div_ceil(s).min(wo);
-                            if s == 1 {
-                                let src = &src_row[first + kx - p..last + kx - p];
-                                row[first..last]
-                                    .iter_mut()
-                                    .zip(src)
-                                    .for_each(|(o, i)| *o += wv * i);
-                            } else {
-                                for ox in first..last {
-                                    row[ox] += wv * src_row[ox * s + kx - p];
-                                }
-                            }
-                        }
-                    }
-                }
-                if self.silu {
-                    plane.iter_mut().for_each(|v| *v = silu(*v));
-                }
+                PADDED.with(|padded| {
+                    let mut fresh = Vec::new();
+                    let mut borrowed = padded.try_borrow_mut().ok();
+                    let padded = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+                    vectorized(DepthwisePlane {
+                        op: self,
+                        src: &input[nc * h * w..(nc + 1) * h * w],
+                        h,
+                        w,
+                        ch: nc % c,
+                        plane,
+                        wo,
+                        padded,
+                    })
+                })
             });
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
+    }
+}
+
+thread_local! {
+    /// A zero-bordered copy of the input plane being convolved, reused across planes.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One output channel plane of a depthwise convolution. The input plane is first copied
+/// into a zero-bordered buffer so that every tap is a plain loop over a whole output row,
+/// with no edge cases (the maps are small: rows of 20 to 80 values).
+struct DepthwisePlane<'a> {
+    op: &'a Depthwise<'a>,
+    src: &'a [f32],
+    h: usize,
+    w: usize,
+    ch: usize,
+    plane: &'a mut [f32],
+    wo: usize,
+    padded: &'a mut Vec<f32>,
+}
+
+impl WithSimd for DepthwisePlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            op,
+            src,
+            h,
+            w,
+            ch,
+            plane,
+            wo,
+            padded,
+        } = self;
+        let (k, s, p) = (op.kernel, op.stride, op.padding);
+        let wp = w + 2 * p;
+        padded.clear();
+        padded.resize(wp * (h + 2 * p), 0.0);
+        for (dst, row) in padded[p * wp..].chunks_mut(wp).zip(src.chunks(w)) {
+            dst[p..p + w].copy_from_slice(row);
+        }
+        let kern = &op.weight[ch * k * k..(ch + 1) * k * k];
+        plane.fill(op.bias[ch]);
+        for (oy, row) in plane.chunks_mut(wo).enumerate() {
+            for (ky, taps) in kern.chunks(k).enumerate() {
+                let line = &padded[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                for (kx, &wv) in taps.iter().enumerate() {
+                    if s == 1 {
+                        row.iter_mut()
+                            .zip(&line[kx..kx + wo])
+                            .for_each(|(o, i)| *o += wv * i);
+                    } else {
+                        row.iter_mut()
+                            .zip(line[kx..].iter().step_by(s))
+                            .for_each(|(o, i)| *o += wv * i);
+                    }
+                }
+            }
+        }
+        if op.silu {
+            plane.iter_mut().for_each(|v| *v = silu(*v));
+        }
     }
 }
 
@@ -339,59 +420,6 @@ mod tests {
             worst = worst.max(rel);
         }
         assert!(worst < 3e-7, "relative error {worst}");
-    }
-
-    #[test]
-    fn im2col_and_a_matrix_product_match_candles_convolution() {
-        let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (1, 3, 11, 8), &dev).unwrap();
-        let w = Tensor::randn(0f32, 1.0, (5, 3, 3, 3), &dev).unwrap();
-        for stride in [1, 2] {
-            let op = Im2Col {
-                kernel: 3,
-                stride,
-                padding: 1,
-            };
-            let (ho, wo) = op.output_size(11, 8);
-
-            let cols = x.apply_op1_no_bwd(&op).unwrap();
-            let ours = w
-                .reshape((5, 27))
-                .unwrap()
-                .matmul(&cols)
-                .unwrap()
-                .reshape((1, 5, ho, wo))
-                .unwrap();
-
-            let theirs = x.conv2d(&w, 1, stride, 1, 1).unwrap();
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-5, "stride {stride}: {diff}");
-        }
-    }
-
-    #[test]
-    fn the_in_place_softmax_matches_candles() {
-        let x = Tensor::randn(0f32, 3.0, (2, 5, 7), &Device::Cpu).unwrap();
-        let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap();
-
-        x.inplace_op1(&SoftmaxLastDim).unwrap();
-
-        let diff = (x - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-6, "{diff}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! model runs on the CPU and plain candle ops elsewhere.
 
 use crate::VisionError;
-use crate::kernels::{AddAssign, BiasAct, Depthwise, Im2Col};
+use crate::gemm_conv::{GemmConv, pointwise_over_parts};
+use crate::kernels::{AddAssign, BiasAct, Depthwise};
 use crate::weights::Weights;
 use candle_core::{Device, Tensor};
 
@@ -22,8 +23,8 @@ pub struct Conv {
     bias: Tensor,
     /// Plain copies prepared once for the CPU kernels.
     bias_values: Vec<f32>,
-    /// The filters as a `[c_out, c_in * k * k]` matrix, for convolution as a matrix product.
-    matrix: Tensor,
+    /// The filters as a row-major `[c_out, c_in * k * k]` matrix, for the CPU kernel.
+    matrix_values: Vec<f32>,
     depthwise_weights: Option<Vec<f32>>,
     on_cpu: bool,
     stride: usize,
@@ -67,7 +68,10 @@ impl Conv {
             false => None,
         };
         Ok(Self {
-            matrix: weight.reshape((c_out, c_in_per_group * k_h * k_w))?,
+            matrix_values: match on_cpu && groups == 1 {
+                true => weight.flatten_all()?.to_vec1::<f32>()?,
+                false => Vec::new(),
+            },
             bias_values: bias.to_vec1::<f32>()?,
             bias: bias.reshape((1, c_out, 1, 1))?,
             weight,
@@ -89,6 +93,26 @@ impl Conv {
         &self.bias
     }
 
+    /// `forward` of the channel-wise concatenation of `parts`; a 1x1 convolution on the CPU
+    /// reads the parts where they are instead of concatenating them first.
+    pub fn forward_parts(&self, parts: &[Tensor]) -> Result<Tensor, VisionError> {
+        let pointwise = self.kernel == 1 && self.stride == 1 && self.groups == 1;
+        let batch_one = parts.iter().all(|p| p.dim(0).is_ok_and(|b| b == 1));
+        if self.on_cpu && pointwise && batch_one {
+            let parts = parts
+                .iter()
+                .map(|p| p.contiguous())
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(pointwise_over_parts(
+                &self.matrix_values,
+                &self.bias_values,
+                self.act == Act::Silu,
+                &parts,
+            )?);
+        }
+        self.forward(&cat_channels(parts)?)
+    }
+
     /// The output is always a fresh tensor, so callers may add into it in place.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
         let silu = self.act == Act::Silu;
@@ -103,28 +127,16 @@ impl Conv {
             };
             return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
         }
-        let (batch, _, h, w) = x.dims4()?;
-        if self.on_cpu && batch == 1 {
-            // A 1x1 convolution is a plain matrix product over the flattened map; others
-            // go through im2col first.
-            let c_out = self.matrix.dim(0)?;
-            let (cols, ho, wo) = if self.kernel == 1 && self.stride == 1 {
-                (x.contiguous()?.reshape((x.dim(1)?, h * w))?, h, w)
-            } else {
-                let op = Im2Col {
-                    kernel: self.kernel,
-                    stride: self.stride,
-                    padding: self.padding,
-                };
-                let (ho, wo) = op.output_size(h, w);
-                (x.contiguous()?.apply_op1_no_bwd(&op)?, ho, wo)
-            };
-            let y = self.matrix.matmul(&cols)?.reshape((1, c_out, ho, wo))?;
-            y.inplace_op1(&BiasAct {
+        if self.on_cpu && x.dim(0)? == 1 {
+            let op = GemmConv {
+                matrix: &self.matrix_values,
                 bias: &self.bias_values,
+                kernel: self.kernel,
+                stride: self.stride,
+                padding: self.padding,
                 silu,
-            })?;
-            return Ok(y);
+            };
+            return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
         }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
         if self.on_cpu && y.is_contiguous() {

@@ -4,13 +4,16 @@
 //! Only this crate knows candle. It reads nothing but the safetensors weights written by
 //! `imgmeta models fetch` (see `imgmeta-models`); no ONNX, protobuf or Python at run time.
 
+mod attention;
 pub mod bench;
 mod blocks;
 mod detector;
 mod error;
+mod gemm_conv;
 mod image_io;
 mod kernels;
 mod layers;
+mod matmul;
 mod model;
 mod objects;
 mod postprocess;

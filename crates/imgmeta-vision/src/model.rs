@@ -79,14 +79,10 @@ impl YoloV12 {
         let p3 = self.b4.forward(&self.b3.forward(&self.b2.forward(&x)?)?)?;
         let p4 = self.b6.forward(&self.b5.forward(&p3)?)?;
         let p5 = self.b8.forward(&self.b7.forward(&p4)?)?;
-        let n11 = self.n11.forward(&cat_channels(&[upsample2(&p5)?, p4])?)?;
-        let n14 = self.n14.forward(&cat_channels(&[upsample2(&n11)?, p3])?)?;
-        let n17 = self
-            .n17
-            .forward(&cat_channels(&[self.n15.forward(&n14)?, n11])?)?;
-        let n20 = self
-            .n20
-            .forward(&cat_channels(&[self.n18.forward(&n17)?, p5])?)?;
+        let n11 = self.n11.forward_parts(&[upsample2(&p5)?, p4])?;
+        let n14 = self.n14.forward_parts(&[upsample2(&n11)?, p3])?;
+        let n17 = self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?;
+        let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
         self.head.forward(&[n14, n17, n20])
     }
 }
@@ -180,12 +176,10 @@ impl Head {
                     let ay = gy as f32 + 0.5;
                     let mut dist = [0f32; 4];
                     for (side, d) in dist.iter_mut().enumerate() {
-                        let bins: Vec<f32> = (0..REG_MAX)
-                            .map(|k| raw[(side * REG_MAX + k) * anchors + anchor])
-                            .collect();
+                        let bins: [f32; REG_MAX] =
+                            std::array::from_fn(|k| raw[(side * REG_MAX + k) * anchors + anchor]);
                         let max = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let exps: Vec<f32> =
-                            bins.iter().map(|v| crate::kernels::exp(v - max)).collect();
+                        let exps = bins.map(|v| crate::kernels::exp(v - max));
                         let sum: f32 = exps.iter().sum();
                         *d = exps.iter().zip(&self.dfl).map(|(e, k)| e / sum * k).sum();
                     }
@@ -196,15 +190,15 @@ impl Head {
                     out[anchors + anchor] = (y1 + y2) / 2.0 * s;
                     out[2 * anchors + anchor] = (x2 - x1) * s;
                     out[3 * anchors + anchor] = (y2 - y1) * s;
-                    for c in 0..self.num_classes {
-                        let logit = raw[(4 * REG_MAX + c) * anchors + anchor];
-                        out[(4 + c) * anchors + anchor] = 1.0 / (1.0 + crate::kernels::exp(-logit));
-                    }
                     anchor += 1;
                 }
             }
         }
         debug_assert_eq!(channels, 4 * REG_MAX + self.num_classes);
+        // Class rows: the logits, one contiguous row per class, through a sigmoid.
+        let classes = &mut out[4 * anchors..];
+        classes.copy_from_slice(&raw[4 * REG_MAX * anchors..channels * anchors]);
+        crate::kernels::vectorized(crate::kernels::SigmoidSlice(classes));
         RawOutput {
             rows,
             anchors,

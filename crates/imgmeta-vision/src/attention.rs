@@ -1,0 +1,92 @@
+//! Area attention on the CPU straight from the qkv projection's channel-major output, one
+//! (area, head) pair per task: two strided matrix products around an in-cache softmax.
+//!
+//! The generic path (kept for other devices) reshapes and transposes the projection into
+//! token-major tensors and back, six full copies per block; here the products read the
+//! queries, keys and values where the projection wrote them.
+
+use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized};
+use crate::matmul::{Mat, matmul};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Per-thread buffers for one head's attention matrix and its output, reused.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Takes the `[1, 3c, h, w]` qkv projection (each head's 32 query, 32 key and 32 value
+/// channels adjacent, queries already scaled) and returns `[1, 2c, h, w]`: the attention
+/// output in channels `0..c`, the values as an image in channels `c..2c`.
+pub struct AreaAttentionCpu {
+    pub area: usize,
+    pub head_dim: usize,
+}
+
+impl CustomOp1 for AreaAttentionCpu {
+    fn name(&self) -> &'static str {
+        "area-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c3, h, w) = layout.shape().dims4()?;
+        let d = self.head_dim;
+        let tokens = h * w;
+        if b != 1 || c3 % (3 * d) != 0 || tokens % self.area != 0 {
+            return Err(candle_core::Error::Msg(format!(
+                "area-attention: batch {b}, {c3} channels, {tokens} tokens in {} areas",
+                self.area
+            )));
+        }
+        let qkv = f32_contiguous(storage, layout, self.name())?;
+        let heads = c3 / (3 * d);
+        let c = heads * d;
+        let n = tokens / self.area;
+
+        let mut out = vec![0f32; 2 * c * tokens];
+        let (attended, values) = out.split_at_mut(c * tokens);
+        // The values as an image: head `hd`'s channels `64..96` become channels `hd * 32..`.
+        values
+            .par_chunks_mut(tokens)
+            .enumerate()
+            .for_each(|(ch, row)| {
+                let src = (ch / d) * 3 * d + 2 * d + ch % d;
+                row.copy_from_slice(&qkv[src * tokens..(src + 1) * tokens]);
+            });
+        // One task per (head, area): rows `hd * d..` and columns `a * n..` of the output.
+        let mut tasks: Vec<Vec<&mut [f32]>> = (0..heads * self.area)
+            .map(|_| Vec::with_capacity(d))
+            .collect();
+        for (ch, row) in attended.chunks_mut(tokens).enumerate() {
+            for (a, piece) in row.chunks_mut(n).enumerate() {
+                tasks[(ch / d) * self.area + a].push(piece);
+            }
+        }
+        tasks.into_par_iter().enumerate().for_each(|(task, rows)| {
+            let (hd, a) = (task / self.area, task % self.area);
+            let at = |part: usize| &qkv[(hd * 3 * d + part * d) * tokens + a * n..];
+            let q = Mat::new(at(0), (d, n), (tokens, 1));
+            let k = Mat::new(at(1), (d, n), (tokens, 1));
+            let v = Mat::new(at(2), (d, n), (tokens, 1));
+            SCRATCH.with(|scratch| {
+                let mut fresh = (Vec::new(), Vec::new());
+                let mut borrowed = scratch.try_borrow_mut().ok();
+                let (scores, product) = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+                scores.resize(n * n, 0.0);
+                product.resize(d * n, 0.0);
+                // scores[i][j] = q_i . k_j, then each row through a softmax.
+                matmul(scores, n, q.t(), k, false);
+                for row in scores.chunks_mut(n) {
+                    vectorized(SoftmaxRow(row));
+                }
+                // out[:, i] = sum_j scores[i][j] v_j, i.e. v x scores^T, channel-major.
+                matmul(product, n, v, Mat::rows(scores, n, n).t(), false);
+                for (dst, src) in rows.into_iter().zip(product.chunks(n)) {
+                    dst.copy_from_slice(src);
+                }
+            });
+        });
+        Ok((CpuStorage::F32(out), Shape::from((1, 2 * c, h, w))))
+    }
+}
