@@ -7,23 +7,33 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A pool of connections to the jobs database.
+/// Pools of connections to the jobs database: one for everything, and a small one that only
+/// the status reads use, so that a burst of submissions holding every connection of the
+/// first cannot queue a client's poll behind it.
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: PgPool,
+    pub(crate) reads: PgPool,
 }
 
 impl Store {
     /// Opens a pool; connections are made lazily so a process can start while the database
     /// is still coming up, and `/readyz` reports it.
+    /// The status-read pool has a quarter as many connections as `max_connections` (at
+    /// least 2) on top of them.
     pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
         let options = connect_options(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .test_before_acquire(true)
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+        let pool = |max: u32| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(true)
+                .connect_lazy_with(options.clone())
+        };
+        Ok(Self {
+            pool: pool(max_connections),
+            reads: pool((max_connections / 4).max(2)),
+        })
     }
 
     /// Applies the migrations in `migrations/`; safe to run from several processes at once
@@ -41,6 +51,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reads.close().await;
     }
 }
 

@@ -156,7 +156,7 @@ impl Store {
             " FROM jobs WHERE id = $1"
         ))
         .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.as_ref().map(decode_job).transpose()
     }
