@@ -364,6 +364,16 @@ impl WithSimd for DepthwisePlane<'_> {
     }
 }
 
+/// The largest absolute difference between two tensors of the same shape (for tests).
+#[cfg(test)]
+pub(crate) fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("tensors of the same shape")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,14 +409,7 @@ mod tests {
                 .unwrap()
                 .silu()
                 .unwrap();
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(&ours, &theirs);
             assert!(diff < 1e-5, "stride {stride}: {diff}");
         }
     }
