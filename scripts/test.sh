@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: starts the services the tests need, checks formatting, and runs every
 # test of the workspace (unit, integration against the real PostgreSQL and RabbitMQ, and the
-# detector's parity tests, which fetch the model weights on first use). Fails on any failure.
+# detector's parity tests, which fetch the model weights on first use), then the CI subset of
+# the fault-injection suite. Fails on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,7 @@ command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
   || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; }
 cargo fmt --all -- --check
 cargo test --workspace --locked
+# The fault-injection scenarios that leave the shared RabbitMQ and PostgreSQL running (real
+# processes SIGKILLed mid-job, a poison image, duplicate publishes, SIGTERM drains; about 4
+# minutes). The ones that restart the broker or the database run with `bash scripts/chaos.sh`.
+bash scripts/chaos.sh ci
