@@ -1,7 +1,10 @@
-//! Process-wide request limits applied before routing: the request-target length and the cap
-//! on requests in flight (which protects the database pool and memory under a flood).
+//! Process-wide request limits applied before routing: the request-target length, the cap on
+//! requests in flight (which protects the database pool and memory under a flood), and a
+//! deadline for the whole request body (a client dripping its body cannot hold a connection).
 
+use crate::routes::MAX_BODY_BYTES;
 use crate::{ApiError, AppState};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -58,4 +61,56 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         return response;
     };
     next.run(request).await
+}
+
+/// Reads the whole body (at most [`MAX_BODY_BYTES`]) within the configured deadline before the
+/// request goes on: `408 request_timeout` for a client too slow to send it, `413` for one too
+/// large. Handlers then see a body that is already in memory.
+pub(crate) async fn read_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let deadline = state.security.inbound.body_read_timeout;
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            // Over the limit, or the client went away mid-body; the first is the one a client
+            // can still read an answer to.
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            tracing::warn!(
+                kind = "security",
+                event = "body_read_timeout",
+                http.method = %parts.method,
+                http.path = %imgmeta_auth::clean(parts.uri.path()),
+                timeout_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                "client too slow sending its request body"
+            );
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    deadline.as_millis()
+                ),
+            )
+            .into_response();
+            // The rest of the body may still be on its way: do not reuse the connection.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -20,6 +20,8 @@ pub trait DestinationPolicy: Send + Sync {
 pub struct InboundLimits {
     /// Time allowed for the request line and headers; a slower client is disconnected.
     pub header_read_timeout: Duration,
+    /// Time allowed for the whole body after the headers; a slower client gets 408.
+    pub body_read_timeout: Duration,
     /// Longest request target (path and query), in bytes; longer gets 414.
     pub max_url_bytes: usize,
     /// Most header fields in one request; more gets 431.
@@ -60,6 +62,7 @@ impl Security {
             max_in_flight: settings.max_in_flight,
             inbound: InboundLimits {
                 header_read_timeout: settings.header_read_timeout,
+                body_read_timeout: settings.body_read_timeout,
                 max_url_bytes: settings.max_url_bytes,
                 max_headers: InboundLimits::MAX_HEADERS,
                 max_head_bytes: InboundLimits::MAX_HEAD_BYTES

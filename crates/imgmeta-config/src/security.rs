@@ -26,6 +26,8 @@ pub struct SecuritySettings {
     pub allowed_domains: Option<String>,
     /// How long a client may take to send its request line and headers.
     pub header_read_timeout: Duration,
+    /// Time allowed for a whole request body, from the end of the headers.
+    pub body_read_timeout: Duration,
     /// Longest request target (path and query) accepted, in bytes.
     pub max_url_bytes: usize,
 }
@@ -78,6 +80,11 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
         )?,
         header_read_timeout: Duration::from_millis(env.parse_in(
             "IMGMETA_HEADER_READ_TIMEOUT_MS",
+            10_000,
+            100..=300_000,
+        )?),
+        body_read_timeout: Duration::from_millis(env.parse_in(
+            "IMGMETA_BODY_READ_TIMEOUT_MS",
             10_000,
             100..=300_000,
         )?),

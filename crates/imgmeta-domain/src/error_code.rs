@@ -23,6 +23,7 @@ pub enum ErrorCode {
     RouteNotFound,
     MethodNotAllowed,
     UriTooLong,
+    RequestTimeout,
     // Access control and limits (API).
     Unauthorized,
     Forbidden,
@@ -72,6 +73,7 @@ impl ErrorCode {
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UriTooLong => "uri_too_long",
+            Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::KeyNotFound => "key_not_found",

@@ -35,6 +35,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::limits::read_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::limits::guard,
         ))
         .layer(TraceLayer::new_for_http())

@@ -461,6 +461,58 @@ async fn a_client_sending_headers_one_byte_at_a_time_is_disconnected_at_the_time
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dripping_its_body_gets_408_at_the_body_deadline_and_others_are_unaffected() {
+    let app = TestApp::spawn_with(options(&[("IMGMETA_BODY_READ_TIMEOUT_MS", "1000")])).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = format!(r#"{{"url": "http://example.com/{}.jpg"}}"#, "a".repeat(150));
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+
+    // One body byte every 100 ms: the body would take about 20 s to arrive.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for byte in body.as_bytes() {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let answered_after = started.elapsed();
+
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    assert!(
+        answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(4),
+        "{answered_after:?}"
+    );
+    // A client sending its body at once is served as usual.
+    let ok = app
+        .submit(json!({"url": "http://example.com/cat.jpg"}))
+        .await;
+    assert_eq!(ok.status(), 202);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_from_one_host_are_spaced_at_the_shared_rate_across_processes() {
     let app = TestApp::spawn_with(options(&[("IMGMETA_HOST_FETCH_RATE_PER_SECOND", "5")])).await;
     // Two gates over two connection pools stand for two worker processes.
