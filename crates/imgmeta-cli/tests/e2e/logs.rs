@@ -1,74 +1,15 @@
 //! Logs as operators get them: the real `imgmeta` binary with `IMGMETA_LOG_FORMAT=json`.
 
 use crate::helpers::spawn_image_server;
+use crate::processes::{clean_up, collect, free_port, fresh_database, imgmeta, wait_until_up};
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// The real binary in `role`, on `db` and `queue`, with JSON logs on a pipe and `env` on top.
-pub(crate) fn imgmeta(
-    db: &str,
-    queue: &str,
-    port: u16,
-    role: &str,
-    env: &[(&str, String)],
-) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-        .arg(role)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("IMGMETA_LOG_FORMAT", "json")
-        .env(
-            "IMGMETA_DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:5432/{db}"),
-        )
-        .env("IMGMETA_QUEUE", queue)
-        .env("IMGMETA_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("IMGMETA_FETCH_ALLOW_PRIVATE", "true")
-        .env("IMGMETA_AUTH", "disabled")
-        .env("IMGMETA_MODEL_DIR", crate::helpers::model_dir())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the imgmeta binary")
-}
-
-/// Collects a child's stderr lines in the background.
-pub(crate) fn collect(child: &mut Child) -> tokio::task::JoinHandle<Vec<String>> {
-    let stderr = child.stderr.take().unwrap();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut out = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            out.push(line);
-        }
-        out
-    })
-}
+use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (db, queue) = (format!("imgmeta_test_{suffix}"), format!("test-{suffix}"));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let status = Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-        .arg("migrate")
-        .env(
-            "IMGMETA_DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:5432/{db}"),
-        )
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    let (db, queue) = fresh_database().await;
+    let port = free_port();
     let images = spawn_image_server().await;
     let mut api = imgmeta(&db, &queue, port, "api", &[]);
     let mut worker = imgmeta(&db, &queue, 0, "worker", &[]);
@@ -76,14 +17,8 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the api never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mut ids = Vec::new();
     for name in ["alpha.png", "page.html"] {
         let response = client
@@ -181,11 +116,108 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
             .any(|l| l.contains("IMGMETA_FETCH_ALLOW_PRIVATE"))
     );
 
-    if let Ok(pool) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await;
+    clean_up(&db, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_log_names_keys_by_prefix_and_never_contains_a_key_or_the_admin_token() {
+    let (db, queue) = fresh_database().await;
+    let port = free_port();
+    let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+    let mut api = imgmeta(
+        &db,
+        &queue,
+        port,
+        "api",
+        &[
+            ("IMGMETA_AUTH", "enabled".to_owned()),
+            ("IMGMETA_ADMIN_TOKEN", admin_token.clone()),
+        ],
+    );
+    let api_log = collect(&mut api);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
+    let job_url = format!("{base}/v1/jobs/{}", uuid::Uuid::now_v7());
+
+    // A key with a rate of 1 request a minute, signed up over HTTP with the admin token.
+    let issued: Value = client
+        .post(format!("{base}/v1/keys"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"name": "log test", "rate_per_minute": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = issued["key"].as_str().expect("a key").to_owned();
+    let prefix = issued["prefix"].as_str().unwrap().to_owned();
+    // Used once (404: no such job), then over its rate (429).
+    let first = client.get(&job_url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(first.status(), 404);
+    let second = client.get(&job_url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    // A well-formed key nobody issued, and a mistyped one (401 each).
+    let unknown = imgmeta_auth::ApiKey::generate();
+    let mistyped = format!("{}x", &key[..key.len() - 1]);
+    for presented in [unknown.expose(), mistyped.as_str()] {
+        let refused = client
+            .get(&job_url)
+            .bearer_auth(presented)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
     }
+    // A wrong admin token.
+    let refused = client
+        .post(format!("{base}/v1/keys"))
+        .bearer_auth(format!("{admin_token}-wrong"))
+        .json(&json!({"name": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let pid = api.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), api.wait()).await;
+    let lines = api_log.await.unwrap();
+
+    let secrets = [
+        key.as_str(),
+        unknown.expose(),
+        mistyped.as_str(),
+        admin_token.as_str(),
+    ];
+    for line in &lines {
+        for secret in secrets {
+            assert!(!line.contains(secret), "a secret reached the log: {line}");
+        }
+    }
+    let events: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "security")
+        .collect();
+    let has = |event: &str, key_prefix: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == event && e["key.prefix"] == key_prefix)
+    };
+    assert!(has("key_created", &prefix), "{events:#?}");
+    assert!(has("rate_limited", &prefix), "{events:#?}");
+    assert!(has("auth_failed", unknown.prefix().as_str()), "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "auth_failed" && e["reason"] == "bad_admin_token"),
+        "{events:#?}"
+    );
+    clean_up(&db, &queue).await;
 }

@@ -6,6 +6,7 @@ mod jobs;
 mod legacy;
 mod logs;
 mod observability;
+mod processes;
 mod reliability;
 mod security;
 mod traces;

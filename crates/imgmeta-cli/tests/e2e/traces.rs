@@ -2,7 +2,9 @@
 //! pointing at a stand-in OTLP/HTTP collector on loopback that decodes what arrives.
 
 use crate::helpers::{photos_dir, spawn_image_server};
-use crate::logs::{collect, imgmeta};
+use crate::processes::{
+    clean_up, collect, free_port, fresh_database, imgmeta, terminate, wait_until_up,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -101,77 +103,6 @@ fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
             (kv.key.clone(), value)
         })
         .collect()
-}
-
-/// A fresh, migrated database and a queue prefix of the test's own.
-async fn fresh_database() -> (String, String) {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (db, queue) = (format!("imgmeta_test_{suffix}"), format!("test-{suffix}"));
-    let status = Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-        .arg("migrate")
-        .env_clear()
-        .env(
-            "IMGMETA_DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:5432/{db}"),
-        )
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "migrating {db}");
-    (db, queue)
-}
-
-/// Removes what a test made: its database and its queues.
-async fn clean_up(db: &str, queue: &str) {
-    let publisher = imgmeta_queue::Publisher::new(
-        &imgmeta_config::DEFAULT_AMQP_URL.to_owned().into(),
-        imgmeta_queue::Topology::new(queue),
-    );
-    if let Ok(publisher) = publisher {
-        let _ = publisher.delete_topology().await;
-    }
-
-    if let Ok(pool) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await;
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-async fn wait_until_up(base: &str) {
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the api never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// SIGTERM, then how long the process took to exit and whether it exited cleanly (`None` if
-/// it was still running after `limit`).
-async fn terminate(child: &mut Child, limit: Duration) -> Option<(Duration, bool)> {
-    let pid = child.id().unwrap().to_string();
-    let started = tokio::time::Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    match tokio::time::timeout(limit, child.wait()).await {
-        Ok(status) => Some((started.elapsed(), status.unwrap().success())),
-        Err(_) => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
