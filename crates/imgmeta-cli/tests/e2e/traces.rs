@@ -13,10 +13,8 @@ use prost::Message;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
 /// One span as exported, with its process's `service.name`.
 #[derive(Debug, Clone)]
