@@ -16,5 +16,5 @@ pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{Cancelled, Idempotency, JobRecord, NewJob, Submitted};
 pub use keys::{Admission, AdmissionOutcome, ApiKeyRecord, KeyLookup, NewApiKey};
-pub use outbox::{OutboxMessage, Sweep};
+pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;

@@ -159,21 +159,64 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// A message for this job was dead-lettered after too many deliveries (each ended with its
-    /// worker gone). Unless a run currently holds a valid lease, the job ends as `poison`.
-    pub async fn fail_dead_lettered(&self, id: JobId, deliveries: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3,
-                    finished_at = now(), lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))",
+    /// A job whose message the broker dead-lettered (its delivery limit ran out, each delivery
+    /// ending with the worker gone). If its runs plus this dead letter reach `max_attempts`, it
+    /// is the culprit: `failed` with code `poison`. If it ran fewer times it was a bystander, a message
+    /// waiting in the prefetch of a worker that another job crashed: it is re-queued with a
+    /// fresh message, the dead letter counting as one attempt so this cannot repeat forever.
+    /// Jobs already finished, or running under a live lease, are left alone.
+    pub async fn dead_lettered(
+        &self,
+        id: JobId,
+        deliveries: i64,
+        max_attempts: i32,
+    ) -> Result<DeadLetter, StoreError> {
+        let (failed, requeued): (i64, i64) = sqlx::query_as(
+            "WITH target AS (
+                 SELECT id, attempts FROM jobs
+                 WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                 FOR UPDATE
+             ), failed AS (
+                 UPDATE jobs j SET status = 'failed', error_code = $2, error_message = $3,
+                        finished_at = now(), lease_until = NULL, updated_at = now()
+                 FROM target t WHERE j.id = t.id AND t.attempts + 1 >= $4
+                 RETURNING j.id
+             ), requeued AS (
+                 UPDATE jobs j SET status = 'queued', attempts = j.attempts + 1,
+                        lease_until = NULL, worker_id = NULL, published_at = now(),
+                        last_error_code = 'internal',
+                        last_error_message = 'its message was in flight on workers that stopped',
+                        updated_at = now()
+                 FROM target t WHERE j.id = t.id AND t.attempts + 1 < $4
+                 RETURNING j.id
+             ), messages AS (
+                 INSERT INTO outbox (job_id) SELECT id FROM requeued RETURNING job_id
+             )
+             SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM messages)",
         )
         .bind(id.as_uuid())
         .bind(ErrorCode::Poison.as_str())
         .bind(format!(
             "the job's message was delivered {deliveries} times and its worker stopped each time"
         ))
-        .execute(&self.pool)
+        .bind(max_attempts)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(match (failed, requeued) {
+            (1, _) => DeadLetter::Failed,
+            (_, 1) => DeadLetter::Requeued,
+            _ => DeadLetter::Untouched,
+        })
     }
+}
+
+/// What recording a dead letter did to its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// The job had used its attempts: failed with code `poison`.
+    Failed,
+    /// A bystander: queued again with a fresh message.
+    Requeued,
+    /// Finished already, or running under a live lease.
+    Untouched,
 }

@@ -1,8 +1,9 @@
 //! Dead letters: messages the broker gave up on after its delivery limit (each delivery ended
-//! with the worker gone) mark their job as failed with code `poison`.
+//! with the worker gone) mark their job as failed with code `poison`, unless the job barely
+//! ran: then it was a bystander of another job's crashes and is queued again.
 
 use imgmeta_queue::{Deliveries, Topology};
-use imgmeta_store::Store;
+use imgmeta_store::{DeadLetter, Store};
 use secrecy::SecretString;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +12,7 @@ pub(crate) async fn run(
     store: Store,
     amqp_url: SecretString,
     topology: Topology,
+    max_attempts: i32,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
@@ -33,14 +35,18 @@ pub(crate) async fn run(
                 let deliveries_made = delivery.delivery_count.unwrap_or_default();
                 loop {
                     match store
-                        .fail_dead_lettered(message.job_id, deliveries_made)
+                        .dead_lettered(message.job_id, deliveries_made, max_attempts)
                         .await
                     {
-                        Ok(true) => {
+                        Ok(DeadLetter::Failed) => {
                             tracing::warn!(kind = "error", job.id = %message.job_id, "poison job dead-lettered and failed");
                             break;
                         }
-                        Ok(false) => break,
+                        Ok(DeadLetter::Requeued) => {
+                            tracing::warn!(kind = "error", job.id = %message.job_id, "dead-lettered bystander of a crashing job queued again");
+                            break;
+                        }
+                        Ok(DeadLetter::Untouched) => break,
                         Err(err) => {
                             tracing::warn!(kind = "error", error = %err, "cannot record a dead letter; retrying");
                             tokio::select! {

@@ -78,11 +78,15 @@ impl Worker {
             self.store.clone(),
             self.config.amqp_url.clone(),
             self.config.topology.clone(),
+            self.config.max_attempts,
             shutdown.clone(),
         ));
         tracing::info!(worker.id = %self.worker_id, concurrency = self.config.concurrency, "worker started");
         let hand_back = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(usize::from(self.config.concurrency)));
+        // A redelivered message may be the one that stopped a worker: it runs alone (write
+        // lock), so a job that crashes the process takes no other job's attempt with it.
+        let exclusive = Arc::new(tokio::sync::RwLock::new(()));
         let mut in_flight = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
         // Jobs hold their delivery's acker; the connection is kept until they have settled.
@@ -124,8 +128,17 @@ impl Worker {
                 match next {
                     Some(Ok(delivery)) => {
                         let (shared, hand_back) = (shared.clone(), hand_back.clone());
+                        let exclusive = exclusive.clone();
                         in_flight.spawn(async move {
-                            job::handle(&shared, delivery, hand_back).await;
+                            let suspect = delivery.redelivered
+                                || delivery.delivery_count.is_some_and(|n| n > 0);
+                            if suspect {
+                                let _alone = exclusive.write().await;
+                                job::handle(&shared, delivery, hand_back).await;
+                            } else {
+                                let _shared = exclusive.read().await;
+                                job::handle(&shared, delivery, hand_back).await;
+                            }
                             drop(permit);
                         });
                     }

@@ -1,6 +1,7 @@
 //! Outbox, retries, idempotency and cancellation through the real API and worker.
 
 use crate::helpers::{Options, TestApp};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -187,4 +188,84 @@ async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog()
     }
     down.cleanup().await;
     up.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_fails_the_job_that_used_its_attempts_and_requeues_a_bystander() {
+    let app = TestApp::spawn_with(Options {
+        start_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let store = imgmeta_store::Store::connect_lazy(&app.settings.database.url, 2).unwrap();
+    let pool = sqlx::PgPool::connect(app.settings.database.url.expose_secret())
+        .await
+        .unwrap();
+    let url = app.image_url("alpha.png");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.submit_ok(json!({ "url": url, "tasks": ["metadata"] }))
+                .await,
+        );
+    }
+    let (culprit, bystander, finished) = (&ids[0], &ids[1], &ids[2]);
+    // The culprit ran 4 times, its last worker gone (lease expired); the bystander ran once
+    // and is queued again; the third job already succeeded.
+    let set = |sql: &'static str, id: &str| {
+        let pool = pool.clone();
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        async move {
+            sqlx::query(sql).bind(id).execute(&pool).await.unwrap();
+        }
+    };
+    set(
+        "UPDATE jobs SET status = 'running', attempts = 4, lease_until = now() - interval '1 second' WHERE id = $1",
+        culprit,
+    )
+    .await;
+    set("UPDATE jobs SET attempts = 1 WHERE id = $1", bystander).await;
+    set(
+        "UPDATE jobs SET status = 'succeeded', attempts = 1, result = '{}', finished_at = now() WHERE id = $1",
+        finished,
+    )
+    .await;
+    let outbox = |id: &str| {
+        let pool = pool.clone();
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE job_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let messages_before = outbox(bystander).await;
+    let record = |id: &str| {
+        let store = store.clone();
+        let id = imgmeta_domain::JobId::parse(id).unwrap();
+        async move { store.dead_lettered(id, 5, 5).await.unwrap() }
+    };
+
+    assert_eq!(record(culprit).await, imgmeta_store::DeadLetter::Failed);
+    assert_eq!(record(bystander).await, imgmeta_store::DeadLetter::Requeued);
+    assert_eq!(record(finished).await, imgmeta_store::DeadLetter::Untouched);
+
+    let job: Value = app.get_job(culprit).await.json().await.unwrap();
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "poison");
+    let job: Value = app.get_job(bystander).await.json().await.unwrap();
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(outbox(bystander).await, messages_before + 1);
+    let job: Value = app.get_job(finished).await.json().await.unwrap();
+    assert_eq!(job["status"], "succeeded");
+    // A bystander dead-lettered again and again is failed once the dead letters use up its
+    // attempts, so a crash loop cannot requeue it forever.
+    for _ in 0..2 {
+        assert_eq!(record(bystander).await, imgmeta_store::DeadLetter::Requeued);
+    }
+    assert_eq!(record(bystander).await, imgmeta_store::DeadLetter::Failed);
+    app.cleanup().await;
 }
