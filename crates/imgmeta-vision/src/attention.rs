@@ -5,7 +5,7 @@
 //! token-major tensors and back, six full copies per block; here the products read the
 //! queries, keys and values where the projection wrote them.
 
-use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized};
+use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized, with_scratch};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -69,10 +69,7 @@ impl CustomOp1 for AreaAttentionCpu {
             let q = Mat::new(at(0), (d, n), (tokens, 1));
             let k = Mat::new(at(1), (d, n), (tokens, 1));
             let v = Mat::new(at(2), (d, n), (tokens, 1));
-            SCRATCH.with(|scratch| {
-                let mut fresh = (Vec::new(), Vec::new());
-                let mut borrowed = scratch.try_borrow_mut().ok();
-                let (scores, product) = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+            with_scratch(&SCRATCH, |(scores, product)| {
                 scores.resize(n * n, 0.0);
                 product.resize(d * n, 0.0);
                 // scores[i][j] = q_i . k_j, then each row through a softmax.

@@ -7,7 +7,7 @@
 //! and needs a second pass over the output for bias and activation. Working block by block
 //! keeps everything in the L2 cache, which is what made the CPU forward pass memory-bound.
 
-use crate::kernels::{BiasActCopy, f32_contiguous, vectorized};
+use crate::kernels::{BiasActCopy, f32_contiguous, output_size, vectorized, with_scratch};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use pulp::{Simd, WithSimd};
@@ -51,8 +51,7 @@ struct Geometry {
 
 impl GemmConv<'_> {
     pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+        output_size(h, w, self.kernel, self.stride, self.padding)
     }
 
     /// Columns per block: small enough for the cache and to give every thread a few
@@ -211,10 +210,7 @@ fn blocked(
         .for_each(|(index, mut rows)| {
             let first = index * block;
             let width = rows[0].len();
-            SCRATCH.with(|scratch| {
-                let mut fresh = (Vec::new(), Vec::new());
-                let mut borrowed = scratch.try_borrow_mut().ok();
-                let (unfolded, product) = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+            with_scratch(&SCRATCH, |(unfolded, product)| {
                 product.resize(c_out * width, 0.0);
                 product_of(first, width, unfolded, product);
                 for ((dst, src), &b) in rows.iter_mut().zip(product.chunks(width)).zip(bias) {

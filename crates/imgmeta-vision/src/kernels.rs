@@ -19,7 +19,28 @@ use rayon::prelude::*;
 /// baseline SSE2). Call it within each parallel task: the choice does not cross threads.
 #[inline(always)]
 pub fn vectorized<K: WithSimd>(kernel: K) -> K::Output {
-    pulp::Arch::new().dispatch(kernel)
+    ARCH.dispatch(kernel)
+}
+
+/// The instruction set, detected once: kernels dispatch once per row.
+static ARCH: std::sync::LazyLock<pulp::Arch> = std::sync::LazyLock::new(pulp::Arch::new);
+
+/// Runs `f` on this thread's reusable scratch value in `key` (buffers kept across layers
+/// and runs, so large ones are not allocated and faulted in again each time), or on a fresh
+/// one should the thread's be in use already.
+pub(crate) fn with_scratch<T: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut mine) => f(&mut mine),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
+/// Output height and width of a square convolution with kernel `k`, stride `s`, padding `p`.
+pub(crate) fn output_size(h: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
 }
 
 /// `dst = act(src + bias)` for one output row, `act` being SiLU or the identity.
@@ -274,15 +295,12 @@ impl CustomOp1 for Depthwise<'_> {
         let (n, c, h, w) = layout.shape().dims4()?;
         let input = f32_contiguous(storage, layout, self.name())?;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let (ho, wo) = output_size(h, w, k, s, p);
         let mut out = vec![0f32; n * c * ho * wo];
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(nc, plane)| {
-                PADDED.with(|padded| {
-                    let mut fresh = Vec::new();
-                    let mut borrowed = padded.try_borrow_mut().ok();
-                    let padded = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+                with_scratch(&PADDED, |padded| {
                     vectorized(DepthwisePlane {
                         op: self,
                         src: &input[nc * h * w..(nc + 1) * h * w],
