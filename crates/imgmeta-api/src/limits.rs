@@ -79,12 +79,7 @@ pub(crate) async fn read_body(
         Ok(Err(_)) => {
             // Over the limit, or the client went away mid-body; the first is the one a client
             // can still read an answer to.
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
+            return crate::routes::payload_too_large().into_response();
         }
         Err(_) => {
             tracing::warn!(

@@ -1,6 +1,5 @@
 //! `POST /v1/jobs` and `GET /v1/jobs/{id}`.
 
-use crate::routes::MAX_BODY_BYTES;
 use crate::submit::{Accepted, submit as submit_job};
 use crate::{ApiError, AppState, JobResource};
 use axum::Json;
@@ -52,11 +51,7 @@ pub(super) async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            )
+            super::payload_too_large()
         } else {
             ApiError::new(
                 rejection.status(),

@@ -16,6 +16,15 @@ use tower_http::trace::TraceLayer;
 /// Largest request body accepted anywhere.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `413 payload_too_large` for a body over [`MAX_BODY_BYTES`].
+pub(crate) fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+    )
+}
+
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/jobs", post(jobs::submit))

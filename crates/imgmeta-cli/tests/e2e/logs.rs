@@ -1,10 +1,11 @@
 //! Logs as operators get them: the real `imgmeta` binary with `IMGMETA_LOG_FORMAT=json`.
 
 use crate::helpers::spawn_image_server;
-use crate::processes::{clean_up, collect, free_port, fresh_database, imgmeta, wait_until_up};
+use crate::processes::{
+    clean_up, collect, free_port, fresh_database, imgmeta, terminate, wait_terminal, wait_until_up,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
@@ -34,36 +35,11 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
         ids.push(job["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
-        loop {
-            let job: Value = client
-                .get(format!("{base}/v1/jobs/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {id} never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_terminal(&client, &base, id, deadline).await;
     }
     // SIGTERM: both stop gracefully and close their logs.
-    for child in [&api, &worker] {
-        let pid = child.id().unwrap().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), api.wait()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+    terminate(&mut api, Duration::from_secs(30)).await;
+    terminate(&mut worker, Duration::from_secs(30)).await;
     let api_lines = api_log.await.unwrap();
     let worker_lines = worker_log.await.unwrap();
 
@@ -180,13 +156,7 @@ async fn the_security_log_names_keys_by_prefix_and_never_contains_a_key_or_the_a
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    let pid = api.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(30), api.wait()).await;
+    terminate(&mut api, Duration::from_secs(30)).await;
     let lines = api_log.await.unwrap();
 
     let secrets = [

@@ -120,3 +120,31 @@ pub(crate) async fn terminate(child: &mut Child, limit: Duration) -> Option<(Dur
         Err(_) => None,
     }
 }
+
+/// Polls `GET /v1/jobs/{id}` until the job has succeeded or failed; fails the test at
+/// `deadline`.
+pub(crate) async fn wait_terminal(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    deadline: tokio::time::Instant,
+) -> serde_json::Value {
+    loop {
+        let job: serde_json::Value = client
+            .get(format!("{base}/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

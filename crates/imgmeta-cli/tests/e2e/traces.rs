@@ -3,7 +3,7 @@
 
 use crate::helpers::{photos_dir, spawn_image_server};
 use crate::processes::{
-    clean_up, collect, free_port, fresh_database, imgmeta, terminate, wait_until_up,
+    clean_up, collect, free_port, fresh_database, imgmeta, terminate, wait_terminal, wait_until_up,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -139,24 +139,7 @@ async fn a_jobs_spans_reach_the_otlp_collector_with_its_id_and_each_process_s_se
         .unwrap()
         .to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    let job = loop {
-        let job: Value = client
-            .get(format!("{base}/v1/jobs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(job["status"].as_str(), Some("succeeded" | "failed")) {
-            break job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = wait_terminal(&client, &base, &id, deadline).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(
         received.lock().unwrap().is_empty(),
