@@ -192,8 +192,12 @@ async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_fails_the_job_that_used_its_attempts_and_requeues_a_bystander() {
+    // No broker and no sweeps: the relay must not publish (and delete) the outbox rows this
+    // test counts, and the reconciler must not touch the jobs it arranges.
     let app = TestApp::spawn_with(Options {
         start_worker: false,
+        amqp_url: Some("amqp://guest:guest@127.0.0.1:1/%2f".into()),
+        env: vec![("IMGMETA_SWEEP_MS", "600000".into())],
         ..Default::default()
     })
     .await;
