@@ -193,12 +193,7 @@ impl Workers {
     /// SIGTERMs the worker in `slot`: a graceful shutdown, as a deploy or a scale-down sends.
     pub fn terminate(&self, slot: usize) -> Option<u32> {
         let pid = self.pids().get(slot).copied().flatten()?;
-        // tokio's Child can only SIGKILL; the kill(1) command sends any signal by pid.
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        sent.then_some(pid)
+        signal(pid, "TERM").then_some(pid)
     }
 
     pub fn slots(&self) -> usize {
@@ -233,6 +228,15 @@ impl Workers {
             let _ = child.kill().await;
         }
     }
+}
+
+/// Sends `SIG<name>` to `pid`; false if it could not be sent. tokio's Child can only SIGKILL;
+/// the kill(1) command sends any signal by pid.
+pub fn signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A loopback port that was free a moment ago (the OS picks it; we release it for the child).

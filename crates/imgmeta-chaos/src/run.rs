@@ -225,6 +225,16 @@ impl Run {
             .and_then(|r| r.try_get::<Option<String>, _>("worker_id").ok().flatten())
     }
 
+    /// How many runs job `id` has had, read now.
+    pub async fn attempts_of(&self, id: Uuid) -> Option<i32> {
+        sqlx::query_scalar("select attempts from jobs where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Waits until every accepted job is terminal or `deadline` has passed, then keeps
     /// watching for `settle` (a second write shows up as a changed snapshot), and judges.
     pub async fn finish(self, deadline: Duration, settle: Duration) -> Summary {

@@ -145,6 +145,7 @@ pub fn start_relay(
         period: settings.reliability.sweep_period,
         max_attempts: settings.worker.max_attempts,
         republish_after: settings.reliability.republish_after,
+        republish_idle_after: settings.reliability.republish_idle_after,
     };
     tokio::spawn(imgmeta_relay::reconcile(store, publisher, config, shutdown));
     health

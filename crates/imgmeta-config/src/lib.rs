@@ -96,6 +96,9 @@ pub struct ReliabilitySettings {
     pub max_outbox_backlog: i64,
     /// A queued job whose message was published this long ago is published again.
     pub republish_after: Duration,
+    /// While the jobs queue holds no ready message, a queued job whose message was published
+    /// this long ago is published again: its message went missing (a purged or deleted queue).
+    pub republish_idle_after: Duration,
     /// How often the reconciler sweeps expired leases.
     pub sweep_period: Duration,
 }
@@ -202,6 +205,11 @@ impl Settings {
                     "IMGMETA_REPUBLISH_AFTER_SECS",
                     900,
                     10..=86_400,
+                )?),
+                republish_idle_after: Duration::from_secs(env.parse_in(
+                    "IMGMETA_REPUBLISH_IDLE_SECS",
+                    30,
+                    5..=86_400,
                 )?),
                 sweep_period: Duration::from_millis(env.parse_in(
                     "IMGMETA_SWEEP_MS",

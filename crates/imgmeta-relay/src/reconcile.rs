@@ -14,6 +14,9 @@ pub struct ReconcileConfig {
     pub max_attempts: i32,
     /// A queued job whose message was published this long ago gets a new one.
     pub republish_after: Duration,
+    /// The same, sooner, while the jobs queue holds no ready message: every message of a
+    /// queued job is then either on a worker (which claims it at once) or gone.
+    pub republish_idle_after: Duration,
 }
 
 pub async fn reconcile(
@@ -44,13 +47,50 @@ pub async fn reconcile(
         if let Ok(backlog) = store.outbox_backlog(1_000_000).await {
             metrics::gauge!(imgmeta_telemetry::OUTBOX_BACKLOG).set(backlog as f64);
         }
-        if let Ok(depth) = publisher.queue_depth().await {
+        let depth = publisher.queue_depth().await;
+        if let Ok(depth) = depth {
             metrics::gauge!(imgmeta_telemetry::QUEUE_DEPTH).set(f64::from(depth));
         }
-        match store.republish_stale(500, config.republish_after).await {
+        let older_than = republish_age(&config, depth.ok());
+        match store.republish_stale(500, older_than).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "queued jobs without progress republished"),
             Err(err) => tracing::warn!(kind = "error", error = %err, "cannot republish stale jobs"),
         }
+    }
+}
+
+/// How old a queued job's message must be before the job gets a new one. The broker delivers
+/// at most the workers' prefetch, which they claim at once, so with no message ready in the
+/// queue a job still queued after the short idle age has lost its message. Reading the depth
+/// and the jobs at slightly different moments can only cause a duplicate, which is harmless.
+fn republish_age(config: &ReconcileConfig, ready_messages: Option<u32>) -> Duration {
+    match ready_messages {
+        Some(0) => config.republish_after.min(config.republish_idle_after),
+        _ => config.republish_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_queue_shortens_the_republish_age_and_anything_else_does_not() {
+        let config = ReconcileConfig {
+            period: Duration::from_secs(5),
+            max_attempts: 5,
+            republish_after: Duration::from_secs(900),
+            republish_idle_after: Duration::from_secs(30),
+        };
+        assert_eq!(republish_age(&config, Some(0)), Duration::from_secs(30));
+        assert_eq!(republish_age(&config, Some(1)), Duration::from_secs(900));
+        // Broker unreachable: no evidence that messages are missing.
+        assert_eq!(republish_age(&config, None), Duration::from_secs(900));
+        let short = ReconcileConfig {
+            republish_after: Duration::from_secs(10),
+            ..config
+        };
+        assert_eq!(republish_age(&short, Some(0)), Duration::from_secs(10));
     }
 }

@@ -11,6 +11,52 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The first expected sample that `text` lacks. Counters are process-wide and other tests run
+/// beside this one: each must show at least this test's own events.
+fn missing(text: &str) -> Option<String> {
+    let at_least = |name: &str, n: f64| sample(text, name).is_some_and(|v| v >= n);
+    let mut checks: Vec<(String, bool)> = vec![
+        ("jobs submitted".into(), at_least("imgmeta_jobs_submitted_total", 2.0)),
+        ("jobs succeeded".into(), at_least("imgmeta_jobs_succeeded_total", 1.0)),
+        (
+            "jobs failed as not_an_image".into(),
+            at_least("imgmeta_jobs_failed_total{code=\"not_an_image\"}", 1.0),
+        ),
+        (
+            "requests refused as invalid_url".into(),
+            at_least("imgmeta_request_errors_total{code=\"invalid_url\"}", 1.0),
+        ),
+        (
+            "POST /v1/jobs 202 answers".into(),
+            at_least(
+                "imgmeta_http_requests_total{route=\"/v1/jobs\",method=\"POST\",status=\"202\"}",
+                2.0,
+            ),
+        ),
+        ("bytes fetched".into(), at_least("imgmeta_fetched_bytes_total", 1.0)),
+        (
+            "GET /v1/jobs/{id} latency histogram".into(),
+            text.contains(
+                "imgmeta_http_request_duration_seconds_bucket{route=\"/v1/jobs/{id}\",method=\"GET\"",
+            ),
+        ),
+        (
+            "jobs in flight gauge".into(),
+            text.contains("# TYPE imgmeta_jobs_in_flight gauge"),
+        ),
+    ];
+    for stage in ["fetch", "decode", "metadata", "store"] {
+        checks.push((
+            format!("stage {stage} timing"),
+            at_least(
+                &format!("imgmeta_stage_duration_seconds_count{{stage=\"{stage}\"}}"),
+                1.0,
+            ),
+        ));
+    }
+    checks.into_iter().find(|(_, ok)| !ok).map(|(what, _)| what)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_when_jobs_succeed_fail_and_are_refused() {
     let app = TestApp::spawn().await;
@@ -27,49 +73,35 @@ async fn metrics_move_when_jobs_succeed_fail_and_are_refused() {
         .await;
     assert_eq!(refused.status(), 400);
 
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = response.text().await.unwrap();
-
-    // Counters are process-wide and other tests run beside this one: at least ours.
-    assert!(
-        sample(&text, "imgmeta_jobs_submitted_total").unwrap() >= 2.0,
-        "{text}"
-    );
-    assert!(sample(&text, "imgmeta_jobs_succeeded_total").unwrap() >= 1.0);
-    assert!(sample(&text, "imgmeta_jobs_failed_total{code=\"not_an_image\"}").unwrap() >= 1.0);
-    assert!(sample(&text, "imgmeta_request_errors_total{code=\"invalid_url\"}").unwrap() >= 1.0);
-    assert!(
-        sample(
-            &text,
-            "imgmeta_http_requests_total{route=\"/v1/jobs\",method=\"POST\",status=\"202\"}"
-        )
-        .unwrap()
-            >= 2.0
-    );
-    for stage in ["fetch", "decode", "metadata", "store"] {
-        let count = sample(
-            &text,
-            &format!("imgmeta_stage_duration_seconds_count{{stage=\"{stage}\"}}"),
+    let scrape = || async {
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
         );
-        assert!(count.unwrap_or(0.0) >= 1.0, "stage {stage} not timed");
+        response.text().await.unwrap()
+    };
+    // The worker counts a job just after committing its result, so a scrape right after the
+    // job turned terminal may precede the count: scrape until everything shows, or 15 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = scrape().await;
+        match missing(&text) {
+            None => break,
+            Some(what) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what} never showed in /metrics:\n{text}")
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
     }
-    assert!(sample(&text, "imgmeta_fetched_bytes_total").unwrap() > 0.0);
-    assert!(text.contains(
-        "imgmeta_http_request_duration_seconds_bucket{route=\"/v1/jobs/{id}\",method=\"GET\""
-    ));
-    assert!(text.contains("# TYPE imgmeta_jobs_in_flight gauge"));
     app.cleanup().await;
 }
 

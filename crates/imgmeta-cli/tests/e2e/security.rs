@@ -454,7 +454,9 @@ async fn a_client_sending_headers_one_byte_at_a_time_is_disconnected_at_the_time
 
     let closed_after = closed_after.expect("the server kept the slow connection open");
     assert!(
-        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(3),
+        // Dripping the whole request would take over 10 s: closing well before that is the
+        // deadline at work, however slow this machine is.
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(8),
         "{closed_after:?}"
     );
     app.cleanup().await;
@@ -501,7 +503,8 @@ async fn a_client_dripping_its_body_gets_408_at_the_body_deadline_and_others_are
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
     assert!(
-        answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(4),
+        // The whole body would take about 20 s to arrive.
+        answered_after >= Duration::from_millis(900) && answered_after < Duration::from_secs(10),
         "{answered_after:?}"
     );
     // A client sending its body at once is served as usual.
@@ -537,13 +540,15 @@ async fn fetches_from_one_host_are_spaced_at_the_shared_rate_across_processes() 
     gates[0].wait_turn("other.example").await;
 
     times.sort();
-    // 5 per second: one slot every 200 ms, whichever process asks.
+    // 5 per second: one slot every 200 ms, whichever process asks. Each task notes its time
+    // a database round trip after its slot was given, so neighbours may look closer than
+    // 200 ms on a loaded machine; the sixth slot cannot come before 1 s.
     for pair in times.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(150), "{times:?}");
+        assert!(pair[1] - pair[0] >= Duration::from_millis(80), "{times:?}");
     }
     assert!(times[5] >= Duration::from_millis(950), "{times:?}");
     assert!(
-        other_host.elapsed() < Duration::from_millis(150),
+        other_host.elapsed() < Duration::from_millis(800),
         "another host waits for nobody"
     );
     // Hosts idle for long are forgotten; busy ones keep their schedule.

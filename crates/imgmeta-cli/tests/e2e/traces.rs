@@ -247,6 +247,11 @@ async fn a_collector_that_never_answers_neither_refuses_submissions_nor_holds_up
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The exporter sends from its own thread on its own schedule: give it time to try.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while connections.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let attempted = !connections.lock().unwrap().is_empty();
 
     let exit = terminate(&mut api, Duration::from_secs(60)).await;

@@ -2,14 +2,15 @@
 //! allocation cap, so a decoder that tried to allocate what a header claims would fail the
 //! allocation (and abort the test binary) instead of passing.
 //!
-//! A separate test binary because the cap is process-wide; the tests take a lock so that
-//! one test's allocations are not counted against another's cap.
+//! A separate test binary because the cap is process-wide; each test holds a lock for its
+//! whole body (building its input included) so that one test's allocations are never
+//! counted against another's cap.
 
 use cap::Cap;
 use imgmeta_domain::ErrorCode;
 use imgmeta_metadata::{DecodeLimits, decode};
 use std::alloc::System;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -17,10 +18,14 @@ static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Held for a whole test: the cap is process-wide and tests run on parallel threads.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `f` allowing it at most `budget` bytes of live allocations beyond what is already
-/// allocated, and reports how long it took.
+/// allocated, and reports how long it took. The caller holds `serial()`.
 fn within_budget<T>(budget: usize, f: impl FnOnce() -> T) -> (T, Duration) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     ALLOCATOR
         .set_limit(ALLOCATOR.allocated() + budget)
         .expect("limit above current use");
@@ -55,6 +60,7 @@ const MIB: usize = 1024 * 1024;
 
 #[test]
 fn a_gif_with_twenty_thousand_frames_is_rejected_quickly_in_bounded_memory() {
+    let _serial = serial();
     let gif = gif_with_frames(20_000);
     let (result, elapsed) = within_budget(8 * MIB, || decode(&gif, &DecodeLimits::default()));
     let err = result.expect_err("more frames than the cap");
@@ -65,6 +71,7 @@ fn a_gif_with_twenty_thousand_frames_is_rejected_quickly_in_bounded_memory() {
 
 #[test]
 fn a_gif_just_under_the_frame_cap_is_accepted() {
+    let _serial = serial();
     let gif = gif_with_frames(1_000);
     let limits = DecodeLimits {
         max_frames: 1_000,
@@ -76,6 +83,7 @@ fn a_gif_just_under_the_frame_cap_is_accepted() {
 
 #[test]
 fn a_png_header_claiming_100000_by_100000_pixels_is_rejected_without_allocating_for_it() {
+    let _serial = serial();
     let bomb = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/images/bomb_100000x100000.png"),
@@ -89,6 +97,7 @@ fn a_png_header_claiming_100000_by_100000_pixels_is_rejected_without_allocating_
 
 #[test]
 fn a_gif_whose_screen_claims_65535_by_65535_pixels_is_rejected_without_allocating_for_it() {
+    let _serial = serial();
     let mut gif = gif_with_frames(2);
     // The logical screen size lives at bytes 6..10, little-endian.
     gif[6..10].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
@@ -98,6 +107,7 @@ fn a_gif_whose_screen_claims_65535_by_65535_pixels_is_rejected_without_allocatin
 
 #[test]
 fn a_large_but_permitted_image_fits_within_its_own_size_plus_a_margin() {
+    let _serial = serial();
     // 4000x3000 RGB: 36 MB of pixels. Decoding must not need several copies of it.
     let image = image::RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([x as u8, y as u8, 7]));
     let mut png = std::io::Cursor::new(Vec::new());
@@ -112,6 +122,7 @@ fn a_large_but_permitted_image_fits_within_its_own_size_plus_a_margin() {
 
 #[test]
 fn a_gif_frame_claiming_65535_by_65535_pixels_on_a_tiny_screen_is_refused_in_bounded_memory() {
+    let _serial = serial();
     let mut gif = gif_with_frames(1);
     // The image descriptor starts with 0x2C; its width and height follow the frame's left
     // and top offsets, little-endian.
