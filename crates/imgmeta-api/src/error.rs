@@ -68,6 +68,8 @@ impl IntoResponse for ApiError {
             .increment(1);
         let body = ErrorBody::new(self.code, self.message).envelope();
         let mut response = (self.status, Json(body)).into_response();
+        // For the request log (routes::metrics::record), which sees every response.
+        response.extensions_mut().insert(self.code);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

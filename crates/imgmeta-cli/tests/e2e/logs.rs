@@ -37,6 +37,14 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     for id in &ids {
         wait_terminal(&client, &base, id, deadline).await;
     }
+    // A refused submission shows in the log too, with its code.
+    let refused = client
+        .post(format!("{base}/v1/jobs"))
+        .json(&json!({ "url": "ftp://example.com/a.jpg" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     // SIGTERM: both stop gracefully and close their logs.
     terminate(&mut api, Duration::from_secs(30)).await;
     terminate(&mut worker, Duration::from_secs(30)).await;
@@ -73,6 +81,14 @@ async fn json_logs_parse_and_carry_kind_and_the_job_id_from_api_to_worker() {
     assert!(
         kinds(&worker_events, "analytics", "job_failed", &ids[1]),
         "{worker_lines:#?}"
+    );
+    assert!(
+        api_events.iter().any(|e| e["kind"] == "analytics"
+            && e["event"] == "request_refused"
+            && e["code"] == "invalid_url"
+            && e["http.status"] == 400
+            && e["http.route"] == "/v1/jobs"),
+        "{api_lines:#?}"
     );
     // Every worker line about a job names it.
     let about_jobs: Vec<&Value> = worker_events
