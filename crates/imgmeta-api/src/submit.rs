@@ -41,6 +41,7 @@ pub(crate) async fn submit(
         id: JobId::new(),
         spec,
         idempotency,
+        trace_parent: imgmeta_telemetry::context::current_traceparent(),
     };
     let submitted = state.store.insert_job(&new).await?;
     if let Submitted::Created(job) | Submitted::Existing(job) = &submitted {

@@ -3,15 +3,20 @@
 //!
 //! Spans are queued in memory and exported in batches from the SDK's own thread through a
 //! blocking HTTP client, so a slow or absent collector never blocks a request or a job: when the
-//! queue is full, spans are dropped. Only this module knows OpenTelemetry.
+//! queue is full, spans are dropped. Only this module knows OpenTelemetry; it installs the
+//! W3C trace-context hooks that let a job's trace cross the queue.
 
 use imgmeta_config::TraceExportSettings;
+use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::collections::HashMap;
 use std::time::Duration;
 use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -55,6 +60,8 @@ impl TraceExport {
             .with_batch_exporter(exporter)
             .with_resource(resource)
             .build();
+        // Submissions note their trace with the job; workers join it.
+        imgmeta_telemetry::context::install(Box::new(W3cTraceContext));
         // The endpoint is logged at start: never with credentials, should the URL carry any.
         let mut endpoint = settings.endpoint.clone();
         let _ = endpoint.set_username("");
@@ -92,6 +99,26 @@ impl TraceExport {
         if let Err(err) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             tracing::warn!(kind = "error", error = %err, "traces not flushed at exit");
         }
+    }
+}
+
+/// W3C trace context through the OpenTelemetry layer's spans: what carries a job's trace from
+/// the API through the outbox and the queue into the worker (see imgmeta_telemetry::context).
+struct W3cTraceContext;
+
+impl imgmeta_telemetry::context::TraceContext for W3cTraceContext {
+    fn current(&self) -> Option<String> {
+        let context = tracing::Span::current().context();
+        let mut carrier = HashMap::new();
+        TraceContextPropagator::new().inject_context(&context, &mut carrier);
+        carrier.remove("traceparent")
+    }
+
+    fn adopt(&self, span: &tracing::Span, traceparent: &str) {
+        let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        // Fails only for a span the layer does not know (disabled by the filter): no trace then.
+        let _ = span.set_parent(parent);
     }
 }
 

@@ -73,9 +73,19 @@ impl Deliveries {
                 Some(AMQPValue::ShortInt(n)) => Some(i64::from(*n)),
                 _ => None,
             };
+            let trace_parent = match d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(crate::publisher::TRACEPARENT_HEADER))
+            {
+                Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+                _ => None,
+            };
             JobDelivery {
                 message: serde_json::from_slice(&d.data)
                     .map_err(|e| QueueError::Malformed(e.to_string())),
+                trace_parent,
                 redelivered: d.redelivered,
                 delivery_count,
                 acker: d.acker,
@@ -94,6 +104,8 @@ pub struct JobDelivery {
     pub redelivered: bool,
     /// How many earlier deliveries of this message failed (quorum queues count them).
     pub delivery_count: Option<i64>,
+    /// The `traceparent` header: the submission's trace, unchecked (the sender is not trusted).
+    pub trace_parent: Option<String>,
     acker: Acker,
 }
 

@@ -8,6 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// The message header carrying the job's W3C trace context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// How long one publish may wait for the broker's confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,7 +91,17 @@ impl Publisher {
     /// Publishes a persistent message for `message.job_id` to the jobs queue and waits for the
     /// broker to confirm it; only then has the broker taken responsibility for it.
     pub async fn publish(&self, message: &JobMessage) -> Result<(), QueueError> {
-        let result = tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_once(message)).await;
+        self.publish_traced(message, None).await
+    }
+
+    /// [`Publisher::publish`], with the job's W3C `traceparent` as a header of that name.
+    pub async fn publish_traced(
+        &self,
+        message: &JobMessage,
+        trace_parent: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let result =
+            tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_once(message, trace_parent)).await;
         let result = result.unwrap_or(Err(QueueError::Timeout));
         if result.is_err() {
             // Whatever went wrong, the next publish starts from a fresh channel.
@@ -97,7 +110,11 @@ impl Publisher {
         result
     }
 
-    async fn publish_once(&self, message: &JobMessage) -> Result<(), QueueError> {
+    async fn publish_once(
+        &self,
+        message: &JobMessage,
+        trace_parent: Option<&str>,
+    ) -> Result<(), QueueError> {
         let channel = self.channel().await?;
         let payload =
             serde_json::to_vec(message).map_err(|e| QueueError::Malformed(e.to_string()))?;
@@ -107,6 +124,12 @@ impl Publisher {
             "x-job-id".into(),
             AMQPValue::LongString(job_id.clone().into()),
         );
+        if let Some(trace_parent) = trace_parent {
+            headers.insert(
+                TRACEPARENT_HEADER.into(),
+                AMQPValue::LongString(trace_parent.into()),
+            );
+        }
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())

@@ -81,20 +81,24 @@ pub async fn relay(
             }
             continue;
         }
-        let messages: Vec<JobMessage> = due
-            .iter()
-            .map(|m| JobMessage { job_id: m.job_id })
-            .collect();
-        let results = join_all(messages.iter().map(|m| {
-            publisher
-                .publish(m)
-                .instrument(tracing::info_span!("publish", job.id = %m.job_id))
+        let results = join_all(due.iter().map(|m| {
+            // The publish joins the trace of the submission that owes the message.
+            let span = tracing::info_span!("publish", job.id = %m.job_id);
+            imgmeta_telemetry::context::adopt_parent(&span, m.trace_parent.as_deref());
+            let message = JobMessage { job_id: m.job_id };
+            let publisher = &publisher;
+            async move {
+                publisher
+                    .publish_traced(&message, m.trace_parent.as_deref())
+                    .await
+            }
+            .instrument(span)
         }))
         .await;
         let (confirmed, failed): (Vec<_>, Vec<_>) =
             due.iter().zip(&results).partition(|(_, r)| r.is_ok());
-        let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| *m).collect();
-        let failed: Vec<_> = failed.into_iter().map(|(m, _)| *m).collect();
+        let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| m.clone()).collect();
+        let failed: Vec<_> = failed.into_iter().map(|(m, _)| m.clone()).collect();
         if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
             tracing::debug!(error = %err, failed = failed.len(), "publishing failed");
         }

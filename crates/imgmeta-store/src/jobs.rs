@@ -28,6 +28,8 @@ pub struct NewJob {
     pub id: JobId,
     pub spec: JobSpec,
     pub idempotency: Option<Idempotency>,
+    /// The W3C `traceparent` of the span that accepted the job, when traces are exported.
+    pub trace_parent: Option<String>,
 }
 
 /// A client's idempotency key and a digest of the request it came with.
@@ -78,8 +80,9 @@ impl Store {
         // exactly when the job row does.
         let inserted = sqlx::query(concat!(
             "WITH job AS (
-                 INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                 INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
+                                   trace_parent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                  RETURNING *
              ), message AS (
@@ -95,6 +98,7 @@ impl Store {
         .bind(job.spec.min_score.value())
         .bind(key)
         .bind(digest)
+        .bind(job.trace_parent.as_deref())
         .fetch_optional(&self.pool)
         .await?;
         match inserted {

@@ -6,10 +6,12 @@ use imgmeta_domain::{ErrorCode, JobId};
 use std::time::Duration;
 
 /// One message owed to the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     pub id: i64,
     pub job_id: JobId,
+    /// The job's trace context, sent along as the message's `traceparent` header.
+    pub trace_parent: Option<String>,
 }
 
 /// What a sweep of expired leases did.
@@ -29,11 +31,12 @@ impl Store {
         limit: i64,
         hold: Duration,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows: Vec<(i64, uuid::Uuid)> = sqlx::query_as(
-            "UPDATE outbox SET available_at = now() + $2
-             WHERE id IN (SELECT id FROM outbox WHERE available_at <= now()
-                          ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, job_id",
+        let rows: Vec<(i64, uuid::Uuid, Option<String>)> = sqlx::query_as(
+            "UPDATE outbox o SET available_at = now() + $2
+             WHERE o.id IN (SELECT id FROM outbox WHERE available_at <= now()
+                            ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING o.id, o.job_id,
+                       (SELECT j.trace_parent FROM jobs j WHERE j.id = o.job_id)",
         )
         .bind(limit)
         .bind(hold)
@@ -41,9 +44,10 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, job_id)| OutboxMessage {
+            .map(|(id, job_id, trace_parent)| OutboxMessage {
                 id,
                 job_id: JobId::from_uuid(job_id),
+                trace_parent,
             })
             .collect())
     }

@@ -1,8 +1,11 @@
 //! Prometheus metrics: the one list of metric names (so dashboards and code agree), the
-//! process-wide recorder, and the text served on `/metrics`.
+//! process-wide recorder, and the text served on `/metrics`; and the trace-context hooks that
+//! carry a job's trace across the queue ([`context`]).
 //!
 //! Crates record through the `metrics` facade with the names below; only this crate knows the
 //! exporter.
+
+pub mod context;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;

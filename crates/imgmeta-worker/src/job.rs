@@ -34,6 +34,8 @@ pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: Ca
     };
     let span =
         tracing::info_span!("job", job.id = %message.job_id, attempt = tracing::field::Empty);
+    // The run joins the trace of the submission (each attempt is a child of it).
+    imgmeta_telemetry::context::adopt_parent(&span, delivery.trace_parent.as_deref());
     run(shared, &delivery, message.job_id, hand_back)
         .instrument(span)
         .await;

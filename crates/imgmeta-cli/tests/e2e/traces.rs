@@ -1,5 +1,6 @@
 //! Traces as a collector gets them: the real `imgmeta` binaries with `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! pointing at a stand-in OTLP/HTTP collector on loopback that decodes what arrives.
+//! pointing at a stand-in OTLP/HTTP collector on loopback that decodes what arrives. A job is
+//! one trace, from the API's submission through the relay's publish to the worker's stages.
 
 use crate::helpers::{photos_dir, spawn_image_server};
 use crate::processes::{
@@ -171,12 +172,14 @@ async fn a_jobs_spans_reach_the_otlp_collector_with_its_id_and_each_process_s_se
         .find(|s| s.name == "submit")
         .unwrap_or_else(|| panic!("no submit span for {id}: {}", context()));
     assert_eq!(submit.service, "imgmeta-api");
-    // The message the relay (of either process) published for it.
-    assert!(
-        spans.iter().filter(about_job).any(|s| s.name == "publish"),
-        "no publish span for {id}: {}",
-        context()
-    );
+    // The message the relay (of either process) published for it, in the submission's trace.
+    let publish = spans
+        .iter()
+        .filter(about_job)
+        .find(|s| s.name == "publish")
+        .unwrap_or_else(|| panic!("no publish span for {id}: {}", context()));
+    assert_eq!(publish.trace_id, submit.trace_id, "publish joins the trace");
+    assert_eq!(publish.parent_span_id, submit.span_id);
 
     // The worker's side: the job span carries the id and every stage is its child, one trace.
     let job_span = spans
@@ -185,6 +188,15 @@ async fn a_jobs_spans_reach_the_otlp_collector_with_its_id_and_each_process_s_se
         .find(|s| s.name == "job")
         .unwrap_or_else(|| panic!("no job span for {id}: {}", context()));
     assert_eq!(job_span.service, "imgmeta-worker");
+    // One trace from submission to result: the trace context crossed the outbox and the queue
+    // (the message's traceparent header), and the run is a child of the submission.
+    assert_eq!(
+        job_span.trace_id,
+        submit.trace_id,
+        "the worker's run is not in the submission's trace: {}",
+        context()
+    );
+    assert_eq!(job_span.parent_span_id, submit.span_id);
     assert_eq!(
         job_span.attributes.get("attempt").map(String::as_str),
         Some("1")
