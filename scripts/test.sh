@@ -13,6 +13,7 @@ command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
 cargo fmt --all -- --check
 cargo test --workspace --locked
 # The fault-injection scenarios that leave the shared RabbitMQ and PostgreSQL running (real
-# processes SIGKILLed mid-job, a poison image, duplicate publishes, SIGTERM drains; about 4
-# minutes). The ones that restart the broker or the database run with `bash scripts/chaos.sh`.
+# processes SIGKILLed or frozen mid-job, a poison image, duplicate, lost and garbage messages,
+# SIGTERM drains; about 7 minutes). The ones that restart the broker or the database run with
+# `bash scripts/chaos.sh`.
 bash scripts/chaos.sh ci
