@@ -637,14 +637,13 @@ async fn garbage_messages(opts: &Options) -> Result<Summary> {
         left = crate::broker::ready(&queue).await.ok();
     }
     let workers = run.workers.clone();
-    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    let mut summary = run.finish(Duration::from_secs(120), SETTLE).await;
     let mut notes = vec![format!(
         "{published} garbage messages published; ready in the queue once the feed ended: \
          {left:?}; worker restarts: {}",
         workers.restarts()
     )];
     let injected = published == 3 * bodies.len();
-    let mut summary = summary;
     if workers.restarts() > 0 {
         notes.push("a worker exited while garbage was on the queue".into());
         summary.pass = false;
