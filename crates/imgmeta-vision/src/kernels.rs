@@ -323,8 +323,10 @@ thread_local! {
 }
 
 /// One output channel plane of a depthwise convolution. The input plane is first copied
-/// into a zero-bordered buffer so that every tap is a plain loop over a whole output row,
-/// with no edge cases (the maps are small: rows of 20 to 80 values).
+/// into a zero-bordered buffer so that no tap has an edge case (the maps are small: rows of
+/// 20 to 80 values). With stride 1, each vector of output values is summed over all k×k taps
+/// in a register and stored once (a masked load and store for a row's last partial vector);
+/// adding each tap into memory instead cost a load and a store per tap and value.
 struct DepthwisePlane<'a> {
     op: &'a Depthwise<'a>,
     src: &'a [f32],
@@ -340,7 +342,7 @@ impl WithSimd for DepthwisePlane<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) {
+    fn with_simd<S: Simd>(self, simd: S) {
         let Self {
             op,
             src,
@@ -359,20 +361,36 @@ impl WithSimd for DepthwisePlane<'_> {
             dst[p..p + w].copy_from_slice(row);
         }
         let kern = &op.weight[ch * k * k..(ch + 1) * k * k];
+        if s == 1 {
+            let lanes = S::F32_LANES;
+            let bias = simd.splat_f32s(op.bias[ch]);
+            for (oy, row) in plane.chunks_mut(wo).enumerate() {
+                for x0 in (0..wo).step_by(lanes) {
+                    let n = lanes.min(wo - x0);
+                    let mut acc = bias;
+                    for (ky, taps) in kern.chunks(k).enumerate() {
+                        let line = &padded[(oy + ky) * wp + x0..];
+                        for (kx, &wv) in taps.iter().enumerate() {
+                            let values = simd.partial_load_f32s(&line[kx..kx + n]);
+                            acc = simd.mul_add_e_f32s(simd.splat_f32s(wv), values, acc);
+                        }
+                    }
+                    simd.partial_store_f32s(&mut row[x0..x0 + n], acc);
+                }
+            }
+            if op.silu {
+                plane.iter_mut().for_each(|v| *v = silu(*v));
+            }
+            return;
+        }
         plane.fill(op.bias[ch]);
         for (oy, row) in plane.chunks_mut(wo).enumerate() {
             for (ky, taps) in kern.chunks(k).enumerate() {
                 let line = &padded[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
                 for (kx, &wv) in taps.iter().enumerate() {
-                    if s == 1 {
-                        row.iter_mut()
-                            .zip(&line[kx..kx + wo])
-                            .for_each(|(o, i)| *o += wv * i);
-                    } else {
-                        row.iter_mut()
-                            .zip(line[kx..].iter().step_by(s))
-                            .for_each(|(o, i)| *o += wv * i);
-                    }
+                    row.iter_mut()
+                        .zip(line[kx..].iter().step_by(s))
+                        .for_each(|(o, i)| *o += wv * i);
                 }
             }
         }
@@ -400,35 +418,39 @@ mod tests {
     #[test]
     fn the_depthwise_kernel_matches_candles_grouped_convolution() {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (1, 4, 9, 7), &dev).unwrap();
-        let w = Tensor::randn(0f32, 1.0, (4, 1, 3, 3), &dev).unwrap();
         let bias = [0.5f32, -1.0, 0.0, 2.0];
-        let weights = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        for stride in [1, 2] {
-            let op = Depthwise {
-                weight: &weights,
-                bias: &bias,
-                kernel: 3,
-                stride,
-                padding: 1,
-                silu: true,
-            };
+        // A row shorter than one vector; and rows of whole vectors plus a partial one, with
+        // the attention's 7x7 filter.
+        for (h, w, kernel, padding) in [(9, 7, 3, 1), (20, 37, 7, 3), (8, 32, 3, 1)] {
+            let x = Tensor::randn(0f32, 1.0, (1, 4, h, w), &dev).unwrap();
+            let wt = Tensor::randn(0f32, 1.0, (4, 1, kernel, kernel), &dev).unwrap();
+            let weights = wt.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for stride in [1, 2] {
+                let op = Depthwise {
+                    weight: &weights,
+                    bias: &bias,
+                    kernel,
+                    stride,
+                    padding,
+                    silu: true,
+                };
 
-            let ours = x.apply_op1_no_bwd(&op).unwrap();
+                let ours = x.apply_op1_no_bwd(&op).unwrap();
 
-            let b = Tensor::new(&bias, &dev)
-                .unwrap()
-                .reshape((1, 4, 1, 1))
-                .unwrap();
-            let theirs = x
-                .conv2d(&w, 1, stride, 1, 4)
-                .unwrap()
-                .broadcast_add(&b)
-                .unwrap()
-                .silu()
-                .unwrap();
-            let diff = max_diff(&ours, &theirs);
-            assert!(diff < 1e-5, "stride {stride}: {diff}");
+                let b = Tensor::new(&bias, &dev)
+                    .unwrap()
+                    .reshape((1, 4, 1, 1))
+                    .unwrap();
+                let theirs = x
+                    .conv2d(&wt, padding, stride, 1, 4)
+                    .unwrap()
+                    .broadcast_add(&b)
+                    .unwrap()
+                    .silu()
+                    .unwrap();
+                let diff = max_diff(&ours, &theirs);
+                assert!(diff < 1e-5, "{h}x{w} k{kernel} stride {stride}: {diff}");
+            }
         }
     }
 
