@@ -522,7 +522,14 @@ async fn freeze_worker(opts: &Options) -> Result<Summary> {
                 // worker fetches it again; then the held image is answered for both fetches.
                 sleep(Duration::from_secs(14)).await;
                 run.images.release_held();
-                let taken_over = wait_attempts(&run, id, 2, Duration::from_secs(30)).await;
+                let attempts = probe_until(
+                    Duration::from_secs(30),
+                    Duration::from_millis(100),
+                    || run.attempts_of(id),
+                    |a| a.is_some_and(|a| a >= 2),
+                )
+                .await;
+                let taken_over = attempts.is_some_and(|a| a >= 2);
                 sleep(Duration::from_secs(2)).await;
                 let woke = signal(pid, "CONT");
                 notes.push(format!(
@@ -542,16 +549,22 @@ async fn freeze_worker(opts: &Options) -> Result<Summary> {
     Ok(conclude(summary, notes, injected))
 }
 
-/// Waits until job `id` has had at least `attempts` runs.
-async fn wait_attempts(run: &Run, id: uuid::Uuid, attempts: i32, within: Duration) -> bool {
+/// Probes every `every` until `done` holds for what `probe` returns or `within` has passed;
+/// returns the last value probed (a scenario reports it either way).
+async fn probe_until<T, F: std::future::Future<Output = T>>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if run.attempts_of(id).await.is_some_and(|a| a >= attempts) {
-            return true;
+    loop {
+        let value = probe().await;
+        if done(&value) || tokio::time::Instant::now() >= deadline {
+            return value;
         }
-        sleep(Duration::from_millis(100)).await;
+        sleep(every).await;
     }
-    false
 }
 
 enum QueueFault {
@@ -567,27 +580,25 @@ async fn lose_queued_messages(opts: &Options, name: &str, fault: QueueFault) -> 
     let mut notes = Vec::new();
     // Once both workers consume, freeze them so that a backlog builds up in the queue (and
     // their prefetch holds a few messages), then lose the backlog.
-    let mut consuming = 0;
-    for _ in 0..150 {
-        consuming = crate::broker::consumers(&queue).await.unwrap_or(0);
-        if consuming >= 2 {
-            break;
-        }
-        sleep(Duration::from_millis(200)).await;
-    }
+    let consuming = probe_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { crate::broker::consumers(&queue).await.unwrap_or(0) },
+        |n| *n >= 2,
+    )
+    .await;
     let pids: Vec<u32> = run.workers.pids().into_iter().flatten().collect();
     let frozen = pids.iter().all(|pid| signal(*pid, "STOP"));
     run.feed("before", opts.jobs.max(40), Duration::from_millis(10))
         .await?;
     // Let the relay publish what was just accepted.
-    let mut ready = 0;
-    for _ in 0..50 {
-        ready = crate::broker::ready(&queue).await.unwrap_or(0);
-        if ready as usize + 4 >= opts.jobs.max(40) {
-            break;
-        }
-        sleep(Duration::from_millis(200)).await;
-    }
+    let ready = probe_until(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || async { crate::broker::ready(&queue).await.unwrap_or(0) },
+        |n| *n as usize + 4 >= opts.jobs.max(40),
+    )
+    .await;
     let lost = match fault {
         QueueFault::Purge => crate::broker::purge(&queue).await,
         QueueFault::Delete => crate::broker::delete(&queue).await,
@@ -628,14 +639,13 @@ async fn garbage_messages(opts: &Options) -> Result<Summary> {
     }
     feed.await?;
     // Every garbage message is consumed and dropped, not requeued round and round.
-    let mut left = crate::broker::ready(&queue).await.ok();
-    for _ in 0..40 {
-        if left == Some(0) {
-            break;
-        }
-        sleep(Duration::from_millis(500)).await;
-        left = crate::broker::ready(&queue).await.ok();
-    }
+    let left = probe_until(
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || async { crate::broker::ready(&queue).await.ok() },
+        |n| *n == Some(0),
+    )
+    .await;
     let workers = run.workers.clone();
     let mut summary = run.finish(Duration::from_secs(120), SETTLE).await;
     let mut notes = vec![format!(
