@@ -62,23 +62,19 @@ impl Deliveries {
     pub async fn next(&mut self) -> Option<Result<JobDelivery, QueueError>> {
         let delivery = self.consumer.next().await?;
         Some(delivery.map_err(QueueError::from).map(|d| {
-            let delivery_count = match d
-                .properties
-                .headers()
-                .as_ref()
-                .and_then(|h| h.inner().get("x-delivery-count"))
-            {
+            let header = |name: &str| {
+                d.properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get(name))
+            };
+            let delivery_count = match header("x-delivery-count") {
                 Some(AMQPValue::LongLongInt(n)) => Some(*n),
                 Some(AMQPValue::LongInt(n)) => Some(i64::from(*n)),
                 Some(AMQPValue::ShortInt(n)) => Some(i64::from(*n)),
                 _ => None,
             };
-            let trace_parent = match d
-                .properties
-                .headers()
-                .as_ref()
-                .and_then(|h| h.inner().get(crate::publisher::TRACEPARENT_HEADER))
-            {
+            let trace_parent = match header(crate::publisher::TRACEPARENT_HEADER) {
                 Some(AMQPValue::LongString(s)) => Some(s.to_string()),
                 _ => None,
             };
