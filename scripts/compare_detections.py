@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from yolo_golden import ROOT, iou, postprocess, preprocess  # noqa: E402
+from yolo_golden import ROOT, iou, open_model, postprocess, preprocess  # noqa: E402
 
 FOUND_AT = 0.3
 INVENTED_ABOVE = 0.5
@@ -63,10 +62,7 @@ def main():
     parser.add_argument("--imgmeta", default=str(ROOT / "target" / "release" / "imgmeta"))
     parser.add_argument("--onnx", default=str(ROOT / "models" / "yolov12n.onnx"))
     args = parser.parse_args()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
-    names = json.loads((ROOT / "models" / "manifest.json").read_text())["models"][0]["class_names"]
+    session, names = open_model(args.onnx)
     failures = 0
     for photo in args.photos:
         ref = reference(session, names, photo)

@@ -135,14 +135,20 @@ def summarise(output):
     }
 
 
+def open_model(onnx_path):
+    """The reference session (CPU, 2 threads) and the model's class names from the manifest."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    names = json.loads((ROOT / "models" / "manifest.json").read_text())["models"][0]["class_names"]
+    return session, names
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", default=str(ROOT / "models" / "yolov12n.onnx"))
     args = parser.parse_args()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
-    names = json.loads((ROOT / "models" / "manifest.json").read_text())["models"][0]["class_names"]
+    session, names = open_model(args.onnx)
     for path in sorted(FIXTURES.glob("*.png")):
         rgb = np.asarray(Image.open(path).convert("RGB"))
         tensor, geometry = preprocess(rgb)
