@@ -61,6 +61,17 @@ pub async fn relay(
 ) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
+        // A relay that cannot reach the broker takes no messages: taking them would only hide
+        // them (until released after the back-off) from relays that can publish them.
+        if !health.is_up() {
+            if publisher.ping().await.is_ok() {
+                health.set(true);
+            } else {
+                pause(&shutdown, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        }
         let due = match store.take_due_messages(BATCH, HOLD).await {
             Ok(due) => due,
             Err(err) => {
@@ -72,9 +83,6 @@ pub async fn relay(
         };
         if due.is_empty() {
             backoff = Duration::from_millis(100);
-            if !health.is_up() && publisher.ping().await.is_ok() {
-                health.set(true);
-            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -96,9 +104,9 @@ pub async fn relay(
         }))
         .await;
         let (confirmed, failed): (Vec<_>, Vec<_>) =
-            due.iter().zip(&results).partition(|(_, r)| r.is_ok());
-        let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| m.clone()).collect();
-        let failed: Vec<_> = failed.into_iter().map(|(m, _)| m.clone()).collect();
+            due.into_iter().zip(&results).partition(|(_, r)| r.is_ok());
+        let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| m).collect();
+        let failed: Vec<_> = failed.into_iter().map(|(m, _)| m).collect();
         if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
             tracing::debug!(error = %err, failed = failed.len(), "publishing failed");
         }
