@@ -325,8 +325,10 @@ thread_local! {
 /// One output channel plane of a depthwise convolution. The input plane is first copied
 /// into a zero-bordered buffer so that no tap has an edge case (the maps are small: rows of
 /// 20 to 80 values). With stride 1, each vector of output values is summed over all k×k taps
-/// in a register and stored once (a masked load and store for a row's last partial vector);
-/// adding each tap into memory instead cost a load and a store per tap and value.
+/// in a register and stored once (a masked store for a row's last partial vector); adding
+/// each tap into memory instead cost a load and a store per tap and value. The loads are
+/// always whole vectors (the buffer ends with a vector of zeros): masked loads cost a mask
+/// computation each and made the 7x7 kernel several times slower.
 struct DepthwisePlane<'a> {
     op: &'a Depthwise<'a>,
     src: &'a [f32],
@@ -355,27 +357,40 @@ impl WithSimd for DepthwisePlane<'_> {
         } = self;
         let (k, s, p) = (op.kernel, op.stride, op.padding);
         let wp = w + 2 * p;
+        let lanes = S::F32_LANES;
         padded.clear();
-        padded.resize(wp * (h + 2 * p), 0.0);
+        // One vector of zeros beyond the last row, so every tap can load a whole vector.
+        padded.resize(wp * (h + 2 * p) + lanes, 0.0);
         for (dst, row) in padded[p * wp..].chunks_mut(wp).zip(src.chunks(w)) {
             dst[p..p + w].copy_from_slice(row);
         }
         let kern = &op.weight[ch * k * k..(ch + 1) * k * k];
         if s == 1 {
-            let lanes = S::F32_LANES;
             let bias = simd.splat_f32s(op.bias[ch]);
-            for (oy, row) in plane.chunks_mut(wo).enumerate() {
+            let ho = plane.len() / wo;
+            let mut store = |oy: usize, x0: usize, acc: S::f32s| {
+                let n = lanes.min(wo - x0);
+                let out = &mut plane[oy * wo + x0..oy * wo + x0 + n];
+                if n == lanes {
+                    S::as_mut_simd_f32s(out).0[0] = acc;
+                } else {
+                    simd.partial_store_f32s(out, acc);
+                }
+            };
+            let mut oy = 0;
+            while oy + DW_ROWS <= ho {
                 for x0 in (0..wo).step_by(lanes) {
-                    let n = lanes.min(wo - x0);
-                    let mut acc = bias;
-                    for (ky, taps) in kern.chunks(k).enumerate() {
-                        let line = &padded[(oy + ky) * wp + x0..];
-                        for (kx, &wv) in taps.iter().enumerate() {
-                            let values = simd.partial_load_f32s(&line[kx..kx + n]);
-                            acc = simd.mul_add_e_f32s(simd.splat_f32s(wv), values, acc);
-                        }
-                    }
-                    simd.partial_store_f32s(&mut row[x0..x0 + n], acc);
+                    let acc = depthwise_rows::<S, DW_ROWS>(simd, padded, wp, kern, bias, oy, x0);
+                    acc.into_iter()
+                        .enumerate()
+                        .for_each(|(r, a)| store(oy + r, x0, a));
+                }
+                oy += DW_ROWS;
+            }
+            for oy in oy..ho {
+                for x0 in (0..wo).step_by(lanes) {
+                    let [acc] = depthwise_rows::<S, 1>(simd, padded, wp, kern, bias, oy, x0);
+                    store(oy, x0, acc);
                 }
             }
             if op.silu {
@@ -398,6 +413,42 @@ impl WithSimd for DepthwisePlane<'_> {
             plane.iter_mut().for_each(|v| *v = silu(*v));
         }
     }
+}
+
+/// Output rows a stride-1 depthwise step sums at once: independent accumulators, so the
+/// multiply-adds of one row need not wait for the previous tap's (a single accumulator made
+/// the 7x7 kernel latency-bound, 49 dependent multiply-adds per vector).
+const DW_ROWS: usize = 4;
+
+/// `R` vectors of stride-1 depthwise output at columns `x0..x0 + lanes` of rows
+/// `oy..oy + R`, each summed over every tap of the `k x k` filter `kern`, from the
+/// zero-bordered input `padded` (`wp` values per row, a vector of zeros beyond the end).
+#[inline(always)]
+fn depthwise_rows<S: Simd, const R: usize>(
+    simd: S,
+    padded: &[f32],
+    wp: usize,
+    kern: &[f32],
+    bias: S::f32s,
+    oy: usize,
+    x0: usize,
+) -> [S::f32s; R] {
+    let lanes = S::F32_LANES;
+    let k = kern.len().isqrt();
+    let mut acc = [bias; R];
+    for (ky, taps) in kern.chunks(k).enumerate() {
+        for (kx, &wv) in taps.iter().enumerate() {
+            let wv = simd.splat_f32s(wv);
+            for (r, a) in acc.iter_mut().enumerate() {
+                let start = (oy + r + ky) * wp + x0 + kx;
+                // A whole vector even past the row's end (the lanes beyond it read the next
+                // row or the zeros, and are not stored).
+                let values = S::as_simd_f32s(&padded[start..start + lanes]).0[0];
+                *a = simd.mul_add_e_f32s(wv, values, *a);
+            }
+        }
+    }
+    acc
 }
 
 /// The largest absolute difference between two tensors of the same shape (for tests).

@@ -4,9 +4,12 @@
 
 use crate::VisionError;
 use crate::blocks::CspStack;
-use crate::layers::{Act, Conv, cat_channels};
+use crate::kernels::{SigmoidSlice, exp, vectorized};
+use crate::layers::{Act, Conv};
 use crate::weights::Weights;
 use candle_core::Tensor;
+use pulp::{Simd, WithSimd};
+use rayon::prelude::*;
 
 /// Feature-map strides of the three detection levels.
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -136,7 +139,6 @@ impl Head {
 
     fn forward(&self, levels: &[Tensor]) -> Result<RawOutput, VisionError> {
         let mut maps = Vec::with_capacity(levels.len());
-        let mut grid = Vec::with_capacity(levels.len());
         for (i, x) in levels.iter().enumerate() {
             let (_, _, h, w) = x.dims4()?;
             let mut b = x.clone();
@@ -147,62 +149,150 @@ impl Head {
             for conv in &self.classes[i] {
                 c = conv.forward(&c)?;
             }
-            maps.push(cat_channels(&[b, c])?.flatten_from(2)?);
-            grid.push((h, w, STRIDES[i]));
+            maps.push((b.contiguous()?, c.contiguous()?, (h, w, STRIDES[i])));
         }
-        // [1, 64 + classes, anchors] -> plain memory; the decode below is per anchor.
-        let all = Tensor::cat(&maps, 2)?.squeeze(0)?.contiguous()?;
-        let (channels, anchors) = all.dims2()?;
-        let raw = all.flatten_all()?.to_vec1::<f32>()?;
-        Ok(self.decode(&raw, channels, anchors, &grid))
-    }
-
-    /// Turns the box bins into centre/size in input pixels and the logits into probabilities,
-    /// in the exported graph's order of operations.
-    fn decode(
-        &self,
-        raw: &[f32],
-        channels: usize,
-        anchors: usize,
-        grid: &[(usize, usize, usize)],
-    ) -> RawOutput {
+        let anchors: usize = maps.iter().map(|(_, _, (h, w, _))| h * w).sum();
         let rows = 4 + self.num_classes;
-        let mut out = vec![0f32; rows * anchors];
-        let mut anchor = 0;
-        for &(h, w, stride) in grid {
-            for gy in 0..h {
-                for gx in 0..w {
-                    let ax = gx as f32 + 0.5;
-                    let ay = gy as f32 + 0.5;
-                    let mut dist = [0f32; 4];
-                    for (side, d) in dist.iter_mut().enumerate() {
-                        let bins: [f32; REG_MAX] =
-                            std::array::from_fn(|k| raw[(side * REG_MAX + k) * anchors + anchor]);
-                        let max = bins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let exps = bins.map(|v| crate::kernels::exp(v - max));
-                        let sum: f32 = exps.iter().sum();
-                        *d = exps.iter().zip(&self.dfl).map(|(e, k)| e / sum * k).sum();
-                    }
-                    let (x1, y1) = (ax - dist[0], ay - dist[1]);
-                    let (x2, y2) = (ax + dist[2], ay + dist[3]);
-                    let s = stride as f32;
-                    out[anchor] = (x1 + x2) / 2.0 * s;
-                    out[anchors + anchor] = (y1 + y2) / 2.0 * s;
-                    out[2 * anchors + anchor] = (x2 - x1) * s;
-                    out[3 * anchors + anchor] = (y2 - y1) * s;
-                    anchor += 1;
-                }
-            }
+        let mut data = vec![0f32; rows * anchors];
+        let (box_rows, class_rows) = data.split_at_mut(4 * anchors);
+        let mut offset = 0;
+        for (b, c, grid) in &maps {
+            let n = grid.0 * grid.1;
+            with_values(b, |bins| {
+                self.decode_boxes(bins, *grid, offset, anchors, box_rows)
+            })?;
+            with_values(c, |logits| {
+                sigmoid_rows(logits, n, offset, anchors, class_rows);
+                Ok(())
+            })?;
+            offset += n;
         }
-        debug_assert_eq!(channels, 4 * REG_MAX + self.num_classes);
-        // Class rows: the logits, one contiguous row per class, through a sigmoid.
-        let classes = &mut out[4 * anchors..];
-        classes.copy_from_slice(&raw[4 * REG_MAX * anchors..channels * anchors]);
-        crate::kernels::vectorized(crate::kernels::SigmoidSlice(classes));
-        RawOutput {
+        Ok(RawOutput {
             rows,
             anchors,
-            data: out,
+            data,
+        })
+    }
+
+    /// Writes the box rows (centre x, centre y, width, height in input pixels) of one level's
+    /// `n` anchors, columns `offset..offset + n` of `out` (4 rows of `anchors` values), from
+    /// its `4 * REG_MAX` distance-bin rows: each side's distance is the expectation of a
+    /// softmax over its bins, computed for many anchors at once so the loops vectorise.
+    fn decode_boxes(
+        &self,
+        bins: &[f32],
+        (h, w, stride): (usize, usize, usize),
+        offset: usize,
+        anchors: usize,
+        out: &mut [f32],
+    ) -> Result<(), VisionError> {
+        let n = h * w;
+        if bins.len() != 4 * REG_MAX * n || self.dfl.len() != REG_MAX {
+            return Err(VisionError::Inference(format!(
+                "detection head: {} box values for {n} anchors",
+                bins.len()
+            )));
+        }
+        let mut dist = vec![0f32; 4 * n];
+        dist.par_chunks_mut(n).enumerate().for_each(|(side, d)| {
+            vectorized(Distances {
+                bins: &bins[side * REG_MAX * n..(side + 1) * REG_MAX * n],
+                weights: &self.dfl,
+                out: d,
+            })
+        });
+        let (left, rest) = dist.split_at(n);
+        let (top, rest) = rest.split_at(n);
+        let (right, bottom) = rest.split_at(n);
+        let s = stride as f32;
+        let mut rows = out.chunks_mut(anchors);
+        let mut row = || &mut rows.next().expect("four box rows")[offset..offset + n];
+        let (cx, cy, bw, bh) = (row(), row(), row(), row());
+        for gy in 0..h {
+            let ay = gy as f32 + 0.5;
+            let span = gy * w..(gy + 1) * w;
+            for (gx, i) in span.enumerate() {
+                let ax = gx as f32 + 0.5;
+                let (x1, y1) = (ax - left[i], ay - top[i]);
+                let (x2, y2) = (ax + right[i], ay + bottom[i]);
+                cx[i] = (x1 + x2) / 2.0 * s;
+                cy[i] = (y1 + y2) / 2.0 * s;
+                bw[i] = (x2 - x1) * s;
+                bh[i] = (y2 - y1) * s;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on a contiguous tensor's values: borrowed in place on the CPU, copied to the host
+/// from other devices.
+fn with_values<R>(
+    t: &Tensor,
+    f: impl FnOnce(&[f32]) -> Result<R, VisionError>,
+) -> Result<R, VisionError> {
+    let (storage, layout) = t.storage_and_layout();
+    if let candle_core::Storage::Cpu(cpu) = &*storage {
+        return f(crate::kernels::f32_contiguous(
+            cpu,
+            layout,
+            "detection head",
+        )?);
+    }
+    drop(storage);
+    f(&t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Writes `sigmoid(logits)` for one level's class rows (`n` values each) into columns
+/// `offset..offset + n` of the class rows of `out` (`anchors` values each), in parallel.
+fn sigmoid_rows(logits: &[f32], n: usize, offset: usize, anchors: usize, out: &mut [f32]) {
+    out.par_chunks_mut(anchors)
+        .zip(logits.par_chunks(n))
+        .for_each(|(row, src)| {
+            let dst = &mut row[offset..offset + n];
+            dst.copy_from_slice(src);
+            vectorized(SigmoidSlice(dst));
+        });
+}
+
+/// Anchors per step of [`Distances`]: its running maxima and sums stay in registers/L1.
+const DIST_STEP: usize = 64;
+
+/// One side's distance for every anchor of a level: `sum_k softmax(bins)_k * weights[k]` over
+/// `REG_MAX` bin rows of `out.len()` anchors each.
+struct Distances<'a> {
+    bins: &'a [f32],
+    weights: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Distances<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self { bins, weights, out } = self;
+        let n = out.len();
+        for (step, dst) in out.chunks_mut(DIST_STEP).enumerate() {
+            let first = step * DIST_STEP;
+            let len = dst.len();
+            let row = |k: usize| &bins[k * n + first..k * n + first + len];
+            let mut max = [f32::NEG_INFINITY; DIST_STEP];
+            for k in 0..REG_MAX {
+                max.iter_mut().zip(row(k)).for_each(|(m, v)| *m = m.max(*v));
+            }
+            let mut sum = [0f32; DIST_STEP];
+            let mut weighted = [0f32; DIST_STEP];
+            for (k, &wk) in weights.iter().enumerate() {
+                for (((s, ws), m), v) in sum.iter_mut().zip(&mut weighted).zip(&max).zip(row(k)) {
+                    let e = exp(v - m);
+                    *s += e;
+                    *ws += e * wk;
+                }
+            }
+            for ((d, s), ws) in dst.iter_mut().zip(&sum).zip(&weighted) {
+                *d = ws / s;
+            }
         }
     }
 }
