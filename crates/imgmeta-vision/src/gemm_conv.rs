@@ -24,6 +24,8 @@ thread_local! {
     /// Per-thread buffers for the unfolded block and the block's product, reused across
     /// layers and runs (allocating them per block made page faults a tenth of the time).
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The calling thread's zero-bordered copy of a stride-1 convolution's input, reused.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A dense (ungrouped) square convolution with bias and optional SiLU, for batch size 1.
@@ -66,6 +68,69 @@ impl GemmConv<'_> {
     }
 }
 
+impl GemmConv<'_> {
+    /// A stride-1 convolution computed over the zero-bordered input: output column `j` of
+    /// the product is position `(j / wp, j % wp)` of a map as wide as the padded input
+    /// (`wp` values), and tap `(ky, kx)` of every output position reads the padded input at
+    /// `j + ky * wp + kx`, so every row of a block's unfolded matrix is one contiguous run
+    /// (no edge cases, no zero fills). The `wp - wo` columns past each row's end are
+    /// computed and dropped when the block is written out.
+    ///
+    /// (Strided convolutions could do the same over the input split into its `s x s`
+    /// phases; tried, it was slower: the phase split is a strided gather of the whole input
+    /// on too few parallel tasks.)
+    fn stride_one(&self, input: &[f32], g: Geometry, ho: usize, padded: &mut Vec<f32>) -> Vec<f32> {
+        let Geometry {
+            c_in,
+            h,
+            w,
+            k,
+            p,
+            wo,
+            ..
+        } = g;
+        let c_out = self.bias.len();
+        let depth = c_in * k * k;
+        let wp = w + 2 * p;
+        let plane = (h + 2 * p) * wp;
+        // The last tap of a plane's last (dropped) columns reads `k - 1` values beyond it.
+        padded.clear();
+        padded.resize(c_in * plane + k - 1, 0.0);
+        padded
+            .par_chunks_mut(plane)
+            .zip(input.par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                for (row, line) in dst[p * wp..].chunks_mut(wp).zip(src.chunks(w)) {
+                    row[p..p + w].copy_from_slice(line);
+                }
+            });
+        let padded = &padded[..];
+        let columns = ho * wp;
+        let block = Self::block_columns(depth, columns);
+        let filters = Mat::rows(self.matrix, c_out, depth);
+        blocked(
+            (c_out, columns, block),
+            (self.bias, self.silu),
+            OutputColumns::Padded { wp, wo },
+            |first, width, unfolded, product| {
+                unfolded.resize(depth * width, 0.0);
+                for (row_index, row) in unfolded.chunks_mut(width).enumerate() {
+                    let (ch, ky, kx) = (row_index / (k * k), (row_index / k) % k, row_index % k);
+                    let start = ch * plane + ky * wp + kx + first;
+                    row.copy_from_slice(&padded[start..start + width]);
+                }
+                matmul(
+                    product,
+                    width,
+                    filters,
+                    Mat::rows(unfolded, depth, width),
+                    false,
+                );
+            },
+        )
+    }
+}
+
 impl CustomOp1 for GemmConv<'_> {
     fn name(&self) -> &'static str {
         "gemm-conv2d"
@@ -84,8 +149,6 @@ impl CustomOp1 for GemmConv<'_> {
         }
         let input = f32_contiguous(storage, layout, self.name())?;
         let (ho, wo) = self.output_size(h, w);
-        let columns = ho * wo;
-        let block = Self::block_columns(depth, columns);
         let geometry = Geometry {
             c_in,
             h,
@@ -95,12 +158,22 @@ impl CustomOp1 for GemmConv<'_> {
             p,
             wo,
         };
-        // A 1x1, stride-1 convolution multiplies the input itself: no unfolding.
+        if s == 1 && k > 1 {
+            let out = with_scratch(&PADDED, |padded| {
+                self.stride_one(input, geometry, ho, padded)
+            });
+            return Ok((CpuStorage::F32(out), Shape::from((1, c_out, ho, wo))));
+        }
+        let columns = ho * wo;
+        let block = Self::block_columns(depth, columns);
+        // A 1x1, stride-1 convolution multiplies the input itself: no unfolding. Strided
+        // ones unfold each block (gathering every s-th value).
         let direct = k == 1 && s == 1 && p == 0;
         let filters = Mat::rows(self.matrix, c_out, depth);
         let out = blocked(
             (c_out, columns, block),
             (self.bias, self.silu),
+            OutputColumns::Same,
             |first, width, unfolded, product| {
                 if direct {
                     // Columns `first..first + width` of the `[c_in, columns]` input.
@@ -171,6 +244,7 @@ pub fn pointwise_over_parts(
     let out = blocked(
         (c_out, columns, block),
         (bias, silu),
+        OutputColumns::Same,
         |first, width, _, product| {
             let mut offset = 0;
             for (i, &(input, c)) in inputs.iter().enumerate() {
@@ -185,40 +259,87 @@ pub fn pointwise_over_parts(
     candle_core::Tensor::from_vec(out, (1, c_out, h, w), &candle_core::Device::Cpu)
 }
 
-/// Runs `product_of(first, width, scratch, product)` for every block of `block` output
-/// columns in parallel, then writes `act(product + bias)` into the `[c_out, columns]`
-/// output while the block is in cache.
+/// How the product's columns map to the output's.
+#[derive(Clone, Copy)]
+enum OutputColumns {
+    /// One to one.
+    Same,
+    /// Product column `j` is output row `j / wp`, column `j % wp`; columns `wo..wp` of each
+    /// row are dropped.
+    Padded { wp: usize, wo: usize },
+}
+
+impl OutputColumns {
+    /// The output column of product column `j` (or of the next kept one).
+    fn output_index(self, j: usize) -> usize {
+        match self {
+            Self::Same => j,
+            Self::Padded { wp, wo } => (j / wp) * wo + (j % wp).min(wo),
+        }
+    }
+
+    /// Calls `f(product_offset, output_offset, len)` for each run of kept columns among
+    /// product columns `first..first + width`, offsets relative to the block's first column.
+    fn runs(self, first: usize, width: usize, mut f: impl FnMut(usize, usize, usize)) {
+        match self {
+            Self::Same => f(0, 0, width),
+            Self::Padded { wp, wo } => {
+                let base = self.output_index(first);
+                let mut j = first;
+                while j < first + width {
+                    let row_end = (j / wp + 1) * wp;
+                    let kept_end = (row_end - wp + wo).min(first + width);
+                    if j < kept_end {
+                        f(j - first, self.output_index(j) - base, kept_end - j);
+                    }
+                    j = row_end.min(first + width);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `product_of(first, width, scratch, product)` for every block of `block` product
+/// columns (out of `columns`) in parallel, then writes `act(product + bias)` into the
+/// `[c_out, output columns]` output while the block is in cache.
 fn blocked(
     (c_out, columns, block): (usize, usize, usize),
     (bias, silu): (&[f32], bool),
+    layout: OutputColumns,
     product_of: impl Fn(usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; c_out * columns];
-    // Cut every output row into blocks, then gather the i-th piece of every row: the
-    // pieces of one block are disjoint from every other block's.
-    let mut blocks: Vec<Vec<&mut [f32]>> = (0..columns.div_ceil(block))
-        .map(|_| Vec::with_capacity(c_out))
-        .collect();
-    for row in out.chunks_mut(columns) {
-        for (i, piece) in row.chunks_mut(block).enumerate() {
-            blocks[i].push(piece);
+    let out_columns = layout.output_index(columns);
+    let mut out = vec![0f32; c_out * out_columns];
+    // Cut every output row into the blocks' pieces, then gather the i-th piece of every row:
+    // the pieces of one block are disjoint from every other block's.
+    let blocks = columns.div_ceil(block);
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..blocks).map(|_| Vec::with_capacity(c_out)).collect();
+    for mut row in out.chunks_mut(out_columns) {
+        for (i, list) in pieces.iter_mut().enumerate() {
+            let len = layout.output_index(((i + 1) * block).min(columns))
+                - layout.output_index(i * block);
+            let (piece, rest) = row.split_at_mut(len);
+            list.push(piece);
+            row = rest;
         }
     }
-    blocks
+    pieces
         .into_par_iter()
         .enumerate()
         .for_each(|(index, mut rows)| {
             let first = index * block;
-            let width = rows[0].len();
+            let width = block.min(columns - first);
             with_scratch(&SCRATCH, |(unfolded, product)| {
                 product.resize(c_out * width, 0.0);
                 product_of(first, width, unfolded, product);
                 for ((dst, src), &b) in rows.iter_mut().zip(product.chunks(width)).zip(bias) {
-                    vectorized(BiasActCopy {
-                        src,
-                        bias: b,
-                        silu,
-                        dst,
+                    layout.runs(first, width, |from, to, len| {
+                        vectorized(BiasActCopy {
+                            src: &src[from..from + len],
+                            bias: b,
+                            silu,
+                            dst: &mut dst[to..to + len],
+                        })
                     });
                 }
             });
@@ -364,6 +485,24 @@ mod tests {
                 assert!(diff < 1e-4, "{case:?}: {diff}");
             }
         }
+    }
+
+    #[test]
+    fn padded_product_columns_map_to_the_kept_output_columns() {
+        // Rows of 5 product columns, of which the first 3 are kept.
+        let layout = OutputColumns::Padded { wp: 5, wo: 3 };
+        assert_eq!(layout.output_index(0), 0);
+        assert_eq!(layout.output_index(4), 3);
+        assert_eq!(layout.output_index(5), 3);
+        assert_eq!(layout.output_index(7), 5);
+        assert_eq!(layout.output_index(15), 9);
+        // A block from the middle of one row's dropped columns into the next row's kept ones.
+        let mut runs = Vec::new();
+        layout.runs(4, 8, |from, to, len| runs.push((from, to, len)));
+        assert_eq!(runs, vec![(1, 0, 3), (6, 3, 2)]);
+        let mut runs = Vec::new();
+        OutputColumns::Same.runs(7, 9, |from, to, len| runs.push((from, to, len)));
+        assert_eq!(runs, vec![(0, 0, 9)]);
     }
 
     #[test]
