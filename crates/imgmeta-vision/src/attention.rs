@@ -5,7 +5,7 @@
 //! token-major tensors and back, six full copies per block; here the products read the
 //! queries, keys and values where the projection wrote them.
 
-use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized, with_scratch};
+use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized, with_scratch, zeros};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -44,7 +44,7 @@ impl CustomOp1 for AreaAttentionCpu {
         let c = heads * d;
         let n = tokens / self.area;
 
-        let mut out = vec![0f32; 2 * c * tokens];
+        let mut out = zeros(2 * c * tokens);
         let (attended, values) = out.split_at_mut(c * tokens);
         // The values as an image: head `hd`'s channels `64..96` become channels `hd * 32..`.
         values

@@ -7,7 +7,7 @@
 //! and needs a second pass over the output for bias and activation. Working block by block
 //! keeps everything in the L2 cache, which is what made the CPU forward pass memory-bound.
 
-use crate::kernels::{BiasActCopy, f32_contiguous, output_size, vectorized, with_scratch};
+use crate::kernels::{BiasActCopy, f32_contiguous, output_size, vectorized, with_scratch, zeros};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use pulp::{Simd, WithSimd};
@@ -309,7 +309,7 @@ fn blocked(
     product_of: impl Fn(usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
 ) -> Vec<f32> {
     let out_columns = layout.output_index(columns);
-    let mut out = vec![0f32; c_out * out_columns];
+    let mut out = zeros(c_out * out_columns);
     // Cut every output row into the blocks' pieces, then gather the i-th piece of every row:
     // the pieces of one block are disjoint from every other block's.
     let blocks = columns.div_ceil(block);
