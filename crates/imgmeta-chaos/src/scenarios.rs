@@ -17,6 +17,7 @@ pub const ALL: &[&str] = &[
     "kill-after-commit",
     "rabbit-stop-app",
     "rabbit-kill",
+    "rabbit-memory-alarm",
     "postgres-restart",
     "postgres-terminate",
     "poison",
@@ -91,6 +92,7 @@ pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
         "kill-after-commit" => kill_after_commit(opts).await,
         "rabbit-stop-app" => broker_outage(opts, name, BrokerFault::StopApp).await,
         "rabbit-kill" => broker_outage(opts, name, BrokerFault::KillServer).await,
+        "rabbit-memory-alarm" => broker_outage(opts, name, BrokerFault::MemoryAlarm).await,
         "postgres-restart" => postgres_fault(opts, name, PgFault::Restart).await,
         "postgres-terminate" => postgres_fault(opts, name, PgFault::Terminate).await,
         "poison" => poison(opts).await,
@@ -263,6 +265,9 @@ async fn kill_after_commit(opts: &Options) -> Result<Summary> {
 enum BrokerFault {
     StopApp,
     KillServer,
+    /// The broker's memory alarm: it stays up and delivers, but blocks every connection that
+    /// publishes (the relay's confirms stop coming) until the alarm clears.
+    MemoryAlarm,
 }
 
 async fn broker_outage(opts: &Options, name: &str, fault: BrokerFault) -> Result<Summary> {
@@ -284,6 +289,24 @@ async fn broker_outage(opts: &Options, name: &str, fault: BrokerFault) -> Result
             notes.push(format!("stop_app: {stopped:?}, start_app: {started:?}"));
             stopped.is_ok() && started.is_ok()
         }
+        BrokerFault::MemoryAlarm => match services::rabbit_memory_watermark().await {
+            Ok(original) => {
+                let restore = services::WatermarkGuard(original.clone());
+                let raised = services::rabbit_set_memory_watermark("0.000001").await;
+                sleep(Duration::from_secs(2)).await;
+                let alarms = services::rabbit_alarms().await;
+                sleep(Duration::from_secs(10)).await;
+                drop(restore);
+                notes.push(format!(
+                        "memory watermark {original} -> 0.000001 for 12 s: {raised:?}, alarms: {alarms:?}"
+                    ));
+                raised.is_ok() && alarms.is_ok_and(|a| a.contains("memory"))
+            }
+            Err(e) => {
+                notes.push(format!("reading the memory watermark: {e:#}"));
+                false
+            }
+        },
         BrokerFault::KillServer => {
             let killed = services::rabbit_kill().await;
             sleep(Duration::from_secs(2)).await;

@@ -150,6 +150,60 @@ async fn wait_postgres(within: Duration) -> Result<()> {
 
 /// Brings both services back if they are down; runs when a scenario ends, whether it passed,
 /// failed or panicked (Drop), so the machine is never left without them.
+/// The broker's memory high watermark, as `rabbitmqctl set_vm_memory_high_watermark` takes
+/// it (a fraction of the machine's memory, or `absolute <bytes>`).
+pub async fn rabbit_memory_watermark() -> Result<String> {
+    let out = run_async(
+        "rabbitmqctl",
+        vec![
+            "eval".into(),
+            "vm_memory_monitor:get_vm_memory_high_watermark().".into(),
+        ],
+    )
+    .await?;
+    let value = out.trim();
+    // `{absolute,Bytes}` for an absolute limit, a float for a fraction.
+    Ok(match value.strip_prefix("{absolute,") {
+        Some(bytes) => format!("absolute {}", bytes.trim_end_matches('}')),
+        None => value.to_owned(),
+    })
+}
+
+/// Sets the broker's memory high watermark; a tiny one raises the memory alarm at once, which
+/// blocks every publishing connection until the alarm clears.
+pub async fn rabbit_set_memory_watermark(value: &str) -> Result<()> {
+    let mut args = vec!["set_vm_memory_high_watermark".to_owned()];
+    args.extend(value.split_whitespace().map(str::to_owned));
+    run_async("rabbitmqctl", args).await?;
+    Ok(())
+}
+
+/// The broker's resource alarms, as Erlang terms (`[]` when none).
+pub async fn rabbit_alarms() -> Result<String> {
+    let out = run_async(
+        "rabbitmqctl",
+        vec!["eval".into(), "rabbit_alarm:get_alarms().".into()],
+    )
+    .await?;
+    Ok(out.trim().to_owned())
+}
+
+/// Puts the broker's memory watermark back when dropped (even when a scenario fails half-way).
+pub struct WatermarkGuard(pub String);
+
+impl Drop for WatermarkGuard {
+    fn drop(&mut self) {
+        let mut args = vec!["set_vm_memory_high_watermark"];
+        args.extend(self.0.split_whitespace());
+        if let Err(e) = run("rabbitmqctl", &args) {
+            eprintln!(
+                "chaos: restoring the memory watermark {} failed: {e:#}",
+                self.0
+            );
+        }
+    }
+}
+
 pub struct RestoreGuard;
 
 impl RestoreGuard {
