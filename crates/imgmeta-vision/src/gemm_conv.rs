@@ -66,9 +66,7 @@ impl GemmConv<'_> {
         // Multiples of 16 suit the vector kernels.
         for_cache.min(for_balance).next_multiple_of(16)
     }
-}
 
-impl GemmConv<'_> {
     /// A stride-1 convolution computed over the zero-bordered input: output column `j` of
     /// the product is position `(j / wp, j % wp)` of a map as wide as the padded input
     /// (`wp` values), and tap `(ky, kx)` of every output position reads the padded input at

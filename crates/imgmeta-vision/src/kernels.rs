@@ -389,7 +389,8 @@ impl WithSimd for DepthwisePlane<'_> {
             let mut oy = 0;
             while oy + DW_ROWS <= ho {
                 for x0 in (0..wo).step_by(lanes) {
-                    let acc = depthwise_rows::<S, DW_ROWS>(simd, padded, wp, kern, bias, oy, x0);
+                    let acc =
+                        depthwise_rows::<S, DW_ROWS>(simd, padded, wp, (kern, k), bias, oy, x0);
                     acc.into_iter()
                         .enumerate()
                         .for_each(|(r, a)| store(oy + r, x0, a));
@@ -398,23 +399,20 @@ impl WithSimd for DepthwisePlane<'_> {
             }
             for oy in oy..ho {
                 for x0 in (0..wo).step_by(lanes) {
-                    let [acc] = depthwise_rows::<S, 1>(simd, padded, wp, kern, bias, oy, x0);
+                    let [acc] = depthwise_rows::<S, 1>(simd, padded, wp, (kern, k), bias, oy, x0);
                     store(oy, x0, acc);
                 }
             }
-            if op.silu {
-                plane.iter_mut().for_each(|v| *v = silu(*v));
-            }
-            return;
-        }
-        plane.fill(op.bias[ch]);
-        for (oy, row) in plane.chunks_mut(wo).enumerate() {
-            for (ky, taps) in kern.chunks(k).enumerate() {
-                let line = &padded[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
-                for (kx, &wv) in taps.iter().enumerate() {
-                    row.iter_mut()
-                        .zip(line[kx..].iter().step_by(s))
-                        .for_each(|(o, i)| *o += wv * i);
+        } else {
+            plane.fill(op.bias[ch]);
+            for (oy, row) in plane.chunks_mut(wo).enumerate() {
+                for (ky, taps) in kern.chunks(k).enumerate() {
+                    let line = &padded[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                    for (kx, &wv) in taps.iter().enumerate() {
+                        row.iter_mut()
+                            .zip(line[kx..].iter().step_by(s))
+                            .for_each(|(o, i)| *o += wv * i);
+                    }
                 }
             }
         }
@@ -437,13 +435,12 @@ fn depthwise_rows<S: Simd, const R: usize>(
     simd: S,
     padded: &[f32],
     wp: usize,
-    kern: &[f32],
+    (kern, k): (&[f32], usize),
     bias: S::f32s,
     oy: usize,
     x0: usize,
 ) -> [S::f32s; R] {
     let lanes = S::F32_LANES;
-    let k = kern.len().isqrt();
     let mut acc = [bias; R];
     for (ky, taps) in kern.chunks(k).enumerate() {
         for (kx, &wv) in taps.iter().enumerate() {
