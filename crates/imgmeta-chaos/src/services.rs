@@ -54,11 +54,17 @@ pub async fn rabbit_start_app() -> Result<()> {
     wait_rabbit(Duration::from_secs(120)).await
 }
 
+/// Evaluates an Erlang expression in the broker (`rabbitmqctl eval`); returns the printed
+/// term, trimmed.
+async fn rabbit_eval(expression: &str) -> Result<String> {
+    let out = run_async("rabbitmqctl", vec!["eval".into(), expression.into()]).await?;
+    Ok(out.trim().to_owned())
+}
+
 /// SIGKILLs the broker's Erlang VM by its own pid (no clean shutdown, like a crash).
 pub async fn rabbit_kill() -> Result<u32> {
-    let out = run_async("rabbitmqctl", vec!["eval".into(), "os:getpid().".into()]).await?;
+    let out = rabbit_eval("os:getpid().").await?;
     let pid: u32 = out
-        .trim()
         .trim_matches('"')
         .parse()
         .with_context(|| format!("reading the broker pid from {out:?}"))?;
@@ -148,44 +154,34 @@ async fn wait_postgres(within: Duration) -> Result<()> {
     bail!("PostgreSQL did not answer again within {within:?}")
 }
 
-/// Brings both services back if they are down; runs when a scenario ends, whether it passed,
-/// failed or panicked (Drop), so the machine is never left without them.
 /// The broker's memory high watermark, as `rabbitmqctl set_vm_memory_high_watermark` takes
 /// it (a fraction of the machine's memory, or `absolute <bytes>`).
 pub async fn rabbit_memory_watermark() -> Result<String> {
-    let out = run_async(
-        "rabbitmqctl",
-        vec![
-            "eval".into(),
-            "vm_memory_monitor:get_vm_memory_high_watermark().".into(),
-        ],
-    )
-    .await?;
-    let value = out.trim();
+    let value = rabbit_eval("vm_memory_monitor:get_vm_memory_high_watermark().").await?;
     // `{absolute,Bytes}` for an absolute limit, a float for a fraction.
     Ok(match value.strip_prefix("{absolute,") {
         Some(bytes) => format!("absolute {}", bytes.trim_end_matches('}')),
-        None => value.to_owned(),
+        None => value,
     })
 }
 
 /// Sets the broker's memory high watermark; a tiny one raises the memory alarm at once, which
 /// blocks every publishing connection until the alarm clears.
 pub async fn rabbit_set_memory_watermark(value: &str) -> Result<()> {
-    let mut args = vec!["set_vm_memory_high_watermark".to_owned()];
-    args.extend(value.split_whitespace().map(str::to_owned));
-    run_async("rabbitmqctl", args).await?;
+    let value = value.to_owned();
+    tokio::task::spawn_blocking(move || set_memory_watermark(&value)).await?
+}
+
+fn set_memory_watermark(value: &str) -> Result<()> {
+    let mut args = vec!["set_vm_memory_high_watermark"];
+    args.extend(value.split_whitespace());
+    run("rabbitmqctl", &args)?;
     Ok(())
 }
 
 /// The broker's resource alarms, as Erlang terms (`[]` when none).
 pub async fn rabbit_alarms() -> Result<String> {
-    let out = run_async(
-        "rabbitmqctl",
-        vec!["eval".into(), "rabbit_alarm:get_alarms().".into()],
-    )
-    .await?;
-    Ok(out.trim().to_owned())
+    rabbit_eval("rabbit_alarm:get_alarms().").await
 }
 
 /// Puts the broker's memory watermark back when dropped (even when a scenario fails half-way).
@@ -193,9 +189,7 @@ pub struct WatermarkGuard(pub String);
 
 impl Drop for WatermarkGuard {
     fn drop(&mut self) {
-        let mut args = vec!["set_vm_memory_high_watermark"];
-        args.extend(self.0.split_whitespace());
-        if let Err(e) = run("rabbitmqctl", &args) {
+        if let Err(e) = set_memory_watermark(&self.0) {
             eprintln!(
                 "chaos: restoring the memory watermark {} failed: {e:#}",
                 self.0
@@ -204,6 +198,8 @@ impl Drop for WatermarkGuard {
     }
 }
 
+/// Brings both services back if they are down; runs when a scenario ends, whether it passed,
+/// failed or panicked (Drop), so the machine is never left without them.
 pub struct RestoreGuard;
 
 impl RestoreGuard {
@@ -296,12 +292,7 @@ pub async fn drop_run_data(database: &str, prefix: &str) -> Result<()> {
 /// leader: consumers get `INTERNAL_ERROR` until the app restarts. The service's queues use
 /// that strategy, so a run on such a broker tests nothing.
 pub async fn rabbit_dlx_supervisor_alive() -> Result<bool> {
-    let out = run_async(
-        "rabbitmqctl",
-        vec!["eval".into(), "whereis(rabbit_fifo_dlx_sup).".into()],
-    )
-    .await?;
-    Ok(out.trim() != "undefined")
+    Ok(rabbit_eval("whereis(rabbit_fifo_dlx_sup).").await? != "undefined")
 }
 
 /// Restarts a broker whose dead-letter supervisor died (a few seconds' outage); returns a note
