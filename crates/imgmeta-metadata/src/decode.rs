@@ -2,10 +2,11 @@
 //! limits, decode the first frame and apply the EXIF orientation.
 
 use crate::frames::count_frames;
+use crate::icc::EmbeddedIcc;
+use crate::png_iccp::{self, PngIccp, WithoutRange};
 use crate::{DecodeLimits, Format, MetadataError, sniff};
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageReader};
-use std::io::Cursor;
 
 /// A decoded image: the pixels in display orientation plus what the metadata stage needs
 /// from the decoder (stored dimensions, source colour type, embedded profiles).
@@ -17,7 +18,7 @@ pub struct Decoded {
     pub(crate) height: u32,
     pub(crate) frames: u32,
     pub(crate) source_color: ExtendedColorType,
-    pub(crate) icc_profile: Option<Vec<u8>>,
+    pub(crate) icc_profile: Option<EmbeddedIcc>,
     pub(crate) exif_block: Option<Vec<u8>>,
 }
 
@@ -32,7 +33,7 @@ impl std::fmt::Debug for Decoded {
             .field("frames", &self.frames)
             .field(
                 "icc_profile_bytes",
-                &self.icc_profile.as_ref().map(Vec::len),
+                &self.icc_profile.as_ref().map(EmbeddedIcc::held_bytes),
             )
             .field("exif_bytes", &self.exif_block.as_ref().map(Vec::len))
             .finish()
@@ -70,7 +71,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     let format = sniff(bytes)?;
     let fail = |e| MetadataError::from_image(format.name(), e);
 
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    // A PNG's profile is read here, bounded, and hidden from the decoder, which would
+    // inflate it without a useful bound (see png_iccp.rs).
+    let png_iccp = match format {
+        Format::Png => png_iccp::find(bytes)?,
+        _ => PngIccp::default(),
+    };
+    let source = WithoutRange::new(bytes, png_iccp.chunk);
+    let mut reader = ImageReader::with_format(source, format.image_format());
     reader.limits(limits.to_image_limits());
     // Building the decoder reads only the header; `image` checks the header dimensions
     // against `max_side` here, before any pixel buffer exists.
@@ -89,7 +97,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
 
     // Metadata is best effort: a broken EXIF or ICC block must not fail the decode.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let icc_profile = decoder.icc_profile().ok().flatten();
+    let icc_profile = match format {
+        Format::Png => png_iccp.profile,
+        _ => decoder
+            .icc_profile()
+            .ok()
+            .flatten()
+            .map(EmbeddedIcc::bounded),
+    };
     let exif_block = decoder.exif_metadata().ok().flatten();
     let source_color = decoder.original_color_type();
 
@@ -97,6 +112,13 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     // we must make it here to bound the output buffer by `max_alloc_bytes` too.
     let mut budget = limits.to_image_limits();
     budget.reserve(decoder.total_bytes()).map_err(fail)?;
+    // The metadata copies live as long as the pixels, so they share the same budget. They
+    // are best effort: one that does not fit is dropped rather than failing the decode.
+    let icc_profile = icc_profile.map(|icc| match budget.reserve(icc.held_bytes() as u64) {
+        Ok(()) => icc,
+        Err(_) => EmbeddedIcc::TooLarge,
+    });
+    let exif_block = exif_block.filter(|exif| budget.reserve(exif.len() as u64).is_ok());
     let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
     image.apply_orientation(orientation);
 

@@ -70,7 +70,7 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         phash: phash_hex(&small),
         dominant_colors: dominant_colors(&small),
         exif: read_exif(bytes, decoded.exif_block.as_deref()),
-        icc: decoded.icc_profile.as_deref().map(read_icc),
+        icc: decoded.icc_profile.as_ref().map(read_icc),
     }
 }
 

@@ -1,11 +1,15 @@
 //! Reading the EXIF fields we report (camera, exposure, capture time, GPS) with kamadak-exif.
 
+use crate::bounded::cut_lossy;
 use exif::{Exif, In, Tag, Value};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
 /// The EXIF fields reported in `result.image.exif`. Every field is `null` when the image
 /// does not carry it or carries a value that cannot be read.
+///
+/// Text (`make`, `model`, `lens`) is at most 256 characters: a longer value is cut to its
+/// first 256 on a character boundary and its key is listed in `truncated`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExifSummary {
     pub make: Option<String>,
@@ -20,6 +24,14 @@ pub struct ExifSummary {
     pub iso: Option<u32>,
     pub focal_length_mm: Option<f64>,
     pub gps: Option<GpsPosition>,
+    /// The keys of the text fields above that were longer than 256 characters and are
+    /// reported cut, in field order: `"truncated": ["make", "lens"]`. Left out of the JSON
+    /// when nothing was cut, so an ordinary image's `exif` has exactly the keys above.
+    /// (`datetime_original` is read from the first 19 characters and the GPS references
+    /// from the first one, so cutting their source text never changes them; they are
+    /// never listed.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 /// Where the picture was taken: signed decimal degrees (north and east positive) and
@@ -52,7 +64,7 @@ pub(crate) fn read_exif(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<Ex
 
 fn summarise(exif: &Exif) -> ExifSummary {
     let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
-    let text = |tag| field(tag).and_then(text_value);
+    let text = |tag| field(tag).and_then(text_value).map(|(text, _)| text);
     let number = |tag| field(tag).and_then(|v| number_at(v, 0));
 
     // As exiftool does, a coordinate counts only with its reference: without one the
@@ -82,10 +94,23 @@ fn summarise(exif: &Exif) -> ExifSummary {
         },
     );
 
+    // The reported text fields, noting which of them had to be cut.
+    let mut truncated = Vec::new();
+    let mut reported = |key: &str, tag| {
+        let (text, cut) = field(tag).and_then(text_value)?;
+        if cut {
+            truncated.push(key.to_owned());
+        }
+        Some(text)
+    };
+    let make = reported("make", Tag::Make);
+    let model = reported("model", Tag::Model);
+    let lens = reported("lens", Tag::LensModel);
+
     ExifSummary {
-        make: text(Tag::Make),
-        model: text(Tag::Model),
-        lens: text(Tag::LensModel),
+        make,
+        model,
+        lens,
         orientation: field(Tag::Orientation)
             .and_then(|v| v.get_uint(0))
             .and_then(|o| u8::try_from(o).ok())
@@ -100,21 +125,22 @@ fn summarise(exif: &Exif) -> ExifSummary {
             .filter(|iso| *iso > 0),
         focal_length_mm: number(Tag::FocalLength),
         gps,
+        truncated,
     }
 }
 
 /// An ASCII field as exiftool reads it: up to the first NUL, without the trailing spaces
 /// cameras pad fixed-width fields with. Some writers store strings as UNDEFINED or BYTE, so
-/// those are read the same way.
-fn text_value(value: &Value) -> Option<String> {
+/// those are read the same way. Cut to 256 characters; the flag says whether it was.
+fn text_value(value: &Value) -> Option<(String, bool)> {
     let raw: &[u8] = match value {
         // kamadak splits at NULs; the first part is what precedes the first NUL.
         Value::Ascii(parts) => parts.first()?,
         Value::Undefined(bytes, _) | Value::Byte(bytes) => bytes,
         _ => return None,
     };
-    let text = String::from_utf8_lossy(trim(raw)).into_owned();
-    (!text.is_empty()).then_some(text)
+    let (text, cut) = cut_lossy(trim(raw));
+    (!text.is_empty()).then_some((text, cut))
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
@@ -185,15 +211,34 @@ fn is_offset(raw: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn text(value: &Value) -> Option<String> {
+        text_value(value).map(|(text, cut)| {
+            assert!(!cut, "{text}");
+            text
+        })
+    }
+
     #[test]
     fn strings_lose_nul_padding_and_trailing_spaces_as_exiftool_does() {
         let value = Value::Ascii(vec![b"Canon\0\0\0  ".to_vec()]);
-        assert_eq!(text_value(&value).as_deref(), Some("Canon"));
+        assert_eq!(text(&value).as_deref(), Some("Canon"));
         let padded = Value::Ascii(vec![b"NIKON CORPORATION   ".to_vec()]);
-        assert_eq!(text_value(&padded).as_deref(), Some("NIKON CORPORATION"));
+        assert_eq!(text(&padded).as_deref(), Some("NIKON CORPORATION"));
         let tabbed = Value::Undefined(b"OLYMPUS\t \0garbage".to_vec(), 0);
-        assert_eq!(text_value(&tabbed).as_deref(), Some("OLYMPUS"));
-        assert_eq!(text_value(&Value::Ascii(vec![b"   \0".to_vec()])), None);
+        assert_eq!(text(&tabbed).as_deref(), Some("OLYMPUS"));
+        assert_eq!(text(&Value::Ascii(vec![b"   \0".to_vec()])), None);
+    }
+
+    #[test]
+    fn strings_longer_than_256_characters_are_cut_and_flagged() {
+        // NUL padding and trailing spaces go first, so a value that fits once they are gone
+        // is not flagged.
+        let padded = format!("{}{}", "x".repeat(256), " ".repeat(100));
+        let value = Value::Ascii(vec![padded.into_bytes()]);
+        assert_eq!(text_value(&value), Some(("x".repeat(256), false)));
+
+        let long = Value::Byte(format!("{}ü", "y".repeat(256)).into_bytes());
+        assert_eq!(text_value(&long), Some(("y".repeat(256), true)));
     }
 
     #[test]

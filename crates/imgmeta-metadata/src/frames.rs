@@ -74,7 +74,11 @@ fn count_apng_frames(bytes: &[u8], limits: &DecodeLimits) -> Result<u32, Metadat
     let png_limits = png::Limits {
         bytes: usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
     };
-    let decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits);
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits);
+    // Only `acTL` matters here. The profile would otherwise be inflated (up to the whole
+    // memory limit) a second time, and text chunks kept, for nothing.
+    decoder.set_ignore_iccp_chunk(true);
+    decoder.set_ignore_text_chunk(true);
     let reader = decoder
         .read_info()
         .map_err(|e| MetadataError::DecodeFailed {

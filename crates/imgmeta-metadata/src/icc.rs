@@ -1,25 +1,87 @@
 //! Reading the embedded ICC profile's human-readable description: with moxcms, and with a
 //! small `desc`-tag reader when moxcms rejects the profile as a whole.
 
+use crate::bounded::cut;
 use moxcms::{ColorProfile, ProfileText};
 use serde::{Deserialize, Serialize};
 
+/// The largest ICC profile we read. Real profiles are a few hundred bytes to a few hundred
+/// kilobytes (lookup-table printer profiles reach a megabyte or two); anything larger is
+/// not worth holding, and in a PNG it is usually a compressed bomb.
+pub(crate) const MAX_ICC_BYTES: usize = 4 * 1024 * 1024;
+
+/// The profile the decode stage found, or the fact that it was too large to read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EmbeddedIcc {
+    Profile(Vec<u8>),
+    /// Over [`MAX_ICC_BYTES`] (a PNG's compressed profile is not inflated past that), or
+    /// more than the decode memory limit left room for.
+    TooLarge,
+}
+
+impl EmbeddedIcc {
+    /// Wraps a profile that some decoder has already extracted, dropping it if too large.
+    pub(crate) fn bounded(profile: Vec<u8>) -> Self {
+        if profile.len() > MAX_ICC_BYTES {
+            Self::TooLarge
+        } else {
+            Self::Profile(profile)
+        }
+    }
+
+    /// Bytes held in memory.
+    pub(crate) fn held_bytes(&self) -> usize {
+        match self {
+            Self::Profile(profile) => profile.len(),
+            Self::TooLarge => 0,
+        }
+    }
+}
+
 /// Reported as `result.image.icc` when the image embeds an ICC profile.
+///
+/// Normally `{"description": "..."}`. `truncated` appears only when something was cut:
+/// `["description"]` when the description was longer than 256 characters (it is reported
+/// cut to its first 256, on a character boundary), `["profile"]` when the profile was
+/// larger than 4 MiB and was not read at all (`description` is then `null`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IccSummary {
     /// The profile's `desc` text ("sRGB IEC61966-2.1", "Display P3"); `null` when the
-    /// profile does not parse or has no description.
+    /// profile does not parse, has no description or was too large to read.
     pub description: Option<String>,
+    /// What was cut, as explained above; left out of the JSON when nothing was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
-pub(crate) fn read_icc(profile: &[u8]) -> IccSummary {
+pub(crate) fn read_icc(icc: &EmbeddedIcc) -> IccSummary {
+    let profile = match icc {
+        EmbeddedIcc::Profile(profile) => profile,
+        EmbeddedIcc::TooLarge => {
+            return IccSummary {
+                description: None,
+                truncated: vec!["profile".to_owned()],
+            };
+        }
+    };
     let description = match ColorProfile::new_from_slice(profile) {
         Ok(parsed) => parsed.description.and_then(|text| describe(&text)),
         // moxcms validates every tag it knows, so one damaged curve loses the whole
         // profile; the description tag alone is often still intact (exiftool reads it).
         Err(_) => desc_tag::read(profile),
     };
-    IccSummary { description }
+    let mut truncated = Vec::new();
+    let description = description.map(|text| match cut(&text) {
+        (kept, true) => {
+            truncated.push("description".to_owned());
+            kept.to_owned()
+        }
+        (_, false) => text,
+    });
+    IccSummary {
+        description,
+        truncated,
+    }
 }
 
 fn describe(text: &ProfileText) -> Option<String> {
@@ -118,9 +180,50 @@ mod tests {
         let profile = embedded_profile("icc_damaged.png");
         assert!(ColorProfile::new_from_slice(&profile).is_err());
         assert_eq!(
-            read_icc(&profile).description.as_deref(),
+            read_icc(&EmbeddedIcc::Profile(profile))
+                .description
+                .as_deref(),
             Some("Damaged but described")
         );
+    }
+
+    /// A profile moxcms rejects (no valid header) holding only a v2 `desc` tag.
+    fn profile_described_as(text: &str) -> Vec<u8> {
+        let mut profile = vec![0u8; 128];
+        let tag_at = 128 + 4 + 12;
+        let mut tag = b"desc\0\0\0\0".to_vec();
+        tag.extend(u32::try_from(text.len() + 1).unwrap().to_be_bytes());
+        tag.extend(text.as_bytes());
+        tag.push(0);
+        profile.extend(1u32.to_be_bytes());
+        profile.extend(b"desc");
+        profile.extend(u32::try_from(tag_at).unwrap().to_be_bytes());
+        profile.extend(u32::try_from(tag.len()).unwrap().to_be_bytes());
+        profile.extend(tag);
+        profile
+    }
+
+    #[test]
+    fn a_description_longer_than_256_characters_is_cut_and_flagged() {
+        let long = format!("{}ß and more", "Ö".repeat(255));
+        let summary = read_icc(&EmbeddedIcc::Profile(profile_described_as(&long)));
+        assert_eq!(summary.description, Some(format!("{}ß", "Ö".repeat(255))));
+        assert_eq!(summary.truncated, ["description"]);
+
+        let short = read_icc(&EmbeddedIcc::Profile(profile_described_as("Short")));
+        assert_eq!(short.description.as_deref(), Some("Short"));
+        assert!(short.truncated.is_empty());
+    }
+
+    #[test]
+    fn a_profile_over_4_mib_is_not_read_and_reported_as_cut() {
+        let huge = EmbeddedIcc::bounded(vec![0; MAX_ICC_BYTES + 1]);
+        assert_eq!(huge, EmbeddedIcc::TooLarge);
+        let summary = read_icc(&huge);
+        assert_eq!(summary.description, None);
+        assert_eq!(summary.truncated, ["profile"]);
+        let json = serde_json::to_string(&summary).unwrap();
+        assert_eq!(json, r#"{"description":null,"truncated":["profile"]}"#);
     }
 
     #[test]

@@ -19,9 +19,15 @@
 //!   a few bits. Compare with [`phash_distance`] (≤ 6 is "the same picture").
 //! - `dominant_colors` come from a 512-bin histogram of a 64×64 copy; transparent pixels
 //!   are ignored and fractions are of the opaque pixels.
+//! - Metadata is bounded against hostile files: every EXIF and ICC text reported is at
+//!   most 256 characters (a longer one is cut on a character boundary and its key listed in
+//!   the object's `truncated`), and an ICC profile over 4 MiB is not read (a PNG's is not
+//!   even inflated past that): `icc` is then `{"description": null, "truncated": ["profile"]}`.
+//!   The EXIF and ICC copies held through decoding count against `max_alloc_bytes`.
 //! - A decode that outlives `DecodeLimits::timeout` is reported as `decode_failed`: the
 //!   same image would time out again, so the retryable `timeout` code would be wrong.
 
+mod bounded;
 mod colors;
 mod decode;
 mod describe;
@@ -31,6 +37,7 @@ mod frames;
 mod hashes;
 mod icc;
 mod limits;
+mod png_iccp;
 mod sniff;
 
 pub use colors::DominantColor;

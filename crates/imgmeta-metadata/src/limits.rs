@@ -13,7 +13,8 @@ pub struct DecodeLimits {
     pub max_side: u32,
     /// Most animation frames (GIF, APNG, animated WebP).
     pub max_frames: u32,
-    /// Most bytes a decoder may allocate.
+    /// Most bytes a decoder may allocate. The decoded pixels and the EXIF and ICC copies
+    /// kept with them count against it together.
     pub max_alloc_bytes: u64,
     /// Longest a decode may take; enforced by [`crate::decode_with_timeout`].
     pub timeout: Duration,

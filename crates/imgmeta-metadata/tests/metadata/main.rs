@@ -1,8 +1,11 @@
 //! Integration tests of the decode and metadata stages against the committed fixtures.
 
+#[path = "../support/bombs.rs"]
+mod bombs;
 mod errors;
 mod exiftool_agreement;
 mod fixtures;
 mod hashes_and_colours;
 mod hostile;
+mod metadata_bombs;
 mod result_shape;
