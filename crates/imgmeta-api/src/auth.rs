@@ -1,6 +1,8 @@
 //! `Authorization: Bearer <key>` on `/v1/*` and `/img`: the key is checked (shape, checksum,
 //! then its stored hash in constant time), then admitted against its rate limit and, for
-//! submissions, its daily quota. Unknown, malformed and revoked keys get the same 401.
+//! submissions, its daily quotas. Unknown, malformed and revoked keys get the same 401. The
+//! [`Caller`] it leaves for handlers names the account every object they touch must belong to,
+//! and the scopes they check.
 
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -8,14 +10,86 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use imgmeta_auth::{ApiKey, KeyHash, KeyPrefix};
-use imgmeta_domain::ErrorCode;
-use imgmeta_store::{Admission, AdmissionOutcome};
+use imgmeta_domain::{AccountId, ErrorCode, Scope, ScopeSet};
+use imgmeta_store::{Admission, AdmissionOutcome, Owner};
 
 /// The key a request was authenticated with, for handlers and logs.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedKey {
     pub id: i64,
     pub prefix: KeyPrefix,
+    pub account: AccountId,
+    pub scopes: ScopeSet,
+}
+
+/// Who is asking: the account whose objects the request may see, the key (none when
+/// authentication is disabled) and what it may do.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: AccountId,
+    pub key: Option<AuthenticatedKey>,
+    pub scopes: ScopeSet,
+}
+
+impl Caller {
+    /// The caller when authentication is disabled: the built-in account, every scope.
+    pub fn built_in() -> Self {
+        Self {
+            account: AccountId::BUILT_IN,
+            key: None,
+            scopes: ScopeSet::all(),
+        }
+    }
+
+    pub fn owner(&self) -> Owner {
+        Owner {
+            account: self.account,
+            key_id: self.key.as_ref().map(|k| k.id),
+        }
+    }
+
+    /// The key's public prefix for logs, or `-` without a key.
+    pub fn key_prefix(&self) -> String {
+        self.key
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |k| k.prefix.to_string())
+    }
+
+    /// `403 insufficient_scope` naming the missing scope, unless the key has it.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
+            return Ok(());
+        }
+        metrics::counter!(imgmeta_telemetry::INSUFFICIENT_SCOPE, "scope" => scope.as_str())
+            .increment(1);
+        tracing::warn!(
+            kind = "security",
+            event = "insufficient_scope",
+            key.prefix = %self.key_prefix(),
+            scope = scope.as_str(),
+            "request refused: the key lacks a scope"
+        );
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientScope,
+            format!("this API key lacks the scope {scope}"),
+        ))
+    }
+
+    /// Records a request for an object that exists only in another account (answered exactly
+    /// as a missing one), so that probing shows in the security log and the metrics.
+    pub fn cross_account_miss(&self, object: &'static str, id: &dyn std::fmt::Display) {
+        metrics::counter!(imgmeta_telemetry::CROSS_ACCOUNT_MISSES, "object" => object).increment(1);
+        tracing::warn!(
+            kind = "security",
+            event = "cross_account_miss",
+            key.prefix = %self.key_prefix(),
+            account.id = %self.account,
+            object,
+            object.id = %imgmeta_auth::clean(&id.to_string()),
+            "request for another account's object answered as not found"
+        );
+    }
 }
 
 /// Why a request was refused authentication; only the security log sees the difference.
@@ -44,6 +118,7 @@ pub(crate) async fn require_key(
     next: Next,
 ) -> Response {
     if !state.security.auth_enabled {
+        request.extensions_mut().insert(Caller::built_in());
         return next.run(request).await;
     }
     let presented = bearer(request.headers());
@@ -66,8 +141,13 @@ pub(crate) async fn require_key(
         }
         Err(Err(error)) => return error.into_response(),
     };
-    // Submissions count towards the daily quota; polling only towards the rate limit.
-    let is_submission = request.method() == Method::POST;
+    // Submissions are checked against the daily quotas; everything else only against the
+    // rate limit.
+    // A submission with an Idempotency-Key may be a replay, which is answered even when the
+    // quota is used up: the quotas are charged only when a job is really accepted.
+    let is_submission = request.method() == Method::POST
+        && matches!(request.uri().path(), "/v1/jobs" | "/img")
+        && !request.headers().contains_key("idempotency-key");
     let admission = match state.store.admit(key.id, is_submission).await {
         Ok(admission) => admission,
         Err(error) => return ApiError::from(error).into_response(),
@@ -89,7 +169,11 @@ pub(crate) async fn require_key(
     };
     let mut response = match admission.outcome {
         AdmissionOutcome::Allowed => {
-            request.extensions_mut().insert(key);
+            request.extensions_mut().insert(Caller {
+                account: key.account,
+                scopes: key.scopes.clone(),
+                key: Some(key.clone()),
+            });
             next.run(request).await
         }
         AdmissionOutcome::RateLimited { retry_after_secs } => refused(
@@ -105,7 +189,8 @@ pub(crate) async fn require_key(
             ErrorCode::QuotaExceeded,
             "quota_exceeded",
             retry_after_secs,
-            "daily submission quota used up; it renews at 00:00 UTC".to_owned(),
+            "daily submission quota (of the key or its account) used up; it renews at 00:00 UTC"
+                .to_owned(),
         ),
         AdmissionOutcome::Revoked => return unauthorized(),
     };
@@ -137,6 +222,8 @@ async fn authenticate(
     Ok(AuthenticatedKey {
         id: stored.id,
         prefix,
+        account: stored.account_id,
+        scopes: stored.scopes,
     })
 }
 

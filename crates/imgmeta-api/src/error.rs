@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// Sent as `Retry-After` (seconds) when set.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn not_found(id: impl std::fmt::Display) -> Self {
@@ -48,6 +56,13 @@ impl From<ValidationError> for ApiError {
 
 impl From<imgmeta_store::StoreError> for ApiError {
     fn from(err: imgmeta_store::StoreError) -> Self {
+        if matches!(err, imgmeta_store::StoreError::NoSuchAccount) {
+            return Self::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::AccountNotFound,
+                "no such account",
+            );
+        }
         if err.is_retryable() {
             tracing::warn!(kind = "error", error = %err, "database unavailable");
             Self::unavailable("the database is unavailable")
@@ -70,10 +85,13 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         // For the request log (routes::metrics::record), which sees every response.
         response.extensions_mut().insert(self.code);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = self
+            .retry_after_secs
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5));
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         response

@@ -1,5 +1,6 @@
-//! API keys: issuing one (shared by `imgmeta keys create`, `imgmeta up` and the operators'
-//! `POST /v1/keys`), and that route, guarded by the admin token.
+//! API keys: issuing one (shared by `imgmeta keys create`, `imgmeta up`, the operators'
+//! `POST /v1/keys` and the accounts' own `POST /v1/account/keys`), the operators' route,
+//! guarded by the admin token, and the public view of a key.
 
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -9,20 +10,46 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use imgmeta_auth::ApiKey;
-use imgmeta_domain::ErrorCode;
-use imgmeta_store::{ApiKeyRecord, NewApiKey, Store, StoreError};
+use imgmeta_domain::{AccountId, ErrorCode, Name, ScopeSet};
+use imgmeta_store::{
+    AccountLookup, ApiKeyRecord, KeyAccount, NewAccount, NewApiKey, Store, StoreError,
+};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-
-/// Longest key name, in characters.
-pub const MAX_KEY_NAME_CHARS: usize = 100;
 
 /// What to issue a key for.
 #[derive(Debug, Clone)]
 pub struct KeyRequest {
-    pub name: String,
+    pub name: Name,
     pub rate_per_minute: u32,
     pub daily_quota: u32,
+    pub scopes: ScopeSet,
+    /// The account it joins, or a new one (named after the key) that it creates.
+    pub account: KeyAccount,
+}
+
+impl KeyRequest {
+    /// A key with the default scopes in a new account of its own, named after it, whose
+    /// daily quota is the key's (so a lone key behaves exactly as keys did before accounts).
+    pub fn in_new_account(
+        name: Name,
+        rate_per_minute: u32,
+        daily_quota: u32,
+        retention_days: u32,
+    ) -> Self {
+        Self {
+            account: KeyAccount::New(NewAccount {
+                name: name.clone(),
+                daily_quota,
+                retention_days,
+                redact_gps: false,
+            }),
+            name,
+            rate_per_minute,
+            daily_quota,
+            scopes: ScopeSet::default_for_keys(),
+        }
+    }
 }
 
 /// A freshly issued key: the secret, shown once, and its stored record.
@@ -30,23 +57,40 @@ pub struct KeyRequest {
 pub struct IssuedKey {
     /// The whole key; it is not stored and cannot be shown again.
     pub key: String,
-    pub prefix: String,
-    pub name: String,
-    pub rate_per_minute: u32,
-    pub daily_quota: u32,
-    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub record: KeyView,
 }
 
-/// Checks a key name: 1 to 100 characters, no control characters.
-pub fn validate_key_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS {
-        return Err(format!("name must be 1 to {MAX_KEY_NAME_CHARS} characters"));
+/// A key as its owners and operators see it: never the secret, never its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub prefix: String,
+    pub name: String,
+    /// The id of the account the key belongs to.
+    pub account: AccountId,
+    pub scopes: ScopeSet,
+    pub rate_per_minute: u32,
+    pub daily_quota: u32,
+    /// Accepted submissions with this key today (UTC).
+    pub used_today: u32,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(record: ApiKeyRecord) -> Self {
+        Self {
+            prefix: record.prefix,
+            name: record.name,
+            account: record.account_id,
+            scopes: record.scopes,
+            rate_per_minute: record.rate_per_minute,
+            daily_quota: record.daily_quota,
+            used_today: record.used_today,
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+        }
     }
-    if name.chars().any(char::is_control) {
-        return Err("name must not contain control characters".to_owned());
-    }
-    Ok(name.to_owned())
 }
 
 /// Generates a key and stores its hash; `via` says who asked, for the security log.
@@ -60,20 +104,18 @@ pub async fn issue_key(
         let new = NewApiKey {
             prefix: key.prefix().to_string(),
             hash: *key.hash().as_bytes(),
-            name: request.name.clone(),
+            name: request.name.as_str().to_owned(),
             rate_per_minute: request.rate_per_minute,
             daily_quota: request.daily_quota,
+            scopes: request.scopes.clone(),
+            account: request.account.clone(),
         };
         // A prefix collision (one in 62^8) just means drawing another key.
         if let Some(record) = store.create_api_key(&new).await? {
             log_key_event("key_created", &record, via);
             return Ok(IssuedKey {
                 key: key.expose().to_owned(),
-                prefix: record.prefix,
-                name: record.name,
-                rate_per_minute: record.rate_per_minute,
-                daily_quota: record.daily_quota,
-                created_at: record.created_at,
+                record: record.into(),
             });
         }
     }
@@ -86,10 +128,60 @@ pub fn log_key_event(event: &'static str, record: &ApiKeyRecord, via: &'static s
         event,
         key.prefix = %record.prefix,
         key.name = %imgmeta_auth::clean(&record.name),
+        account.id = %record.account_id,
+        scopes = %record.scopes.as_strs().join(" "),
         via,
         "api key {}",
         if event == "key_revoked" { "revoked" } else { "created" }
     );
+}
+
+/// The account an operator names by id or name: `404 account_not_found`, or
+/// `409 ambiguous_account` when several accounts share the name.
+pub async fn resolve_account(store: &Store, id_or_name: &str) -> Result<AccountId, ApiError> {
+    match store.find_account(id_or_name).await? {
+        AccountLookup::Found(account) => Ok(account.id),
+        AccountLookup::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::AccountNotFound,
+            "no account with this id or name",
+        )),
+        AccountLookup::Ambiguous(ids) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::AmbiguousAccount,
+            format!(
+                "{} accounts carry this name; use an id: {}",
+                ids.len(),
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// `400 invalid_json` for a key request that does not parse, with a security event.
+pub(crate) fn invalid_key_request(code: ErrorCode, message: String) -> ApiError {
+    tracing::info!(
+        kind = "security",
+        event = "validation_failed",
+        code = code.as_str(),
+        "key request rejected"
+    );
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// A limit a request may set: at least 1; absent means `default`.
+pub(crate) fn positive(field: &str, value: Option<u32>, default: u32) -> Result<u32, ApiError> {
+    match value {
+        Some(0) => Err(invalid_key_request(
+            ErrorCode::InvalidJson,
+            format!("{field} must be at least 1"),
+        )),
+        Some(n) => Ok(n.min(i32::MAX as u32)),
+        None => Ok(default),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +190,9 @@ struct CreateKeyBody {
     name: String,
     rate_per_minute: Option<u32>,
     daily_quota: Option<u32>,
+    /// An account id or name; absent: a new account named after the key.
+    account: Option<String>,
+    scopes: Option<Vec<String>>,
 }
 
 /// `POST /v1/keys` with `Authorization: Bearer <IMGMETA_ADMIN_TOKEN>`: `201` and the new key.
@@ -133,48 +228,33 @@ pub(crate) async fn create(
             "the admin token is required: send Authorization: Bearer <admin token>",
         ));
     }
-    let invalid = |message: String| {
-        tracing::info!(
-            kind = "security",
-            event = "validation_failed",
-            code = "invalid_json",
-            "key request rejected"
-        );
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, message)
-    };
-    let body: CreateKeyBody =
-        serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid JSON body: {e}")))?;
-    let positive = |field: &str, value: Option<u32>, default: u32| match value {
-        Some(0) => Err(invalid(format!("{field} must be at least 1"))),
-        Some(n) => Ok(n.min(i32::MAX as u32)),
-        None => Ok(default),
-    };
-    let request = KeyRequest {
-        name: validate_key_name(&body.name).map_err(invalid)?,
-        rate_per_minute: positive(
-            "rate_per_minute",
-            body.rate_per_minute,
-            state.security.default_rate_per_minute,
-        )?,
-        daily_quota: positive(
-            "daily_quota",
-            body.daily_quota,
-            state.security.default_daily_quota,
-        )?,
-    };
+    let body: CreateKeyBody = serde_json::from_slice(&body).map_err(|e| {
+        invalid_key_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
+    })?;
+    let name = Name::parse(&body.name).map_err(|e| invalid_key_request(e.code, e.message))?;
+    let rate_per_minute = positive(
+        "rate_per_minute",
+        body.rate_per_minute,
+        state.security.default_rate_per_minute,
+    )?;
+    let daily_quota = positive(
+        "daily_quota",
+        body.daily_quota,
+        state.security.default_daily_quota,
+    )?;
+    let mut request = KeyRequest::in_new_account(
+        name,
+        rate_per_minute,
+        daily_quota,
+        state.security.default_retention_days,
+    );
+    if let Some(scopes) = &body.scopes {
+        request.scopes =
+            ScopeSet::parse(scopes).map_err(|e| invalid_key_request(e.code, e.message))?;
+    }
+    if let Some(account) = &body.account {
+        request.account = KeyAccount::Existing(resolve_account(&state.store, account).await?);
+    }
     let issued = issue_key(&state.store, &request, "api").await?;
     Ok((StatusCode::CREATED, Json(issued)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_key_name;
-
-    #[test]
-    fn key_names_are_trimmed_bounded_and_free_of_control_characters() {
-        assert_eq!(validate_key_name("  ci  ").unwrap(), "ci");
-        assert!(validate_key_name("").is_err());
-        assert!(validate_key_name(&"n".repeat(101)).is_err());
-        assert!(validate_key_name("evil\nname").is_err());
-    }
 }

@@ -14,10 +14,10 @@ mod server;
 mod state;
 mod submit;
 
-pub use auth::AuthenticatedKey;
+pub use auth::{AuthenticatedKey, Caller};
 pub use error::ApiError;
-pub use keys::{IssuedKey, KeyRequest, issue_key, log_key_event, validate_key_name};
-pub use resource::JobResource;
+pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
+pub use resource::{JobResource, JobSummary};
 pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use state::AppState;
 

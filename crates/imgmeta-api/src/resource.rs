@@ -18,6 +18,9 @@ pub struct JobResource {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorBody>,
     pub result: Option<serde_json::Value>,
+    /// When the result was erased (`DELETE ?purge=true` or the account's retention period);
+    /// the job stays as a tombstone with `result: null`.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 impl From<JobRecord> for JobResource {
@@ -34,6 +37,43 @@ impl From<JobRecord> for JobResource {
             finished_at: job.finished_at,
             error: job.error,
             result: job.result,
+            purged_at: job.purged_at,
+        }
+    }
+}
+
+/// A job in a list: everything but the result, which `GET /v1/jobs/{id}` serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub url: String,
+    pub tasks: Vec<&'static str>,
+    pub min_score: f32,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<ErrorBody>,
+    pub purged_at: Option<DateTime<Utc>>,
+    pub location: String,
+}
+
+impl From<JobRecord> for JobSummary {
+    fn from(job: JobRecord) -> Self {
+        Self {
+            location: format!("/v1/jobs/{}", job.id),
+            id: job.id,
+            url: job.spec.url.to_string(),
+            tasks: job.spec.tasks.as_strs(),
+            min_score: job.spec.min_score.value(),
+            status: job.status,
+            attempts: job.attempts,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            error: job.error,
+            purged_at: job.purged_at,
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct Security {
     pub admin_token: Option<SecretString>,
     pub default_rate_per_minute: u32,
     pub default_daily_quota: u32,
+    pub default_retention_days: u32,
     /// Permits for requests in flight in this process.
     pub in_flight: Arc<Semaphore>,
     pub max_in_flight: usize,
@@ -58,6 +59,7 @@ impl Security {
             admin_token: settings.admin_token.clone(),
             default_rate_per_minute: settings.default_rate_per_minute,
             default_daily_quota: settings.default_daily_quota,
+            default_retention_days: settings.default_retention_days,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
             inbound: InboundLimits {

@@ -1,8 +1,10 @@
 //! Accepting a job, shared by `/v1/jobs` and `/img`: one transaction records the job and the
 //! message owed to the broker (the outbox); the relay publishes it.
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
 use axum::http::StatusCode;
+use chrono::{Timelike, Utc};
 use imgmeta_domain::{ErrorCode, JobId, JobSpec};
 use imgmeta_store::{Idempotency, JobRecord, NewJob, Submitted};
 
@@ -16,10 +18,13 @@ pub(crate) enum Accepted {
 /// Records the job. Once the transaction commits the job is accepted: the relay publishes its
 /// message whenever the broker is reachable. While the broker is down, submissions are still
 /// accepted until the outbox holds `max_outbox_backlog` messages; then 503 with Retry-After.
+/// The job belongs to the caller's account and is charged to its key's and account's daily
+/// quotas; an idempotent replay (within the account) is charged nothing.
 /// Its span carries the job's id, which joins it to the worker's spans for the same job.
 #[tracing::instrument(name = "submit", skip_all, fields(job.id = tracing::field::Empty))]
 pub(crate) async fn submit(
     state: &AppState,
+    caller: &Caller,
     spec: JobSpec,
     idempotency: Option<Idempotency>,
 ) -> Result<Accepted, ApiError> {
@@ -39,6 +44,7 @@ pub(crate) async fn submit(
     }
     let new = NewJob {
         id: JobId::new(),
+        owner: caller.owner(),
         spec,
         idempotency,
         trace_parent: imgmeta_telemetry::context::current_traceparent(),
@@ -65,5 +71,25 @@ pub(crate) async fn submit(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was already used with a different request",
         )),
+        Submitted::QuotaExceeded => {
+            tracing::warn!(
+                kind = "security",
+                event = "quota_exceeded",
+                key.prefix = %caller.key_prefix(),
+                account.id = %caller.account,
+                "submission refused: daily quota used up"
+            );
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::QuotaExceeded,
+                "daily submission quota (of the key or its account) used up; it renews at 00:00 UTC",
+            )
+            .with_retry_after(secs_to_utc_midnight()))
+        }
     }
+}
+
+fn secs_to_utc_midnight() -> u64 {
+    let now = Utc::now();
+    u64::from(86_400 - now.num_seconds_from_midnight()).max(1)
 }

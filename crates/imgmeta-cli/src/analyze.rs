@@ -16,7 +16,11 @@ pub async fn run(
     let fail = |code: ErrorCode, message: String| ErrorBody::new(code, message).envelope();
     let tasks = TaskSet::parse(tasks).map_err(|e| fail(e.code, e.message))?;
     let min_score = MinScore::parse(min_score).map_err(|e| fail(e.code, e.message))?;
-    let request = Request { tasks, min_score };
+    let request = Request {
+        tasks,
+        min_score,
+        redact_gps: false,
+    };
     // Only load (and if need be fetch) the model when objects were asked for.
     let detector = if request.tasks.contains(imgmeta_domain::Task::Objects) {
         crate::detector::load(settings).await

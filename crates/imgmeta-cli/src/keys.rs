@@ -1,57 +1,68 @@
-//! `imgmeta keys create | list | revoke`: managing API keys from the command line.
+//! `imgmeta keys create | list | revoke` and `imgmeta accounts create | list | set`: managing
+//! API keys and the accounts that own them from the command line.
 
-use imgmeta_api::{KeyRequest, issue_key, log_key_event, validate_key_name};
+use imgmeta_api::{KeyRequest, KeyView, issue_key, log_key_event};
 use imgmeta_auth::KeyPrefix;
 use imgmeta_config::Settings;
+use imgmeta_domain::{Name, ScopeSet};
+use imgmeta_store::{AccountChanges, AccountLookup, AccountRecord, KeyAccount, NewAccount, Store};
 
-/// Creates a key and prints it (once) with its record, as one JSON object.
-pub async fn create(
-    settings: &Settings,
-    name: &str,
-    rate_per_minute: Option<u32>,
-    daily_quota: Option<u32>,
-) -> anyhow::Result<()> {
-    let name = validate_key_name(name).map_err(anyhow::Error::msg)?;
-    let positive = |what: &str, n: Option<u32>, default: u32| match n {
+/// What `imgmeta keys create` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateKey {
+    pub name: String,
+    pub rate_per_minute: Option<u32>,
+    pub daily_quota: Option<u32>,
+    /// An account id or name; `None`: a new account named after the key.
+    pub account: Option<String>,
+    /// Space- or comma-separated scopes; `None`: `jobs:write jobs:read`.
+    pub scopes: Option<String>,
+}
+
+fn positive(what: &str, n: Option<u32>, default: u32) -> anyhow::Result<u32> {
+    match n {
         Some(0) => Err(anyhow::anyhow!("{what} must be at least 1")),
         Some(n) => Ok(n.min(i32::MAX as u32)),
         None => Ok(default),
-    };
-    let request = KeyRequest {
+    }
+}
+
+/// Creates a key and prints it (once) with its record, as one JSON object.
+pub async fn create(settings: &Settings, args: &CreateKey) -> anyhow::Result<()> {
+    let name = Name::parse(&args.name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let mut request = KeyRequest::in_new_account(
         name,
-        rate_per_minute: positive(
+        positive(
             "--rate-per-minute",
-            rate_per_minute,
+            args.rate_per_minute,
             settings.security.default_rate_per_minute,
         )?,
-        daily_quota: positive(
+        positive(
             "--daily-quota",
-            daily_quota,
+            args.daily_quota,
             settings.security.default_daily_quota,
         )?,
-    };
+        settings.security.default_retention_days,
+    );
+    if let Some(scopes) = &args.scopes {
+        request.scopes =
+            ScopeSet::parse_list(scopes).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?;
+    }
     let store = crate::serve::migrate(settings).await?;
+    if let Some(account) = &args.account {
+        request.account = KeyAccount::Existing(find(&store, account).await?.id);
+    }
     let issued = issue_key(&store, &request, "cli").await?;
     println!("{}", serde_json::to_string(&issued)?);
     eprintln!("imgmeta: store this key now; it cannot be shown again.");
     Ok(())
 }
 
-/// Lists every key (prefix, name, limits, dates), one JSON object per line.
+/// Lists every key (prefix, name, account, scopes, limits, dates), one JSON object per line.
 pub async fn list(settings: &Settings) -> anyhow::Result<()> {
     let store = crate::serve::migrate(settings).await?;
     for key in store.list_api_keys().await? {
-        println!(
-            "{}",
-            serde_json::json!({
-                "prefix": key.prefix,
-                "name": key.name,
-                "rate_per_minute": key.rate_per_minute,
-                "daily_quota": key.daily_quota,
-                "created_at": key.created_at,
-                "revoked_at": key.revoked_at,
-            })
-        );
+        println!("{}", serde_json::to_string(&KeyView::from(key))?);
     }
     Ok(())
 }
@@ -69,4 +80,131 @@ pub async fn revoke(settings: &Settings, prefix: &str) -> anyhow::Result<()> {
         }
         None => anyhow::bail!("no key with prefix {prefix}"),
     }
+}
+
+/// `imgmeta accounts create --name N`: prints the new account as JSON (with its `id`).
+pub async fn create_account(
+    settings: &Settings,
+    name: &str,
+    daily_quota: Option<u32>,
+    retention_days: Option<u32>,
+    redact_gps: bool,
+) -> anyhow::Result<()> {
+    let account = NewAccount {
+        name: Name::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
+        daily_quota: positive(
+            "--daily-quota",
+            daily_quota,
+            settings.security.default_daily_quota,
+        )?,
+        retention_days: retention(retention_days)?
+            .unwrap_or(settings.security.default_retention_days),
+        redact_gps,
+    };
+    let store = crate::serve::migrate(settings).await?;
+    let created = store.create_account(&account).await?;
+    tracing::info!(
+        kind = "security",
+        event = "account_created",
+        account.id = %created.id,
+        via = "cli",
+        "account created"
+    );
+    println!("{}", account_json(&created));
+    Ok(())
+}
+
+/// `imgmeta accounts list`: one JSON object per line, oldest first.
+pub async fn list_accounts(settings: &Settings) -> anyhow::Result<()> {
+    let store = crate::serve::migrate(settings).await?;
+    for account in store.list_accounts().await? {
+        println!("{}", account_json(&account));
+    }
+    Ok(())
+}
+
+/// `imgmeta accounts set ACCOUNT [--name] [--daily-quota] [--retention-days] [--redact-gps]`.
+pub async fn set_account(
+    settings: &Settings,
+    account: &str,
+    changes: AccountChangesArgs,
+) -> anyhow::Result<()> {
+    let changes = AccountChanges {
+        name: changes
+            .name
+            .as_deref()
+            .map(Name::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--name: {e}"))?,
+        daily_quota: changes
+            .daily_quota
+            .map(|q| positive("--daily-quota", Some(q), q))
+            .transpose()?,
+        retention_days: retention(changes.retention_days)?,
+        redact_gps: changes.redact_gps,
+    };
+    let store = crate::serve::migrate(settings).await?;
+    let id = find(&store, account).await?.id;
+    let updated = store
+        .update_account(id, &changes)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account {account}"))?;
+    tracing::info!(
+        kind = "security",
+        event = "account_changed",
+        account.id = %updated.id,
+        daily_quota = updated.daily_quota,
+        retention_days = updated.retention_days,
+        redact_gps = updated.redact_gps,
+        via = "cli",
+        "account settings changed"
+    );
+    println!("{}", account_json(&updated));
+    Ok(())
+}
+
+/// The settings `imgmeta accounts set` may change.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChangesArgs {
+    pub name: Option<String>,
+    pub daily_quota: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub redact_gps: Option<bool>,
+}
+
+fn retention(days: Option<u32>) -> anyhow::Result<Option<u32>> {
+    match days {
+        Some(d) if !(1..=imgmeta_store::MAX_RETENTION_DAYS).contains(&d) => Err(anyhow::anyhow!(
+            "--retention-days must be 1 to {}",
+            imgmeta_store::MAX_RETENTION_DAYS
+        )),
+        other => Ok(other),
+    }
+}
+
+async fn find(store: &Store, id_or_name: &str) -> anyhow::Result<AccountRecord> {
+    match store.find_account(id_or_name).await? {
+        AccountLookup::Found(account) => Ok(account),
+        AccountLookup::NotFound => anyhow::bail!("no account with id or name {id_or_name:?}"),
+        AccountLookup::Ambiguous(ids) => anyhow::bail!(
+            "{} accounts are named {id_or_name:?}; use an id: {}",
+            ids.len(),
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn account_json(account: &AccountRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": account.id,
+        "name": account.name,
+        "daily_quota": account.daily_quota,
+        "retention_days": account.retention_days,
+        "redact_gps": account.redact_gps,
+        "used_today": account.used_today,
+        "created_at": account.created_at,
+    })
 }

@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage accounts, which own keys and jobs: create, list, set.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
     /// Analyse one image file or URL in-process and print the result JSON.
     Analyze {
         /// A file path or an http(s) URL.
@@ -69,11 +74,52 @@ enum KeysCommand {
         /// Submissions per UTC day (default: IMGMETA_DAILY_QUOTA).
         #[arg(long)]
         daily_quota: Option<u32>,
+        /// The account (id or name) the key joins; without it, a new account named after the key.
+        #[arg(long)]
+        account: Option<String>,
+        /// Space- or comma-separated scopes: jobs:write, jobs:read, keys:manage
+        /// (default: "jobs:write jobs:read").
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// List keys by prefix, revoked ones included.
     List,
     /// Revoke the key with this prefix (e.g. imk_AbCd1234).
     Revoke { prefix: String },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account and print it as JSON (with its id).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Accepted submissions per UTC day, all keys together (default: IMGMETA_DAILY_QUOTA).
+        #[arg(long)]
+        daily_quota: Option<u32>,
+        /// Days a finished job's result is kept (default: IMGMETA_RETENTION_DAYS).
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Store no GPS coordinates of this account's images.
+        #[arg(long)]
+        redact_gps: bool,
+    },
+    /// List accounts, one JSON object per line.
+    List,
+    /// Change an account's settings.
+    Set {
+        /// The account's id or name.
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        daily_quota: Option<u32>,
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// true: store no GPS coordinates; false: store them.
+        #[arg(long)]
+        redact_gps: Option<bool>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,11 +178,22 @@ fn main() -> ExitCode {
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
             Command::Keys { command } => match command {
-                KeysCommand::Create { name, rate_per_minute, daily_quota } => {
-                    imgmeta_cli::keys::create(&settings, &name, rate_per_minute, daily_quota).await
+                KeysCommand::Create { name, rate_per_minute, daily_quota, account, scopes } => {
+                    let args = imgmeta_cli::keys::CreateKey { name, rate_per_minute, daily_quota, account, scopes };
+                    imgmeta_cli::keys::create(&settings, &args).await
                 }
                 KeysCommand::List => imgmeta_cli::keys::list(&settings).await,
                 KeysCommand::Revoke { prefix } => imgmeta_cli::keys::revoke(&settings, &prefix).await,
+            },
+            Command::Accounts { command } => match command {
+                AccountsCommand::Create { name, daily_quota, retention_days, redact_gps } => {
+                    imgmeta_cli::keys::create_account(&settings, &name, daily_quota, retention_days, redact_gps).await
+                }
+                AccountsCommand::List => imgmeta_cli::keys::list_accounts(&settings).await,
+                AccountsCommand::Set { account, name, daily_quota, retention_days, redact_gps } => {
+                    let changes = imgmeta_cli::keys::AccountChangesArgs { name, daily_quota, retention_days, redact_gps };
+                    imgmeta_cli::keys::set_account(&settings, &account, changes).await
+                }
             },
             Command::Models {
                 command: ModelsCommand::Fetch { name, force },

@@ -108,16 +108,16 @@ pub async fn ensure_first_key(settings: &Settings, store: &Store) -> anyhow::Res
     if !settings.security.auth_enabled || store.count_active_api_keys().await? > 0 {
         return Ok(());
     }
-    let issued = imgmeta_api::issue_key(
-        store,
-        &KeyRequest {
-            name: "first key (imgmeta up)".to_owned(),
-            rate_per_minute: settings.security.default_rate_per_minute,
-            daily_quota: settings.security.default_daily_quota,
-        },
-        "up",
-    )
-    .await?;
+    let mut request = KeyRequest::in_new_account(
+        imgmeta_domain::Name::parse("first key (imgmeta up)").expect("a valid name"),
+        settings.security.default_rate_per_minute,
+        settings.security.default_daily_quota,
+        settings.security.default_retention_days,
+    );
+    // The first key may manage its account's keys, so the operator can mint narrower ones
+    // over HTTP without the CLI.
+    request.scopes = imgmeta_domain::ScopeSet::all();
+    let issued = imgmeta_api::issue_key(store, &request, "up").await?;
     eprintln!(
         "imgmeta: no API key existed, so one was created. It is shown only this once:\n\n    {}\n\n\
          Send it as `Authorization: Bearer <key>`; manage keys with `imgmeta keys`.",

@@ -15,6 +15,9 @@ pub struct SecuritySettings {
     pub default_rate_per_minute: u32,
     /// Daily submission quota given to new keys unless one is chosen.
     pub default_daily_quota: u32,
+    /// Days a new account keeps finished jobs' results before the retention sweep erases them
+    /// (`IMGMETA_RETENTION_DAYS`, default 30).
+    pub default_retention_days: u32,
     /// Most requests one API process serves at once; more are refused with 503.
     pub max_in_flight: usize,
     /// Fetches per second any one image host gets from all workers together; 0 turns it off.
@@ -61,6 +64,7 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
         admin_token: admin_token.map(SecretString::from),
         default_rate_per_minute: env.parse_in("IMGMETA_RATE_PER_MINUTE", 120, 1..=1_000_000)?,
         default_daily_quota: env.parse_in("IMGMETA_DAILY_QUOTA", 10_000, 1..=1_000_000_000)?,
+        default_retention_days: env.parse_in("IMGMETA_RETENTION_DAYS", 30, 1..=36_500)?,
         max_in_flight: env.parse_in("IMGMETA_MAX_IN_FLIGHT", 512, 1..=1_000_000)?,
         host_fetch_rate_per_second: env.parse_in(
             "IMGMETA_HOST_FETCH_RATE_PER_SECOND",

@@ -3,10 +3,12 @@
 //! Every other crate speaks in these types, so an invalid value is rejected once, at the edge,
 //! and never travels further.
 
+mod account;
 mod error_code;
 mod job;
 mod url;
 
+pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
 pub use error_code::{ErrorBody, ErrorCode};
 pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet};
 pub use url::{ImageUrl, MAX_URL_LEN};

@@ -38,6 +38,9 @@ pub struct Analyzer {
 pub struct Request {
     pub tasks: TaskSet,
     pub min_score: MinScore,
+    /// Leave GPS coordinates out of the metadata (the account's privacy setting), so they are
+    /// never stored.
+    pub redact_gps: bool,
 }
 
 impl Analyzer {
@@ -111,10 +114,15 @@ impl Analyzer {
         let image = if request.tasks.contains(Task::Metadata) {
             let started = Instant::now();
             let (bytes, decoded) = (bytes.clone(), decoded.clone());
-            let metadata = blocking(tracing::info_span!("metadata"), move || {
+            let mut metadata = blocking(tracing::info_span!("metadata"), move || {
                 imgmeta_metadata::describe(&bytes, &decoded)
             })
             .await?;
+            if request.redact_gps
+                && let Some(exif) = metadata.exif.as_mut()
+            {
+                exif.gps = None;
+            }
             timings.metadata = Some(elapsed_ms(started));
             Some(metadata)
         } else {

@@ -1,4 +1,5 @@
-//! The reconciler: expired leases, used-up attempts and lost messages.
+//! The reconciler: expired leases, used-up attempts, lost messages, and the retention sweep
+//! that erases results older than their account's retention period.
 
 use imgmeta_queue::Publisher;
 use imgmeta_store::Store;
@@ -56,6 +57,25 @@ pub async fn reconcile(
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "queued jobs without progress republished"),
             Err(err) => tracing::warn!(kind = "error", error = %err, "cannot republish stale jobs"),
+        }
+        match store.purge_expired(500).await {
+            Ok(purged) => {
+                for p in purged {
+                    metrics::counter!(imgmeta_telemetry::JOBS_PURGED, "reason" => "retention")
+                        .increment(p.jobs);
+                    tracing::info!(
+                        kind = "security",
+                        event = "results_purged",
+                        reason = "retention",
+                        account.id = %p.account,
+                        jobs = p.jobs,
+                        "results older than the account's retention period purged"
+                    );
+                }
+            }
+            Err(err) => {
+                tracing::warn!(kind = "error", error = %err, "cannot purge expired results")
+            }
         }
     }
 }

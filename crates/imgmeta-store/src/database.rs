@@ -43,6 +43,22 @@ impl Store {
         Ok(())
     }
 
+    /// Applies only the migrations up to and including `version`: how tests build a database
+    /// of an earlier schema to check that upgrading it keeps its data.
+    pub async fn migrate_up_to(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("../../migrations");
+        migrator.migrations = std::borrow::Cow::Owned(
+            migrator
+                .migrations
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect(),
+        );
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

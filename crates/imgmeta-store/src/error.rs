@@ -14,12 +14,17 @@ pub enum StoreError {
     InvalidUrl(String),
     #[error("stored job {id} is corrupt: {reason}")]
     Corrupt { id: uuid::Uuid, reason: String },
+    #[error("stored api key {id} is corrupt: {reason}")]
+    CorruptKey { id: i64, reason: String },
+    #[error("no such account")]
+    NoSuchAccount,
 }
 
 impl StoreError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::NoSuchAccount => ErrorCode::AccountNotFound,
             _ => ErrorCode::Internal,
         }
     }

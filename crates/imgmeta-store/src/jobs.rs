@@ -1,9 +1,10 @@
-//! Job rows: submission (with its outbox message and idempotency key), lookup, cancellation.
+//! Job rows: submission (with its outbox message, idempotency key and the daily quotas it is
+//! charged to), lookup, listing, cancellation and purging, always within one account.
 
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use imgmeta_domain::{
-    ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, TaskSet,
+    AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, TaskSet,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -20,12 +21,23 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorBody>,
     pub result: Option<serde_json::Value>,
+    /// When the result was erased (on request or by the retention sweep).
+    pub purged_at: Option<DateTime<Utc>>,
+}
+
+/// Who a job belongs to: every query about a job names its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub account: AccountId,
+    /// The key that submitted it; `None` when authentication is disabled.
+    pub key_id: Option<i64>,
 }
 
 /// A job about to be accepted.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: JobId,
+    pub owner: Owner,
     pub spec: JobSpec,
     pub idempotency: Option<Idempotency>,
     /// The W3C `traceparent` of the span that accepted the job, when traces are exported.
@@ -48,6 +60,21 @@ pub enum Submitted {
     Existing(JobRecord),
     /// The idempotency key was used before with a different request.
     KeyReused,
+    /// The key's or the account's daily quota is used up; nothing was recorded.
+    QuotaExceeded,
+}
+
+/// A job looked up within an account.
+// Returned once per request and matched at once, never stored: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobLookup {
+    Found(JobRecord),
+    /// No such job in the account; `foreign` when the id exists in another account (for the
+    /// security log only: the client must not be able to tell).
+    NotFound {
+        foreign: bool,
+    },
 }
 
 /// The outcome of a cancellation request.
@@ -55,7 +82,27 @@ pub enum Submitted {
 pub enum Cancelled {
     Cancelled(JobRecord),
     AlreadyFinished(JobRecord),
-    NotFound,
+    NotFound { foreign: bool },
+}
+
+/// The outcome of a purge request.
+#[allow(clippy::large_enum_variant)] // as for JobLookup
+#[derive(Debug, Clone, PartialEq)]
+pub enum PurgeOutcome {
+    /// The tombstone: status kept (a live job is cancelled first), result erased.
+    Purged(JobRecord),
+    NotFound {
+        foreign: bool,
+    },
+}
+
+/// A page of an account's jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    /// The jobs, without their results.
+    pub jobs: Vec<JobRecord>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_before: Option<JobId>,
 }
 
 /// The columns [`decode_job`] reads, as a macro so queries stay `&'static str` (sqlx only
@@ -63,27 +110,38 @@ pub enum Cancelled {
 macro_rules! job_columns {
     () => {
         "id, url, tasks, min_score, status, attempts, created_at, started_at, \
-         finished_at, error_code, error_message, result"
+         finished_at, error_code, error_message, result, purged_at"
+    };
+}
+
+/// The same columns with the result left out, for lists.
+macro_rules! summary_columns {
+    () => {
+        "id, url, tasks, min_score, status, attempts, created_at, started_at, \
+         finished_at, error_code, error_message, NULL::jsonb AS result, purged_at"
     };
 }
 
 impl Store {
     /// Records a new queued job and, in the same transaction, the message owed to the broker,
-    /// so an accepted job can never lack a message. A repeated idempotency key returns the
-    /// original job instead (or `KeyReused` if the request differs).
+    /// so an accepted job can never lack a message, and charges it to its key's and account's
+    /// daily quotas (a job that does not fit is not recorded). A repeated idempotency key
+    /// within the account returns the original job instead, charging nothing (or `KeyReused`
+    /// if the request differs).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let (key, digest) = match &job.idempotency {
             Some(i) => (Some(i.key.as_str()), Some(i.request_digest.as_str())),
             None => (None, None),
         };
-        // One statement, so one round trip and an implicit transaction: the outbox row exists
-        // exactly when the job row does.
+        let account = job.owner.account.as_uuid();
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(concat!(
             "WITH job AS (
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
-                                   trace_parent)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                                   trace_parent, account_id, api_key_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                 DO NOTHING
                  RETURNING *
              ), message AS (
                  INSERT INTO outbox (job_id) SELECT id FROM job
@@ -99,23 +157,72 @@ impl Store {
         .bind(key)
         .bind(digest)
         .bind(job.trace_parent.as_deref())
-        .fetch_optional(&self.pool)
+        .bind(account)
+        .bind(job.owner.key_id)
+        .fetch_optional(&mut *tx)
         .await?;
-        match inserted {
-            Some(row) => Ok(Submitted::Created(decode_job(&row)?)),
-            None => {
-                self.existing_for_key(key.unwrap_or_default(), digest.unwrap_or_default())
-                    .await
+        let Some(row) = inserted else {
+            tx.rollback().await?;
+            return self
+                .existing_for_key(
+                    job.owner.account,
+                    key.unwrap_or_default(),
+                    digest.unwrap_or_default(),
+                )
+                .await;
+        };
+        // Each charge takes the row's lock, so concurrent submissions on any number of API
+        // replicas cannot overrun a quota. Keys before accounts, always, so no two
+        // transactions wait for each other.
+        if let Some(key_id) = job.owner.key_id {
+            let charged = sqlx::query(
+                "UPDATE api_keys SET
+                     quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                                       THEN quota_used + 1 ELSE 1 END,
+                     quota_day = (now() AT TIME ZONE 'UTC')::date
+                 WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
+                                    OR quota_used < daily_quota)",
+            )
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+            if charged.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(Submitted::QuotaExceeded);
             }
         }
+        let charged = sqlx::query(
+            "UPDATE accounts SET
+                 quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                                   THEN quota_used + 1 ELSE 1 END,
+                 quota_day = (now() AT TIME ZONE 'UTC')::date
+             WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
+                                OR quota_used < daily_quota)",
+        )
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+        if charged.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Submitted::QuotaExceeded);
+        }
+        let record = decode_job(&row)?;
+        tx.commit().await?;
+        Ok(Submitted::Created(record))
     }
 
-    async fn existing_for_key(&self, key: &str, digest: &str) -> Result<Submitted, StoreError> {
+    async fn existing_for_key(
+        &self,
+        account: AccountId,
+        key: &str,
+        digest: &str,
+    ) -> Result<Submitted, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT request_digest, ",
             job_columns!(),
-            " FROM jobs WHERE idempotency_key = $1"
+            " FROM jobs WHERE account_id = $1 AND idempotency_key = $2"
         ))
+        .bind(account.as_uuid())
         .bind(key)
         .fetch_one(&self.pool)
         .await?;
@@ -127,17 +234,18 @@ impl Store {
         }
     }
 
-    /// Cancels a job that has not finished. A worker running it loses its lease at the next
-    /// renewal and stops; one that picks up its message skips it.
-    pub async fn cancel(&self, id: JobId) -> Result<Cancelled, StoreError> {
+    /// Cancels a job of `account` that has not finished. A worker running it loses its lease
+    /// at the next renewal and stops; one that picks up its message skips it.
+    pub async fn cancel(&self, account: AccountId, id: JobId) -> Result<Cancelled, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL,
                     updated_at = now()
-             WHERE id = $1 AND status IN ('queued', 'running')
+             WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
              RETURNING ",
             job_columns!()
         ))
         .bind(id.as_uuid())
+        .bind(account.as_uuid())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
@@ -147,22 +255,103 @@ impl Store {
                 .await?;
             return Ok(Cancelled::Cancelled(decode_job(&row)?));
         }
-        Ok(match self.get_job(id).await? {
-            Some(job) => Cancelled::AlreadyFinished(job),
-            None => Cancelled::NotFound,
+        Ok(match self.get_job(account, id).await? {
+            JobLookup::Found(job) => Cancelled::AlreadyFinished(job),
+            JobLookup::NotFound { foreign } => Cancelled::NotFound { foreign },
         })
     }
 
-    pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+    /// Erases a job's result and keeps the row as a tombstone (`purged_at` set). A job still
+    /// queued or running is cancelled in the same statement, so no run can store a result
+    /// after it. Purging twice keeps the first time.
+    pub async fn purge(&self, account: AccountId, id: JobId) -> Result<PurgeOutcome, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET
+                 status = CASE WHEN status IN ('queued', 'running') THEN 'cancelled' ELSE status END,
+                 finished_at = coalesce(finished_at, now()), lease_until = NULL,
+                 result = NULL, purged_at = coalesce(purged_at, now()), updated_at = now()
+             WHERE id = $1 AND account_id = $2
+             RETURNING ",
+            job_columns!()
+        ))
+        .bind(id.as_uuid())
+        .bind(account.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+                .bind(id.as_uuid())
+                .execute(&self.pool)
+                .await?;
+            return Ok(PurgeOutcome::Purged(decode_job(&row)?));
+        }
+        Ok(PurgeOutcome::NotFound {
+            foreign: self.exists_anywhere(id).await?,
+        })
+    }
+
+    /// The job `id` of `account`. A miss always costs the same two statements, whether the id
+    /// exists in another account or nowhere, so the two cannot be told apart by timing.
+    pub async fn get_job(&self, account: AccountId, id: JobId) -> Result<JobLookup, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs WHERE id = $1"
+            " FROM jobs WHERE id = $1 AND account_id = $2"
         ))
         .bind(id.as_uuid())
+        .bind(account.as_uuid())
         .fetch_optional(&self.reads)
         .await?;
-        row.as_ref().map(decode_job).transpose()
+        match row {
+            Some(row) => Ok(JobLookup::Found(decode_job(&row)?)),
+            None => Ok(JobLookup::NotFound {
+                foreign: self.exists_anywhere(id).await?,
+            }),
+        }
+    }
+
+    async fn exists_anywhere(&self, id: JobId) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)")
+                .bind(id.as_uuid())
+                .fetch_one(&self.reads)
+                .await?,
+        )
+    }
+
+    /// A page of `account`'s jobs, newest first (ids are UUIDv7, so by id), optionally only
+    /// those with `status`, starting after the job `before`.
+    pub async fn list_jobs(
+        &self,
+        account: AccountId,
+        status: Option<JobStatus>,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<JobPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM jobs
+             WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
+               AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC
+             LIMIT $4"
+        ))
+        .bind(account.as_uuid())
+        .bind(status.map(|s| s.as_str()))
+        .bind(before.map(|b| b.as_uuid()))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reads)
+        .await?;
+        let mut jobs = rows.iter().map(decode_job).collect::<Result<Vec<_>, _>>()?;
+        let next_before = if jobs.len() > limit as usize {
+            jobs.truncate(limit as usize);
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next_before })
     }
 }
 
@@ -212,5 +401,6 @@ fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
         finished_at: row.try_get("finished_at")?,
         error,
         result: row.try_get("result")?,
+        purged_at: row.try_get("purged_at")?,
     })
 }

@@ -1,10 +1,21 @@
-//! API keys: creation (only the hash is stored), listing, revocation, lookup by public prefix,
-//! and admission of a request against the key's token bucket and daily quota.
+//! API keys: creation (only the hash is stored) in an existing or a new account, listing,
+//! revocation, lookup by public prefix, and admission of a request against the key's token
+//! bucket (the daily quotas are charged when a job is accepted: see `jobs.rs`).
 
+use crate::accounts::NewAccount;
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use imgmeta_domain::{AccountId, ScopeSet};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+
+/// The account a new key joins.
+#[derive(Debug, Clone)]
+pub enum KeyAccount {
+    Existing(AccountId),
+    /// A new account, created in the same transaction as the key.
+    New(NewAccount),
+}
 
 /// A key about to be stored. The caller generated it and shows it once; we keep its hash.
 #[derive(Debug, Clone)]
@@ -14,6 +25,8 @@ pub struct NewApiKey {
     pub name: String,
     pub rate_per_minute: u32,
     pub daily_quota: u32,
+    pub scopes: ScopeSet,
+    pub account: KeyAccount,
 }
 
 /// A stored key as operators see it (never the secret, never the hash).
@@ -22,8 +35,12 @@ pub struct ApiKeyRecord {
     pub id: i64,
     pub prefix: String,
     pub name: String,
+    pub account_id: AccountId,
+    pub scopes: ScopeSet,
     pub rate_per_minute: u32,
     pub daily_quota: u32,
+    /// Accepted submissions with this key today (UTC).
+    pub used_today: u32,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -34,6 +51,18 @@ pub struct KeyLookup {
     pub id: i64,
     pub hash: Vec<u8>,
     pub revoked: bool,
+    pub account_id: AccountId,
+    pub scopes: ScopeSet,
+}
+
+/// The outcome of revoking a key within an account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revoked {
+    Revoked(ApiKeyRecord),
+    /// No key with this prefix in the account; `foreign` when one exists in another account.
+    NotFound {
+        foreign: bool,
+    },
 }
 
 /// Whether a request may go ahead, with what the `RateLimit-*` headers report.
@@ -65,20 +94,58 @@ pub enum AdmissionOutcome {
 
 macro_rules! key_columns {
     () => {
-        "id, prefix, name, rate_per_minute, daily_quota, created_at, revoked_at"
+        "id, prefix, name, account_id, scopes, rate_per_minute, daily_quota, created_at, revoked_at,
+         CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
+             AS used_today"
     };
 }
 
 impl Store {
-    /// Stores a new key with a full bucket. `None` if a key with this prefix exists already
-    /// (one chance in 62^8 per pair of keys): the caller generates another.
+    /// Stores a new key with a full bucket, creating its account first when asked to (in the
+    /// same transaction). `None` if a key with this prefix exists already (one chance in 62^8
+    /// per pair of keys): the caller generates another. `Err(StoreError::NoSuchAccount)` when
+    /// the existing account named does not exist.
     pub async fn create_api_key(
         &self,
         key: &NewApiKey,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let account_id = match &key.account {
+            KeyAccount::Existing(id) => {
+                let exists: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
+                        .bind(id.as_uuid())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if !exists {
+                    return Err(StoreError::NoSuchAccount);
+                }
+                *id
+            }
+            KeyAccount::New(account) => {
+                let id = AccountId::new();
+                sqlx::query(
+                    "INSERT INTO accounts (id, name, daily_quota, retention_days, redact_gps)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id.as_uuid())
+                .bind(account.name.as_str())
+                .bind(to_i32(account.daily_quota))
+                .bind(to_i32(
+                    account
+                        .retention_days
+                        .clamp(1, crate::accounts::MAX_RETENTION_DAYS),
+                ))
+                .bind(account.redact_gps)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
         let row = sqlx::query(concat!(
-            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota, tokens)
-             VALUES ($1, $2, $3, $4, $5, $4)
+            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota, tokens,
+                                   account_id, scopes)
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7)
              ON CONFLICT (prefix) DO NOTHING
              RETURNING ",
             key_columns!()
@@ -88,9 +155,17 @@ impl Store {
         .bind(&key.name)
         .bind(to_i32(key.rate_per_minute))
         .bind(to_i32(key.daily_quota))
-        .fetch_optional(&self.pool)
+        .bind(account_id.as_uuid())
+        .bind(key.scopes.as_strs())
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(decode_key).transpose()
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let record = decode_key(&row)?;
+        tx.commit().await?;
+        Ok(Some(record))
     }
 
     /// Every key, oldest first, revoked ones included.
@@ -103,6 +178,63 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(decode_key).collect()
+    }
+
+    /// The keys of one account, oldest first, revoked ones included.
+    pub async fn list_account_keys(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE account_id = $1 ORDER BY id"
+        ))
+        .bind(account.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_key).collect()
+    }
+
+    /// The key with this id, for `GET /v1/account` (its own key's usage).
+    pub async fn get_api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reads)
+        .await?;
+        row.as_ref().map(decode_key).transpose()
+    }
+
+    /// Revokes the key with this prefix if it belongs to `account`. Both outcomes of a miss cost
+    /// the same two statements, so a foreign key cannot be told from a missing one by timing.
+    pub async fn revoke_account_key(
+        &self,
+        account: AccountId,
+        prefix: &str,
+    ) -> Result<Revoked, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+             WHERE prefix = $1 AND account_id = $2
+             RETURNING ",
+            key_columns!()
+        ))
+        .bind(prefix)
+        .bind(account.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Revoked::Revoked(decode_key(&row)?));
+        }
+        let foreign: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE prefix = $1)")
+                .bind(prefix)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Revoked::NotFound { foreign })
     }
 
     /// Keys not revoked; `imgmeta up` creates one when there are none.
@@ -131,38 +263,43 @@ impl Store {
     /// The key a presented prefix names, for the caller to compare hashes in constant time.
     pub async fn find_api_key(&self, prefix: &str) -> Result<Option<KeyLookup>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE prefix = $1",
+            "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked, account_id, scopes
+             FROM api_keys WHERE prefix = $1",
         )
         .bind(prefix)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
+            let id: i64 = row.try_get("id")?;
             Ok(KeyLookup {
-                id: row.try_get("id")?,
+                id,
                 hash: row.try_get("key_hash")?,
                 revoked: row.try_get("revoked")?,
+                account_id: AccountId::from_uuid(row.try_get("account_id")?),
+                scopes: decode_scopes(id, &row)?,
             })
         })
         .transpose()
     }
 
-    /// Takes one token from the key's bucket and, when `counts_towards_quota`, one unit of its
-    /// daily quota; nothing is taken when the request is refused. The row is locked for the
-    /// decision, so concurrent requests on any number of API replicas share one bucket.
-    pub async fn admit(
-        &self,
-        key_id: i64,
-        counts_towards_quota: bool,
-    ) -> Result<Admission, StoreError> {
+    /// Takes one token from the key's bucket; nothing is taken when the request is refused. A
+    /// submission (`checks_quota`) is refused early when the key's or its account's daily quota
+    /// is already used up; the quotas themselves are charged only when a job is accepted. The
+    /// row is locked for the decision, so concurrent requests on any number of API replicas
+    /// share one bucket.
+    pub async fn admit(&self, key_id: i64, checks_quota: bool) -> Result<Admission, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT rate_per_minute, daily_quota, tokens,
                     greatest(extract(epoch FROM now() - tokens_at)::float8, 0) AS elapsed_secs,
                     CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
                         AS quota_used,
+                    (SELECT CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date
+                                 THEN a.quota_used ELSE 0 END >= a.daily_quota
+                     FROM accounts a WHERE a.id = api_keys.account_id) AS account_quota_used_up,
                     extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
                         + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
-             FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
+             FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE OF api_keys",
         )
         .bind(key_id)
         .fetch_optional(&mut *tx)
@@ -184,46 +321,41 @@ impl Store {
         }
         .refilled(row.try_get("elapsed_secs")?);
         let quota_used: i32 = row.try_get("quota_used")?;
+        let account_quota_used_up: Option<bool> = row.try_get("account_quota_used_up")?;
         let secs_to_midnight: f64 = row.try_get("secs_to_midnight")?;
-        let (outcome, bucket, quota_used) = if bucket.tokens < 1.0 {
+        let (outcome, bucket) = if bucket.tokens < 1.0 {
             let retry = bucket.secs_until(1.0).ceil().max(1.0) as u64;
             (
                 AdmissionOutcome::RateLimited {
                     retry_after_secs: retry,
                 },
                 bucket,
-                quota_used,
             )
-        } else if counts_towards_quota && quota_used >= quota {
+        } else if checks_quota && (quota_used >= quota || account_quota_used_up == Some(true)) {
+            // A refused submission still costs a token, so a client cannot hammer at will.
             let retry = secs_to_midnight.ceil().max(1.0) as u64;
+            let taken = Bucket {
+                tokens: bucket.tokens - 1.0,
+                ..bucket
+            };
             (
                 AdmissionOutcome::QuotaExceeded {
                     retry_after_secs: retry,
                 },
-                bucket,
-                quota_used,
+                taken,
             )
         } else {
             let taken = Bucket {
                 tokens: bucket.tokens - 1.0,
                 ..bucket
             };
-            (
-                AdmissionOutcome::Allowed,
-                taken,
-                quota_used + i32::from(counts_towards_quota),
-            )
+            (AdmissionOutcome::Allowed, taken)
         };
-        sqlx::query(
-            "UPDATE api_keys SET tokens = $2, tokens_at = now(), quota_used = $3,
-                    quota_day = (now() AT TIME ZONE 'UTC')::date
-             WHERE id = $1",
-        )
-        .bind(key_id)
-        .bind(bucket.tokens)
-        .bind(quota_used)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE api_keys SET tokens = $2, tokens_at = now() WHERE id = $1")
+            .bind(key_id)
+            .bind(bucket.tokens)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Admission {
             outcome,
@@ -256,19 +388,32 @@ impl Bucket {
     }
 }
 
-fn to_i32(n: u32) -> i32 {
+pub(crate) fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+fn decode_scopes(id: i64, row: &PgRow) -> Result<ScopeSet, StoreError> {
+    let scopes: Vec<String> = row.try_get("scopes")?;
+    ScopeSet::parse(&scopes).map_err(|e| StoreError::CorruptKey {
+        id,
+        reason: e.message,
+    })
+}
+
 fn decode_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let id: i64 = row.try_get("id")?;
     let rate: i32 = row.try_get("rate_per_minute")?;
     let quota: i32 = row.try_get("daily_quota")?;
+    let used: i32 = row.try_get("used_today")?;
     Ok(ApiKeyRecord {
-        id: row.try_get("id")?,
+        id,
         prefix: row.try_get("prefix")?,
         name: row.try_get("name")?,
+        account_id: AccountId::from_uuid(row.try_get("account_id")?),
+        scopes: decode_scopes(id, row)?,
         rate_per_minute: rate.max(0) as u32,
         daily_quota: quota.max(0) as u32,
+        used_today: used.max(0) as u32,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })

@@ -4,6 +4,7 @@
 //! delivery can never run a job twice at the same time, and every write that ends a run is
 //! guarded by the attempt number that run was given.
 
+mod accounts;
 mod database;
 mod error;
 mod host_limits;
@@ -12,9 +13,16 @@ mod keys;
 pub mod outbox;
 mod runs;
 
+pub use accounts::{
+    AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
+};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
-pub use jobs::{Cancelled, Idempotency, JobRecord, NewJob, Submitted};
-pub use keys::{Admission, AdmissionOutcome, ApiKeyRecord, KeyLookup, NewApiKey};
+pub use jobs::{
+    Cancelled, Idempotency, JobLookup, JobPage, JobRecord, NewJob, Owner, PurgeOutcome, Submitted,
+};
+pub use keys::{
+    Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, NewApiKey, Revoked,
+};
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;

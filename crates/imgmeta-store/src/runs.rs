@@ -12,8 +12,13 @@ use std::time::Duration;
 /// What happened when a worker tried to claim a job for a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// The caller now owns run number `attempt` until its lease expires.
-    Claimed { attempt: i32, spec: JobSpec },
+    /// The caller now owns run number `attempt` until its lease expires. `redact_gps`: the
+    /// job's account stores no GPS coordinates.
+    Claimed {
+        attempt: i32,
+        spec: JobSpec,
+        redact_gps: bool,
+    },
     /// The job already ended; a late or duplicate message can be dropped.
     Finished(JobStatus),
     /// Another run holds a valid lease on it.
@@ -39,7 +44,9 @@ impl Store {
                     lease_until = now() + $2, worker_id = $3, updated_at = now()
              WHERE id = $1 AND (status = 'queued'
                    OR (status = 'running' AND lease_until < now() AND attempts < $4))
-             RETURNING attempts, url, tasks, min_score, id",
+             RETURNING attempts, url, tasks, min_score, id,
+                       (SELECT redact_gps FROM accounts WHERE accounts.id = jobs.account_id)
+                           AS redact_gps",
         )
         .bind(id.as_uuid())
         .bind(lease)
@@ -48,9 +55,12 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = claimed {
+            let redact_gps: Option<bool> = row.try_get("redact_gps")?;
             return Ok(Claim::Claimed {
                 attempt: row.try_get("attempts")?,
                 spec: decode_spec(&row)?,
+                // Unknowable only if the account vanished: then store nothing personal.
+                redact_gps: redact_gps.unwrap_or(true),
             });
         }
         let poisoned = sqlx::query(

@@ -24,6 +24,13 @@ pub const JOBS_FAILED: &str = "imgmeta_jobs_failed_total";
 pub const JOBS_RETRIED: &str = "imgmeta_jobs_retried_total";
 /// Counter: jobs cancelled by their clients.
 pub const JOBS_CANCELLED: &str = "imgmeta_jobs_cancelled_total";
+/// Counter: job results erased, by `reason` (`request`, `retention`).
+pub const JOBS_PURGED: &str = "imgmeta_jobs_purged_total";
+/// Counter: requests naming an object (`object`: job, key) that exists only in another account,
+/// answered as if it did not exist.
+pub const CROSS_ACCOUNT_MISSES: &str = "imgmeta_cross_account_misses_total";
+/// Counter: requests refused because the key lacks a scope, by the missing `scope`.
+pub const INSUFFICIENT_SCOPE: &str = "imgmeta_insufficient_scope_total";
 /// Counter: requests answered with an error (refused submissions among them), by error `code`.
 pub const REQUEST_ERRORS: &str = "imgmeta_request_errors_total";
 /// Gauge: jobs running in this worker process.
@@ -73,6 +80,15 @@ fn describe() {
         "HTTP request latency"
     );
     describe_counter!(JOBS_SUBMITTED, "jobs accepted");
+    describe_counter!(JOBS_PURGED, "job results erased, by reason");
+    describe_counter!(
+        CROSS_ACCOUNT_MISSES,
+        "requests for another account's object, answered as not found"
+    );
+    describe_counter!(
+        INSUFFICIENT_SCOPE,
+        "requests refused for a missing key scope, by scope"
+    );
     describe_counter!(JOBS_SUCCEEDED, "jobs that succeeded");
     describe_counter!(JOBS_FAILED, "jobs that failed, by error code");
     describe_counter!(

@@ -42,7 +42,7 @@ pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: Ca
 }
 
 async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: CancellationToken) {
-    let Some((attempt, spec)) = claim(shared, delivery, id, &hand_back).await else {
+    let Some((attempt, spec, redact_gps)) = claim(shared, delivery, id, &hand_back).await else {
         return;
     };
     tracing::Span::current().record("attempt", attempt);
@@ -69,6 +69,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     let request = Request {
         tasks: spec.tasks.clone(),
         min_score: spec.min_score,
+        redact_gps,
     };
     let result = tokio::select! {
         result = shared.analyzer.analyze_url(&spec.url, &request) => Some(result),
@@ -149,7 +150,7 @@ async fn claim(
     delivery: &JobDelivery,
     id: JobId,
     hand_back: &CancellationToken,
-) -> Option<(i32, JobSpec)> {
+) -> Option<(i32, JobSpec, bool)> {
     loop {
         let Some(claim) = persist(hand_back, || {
             shared
@@ -164,7 +165,11 @@ async fn claim(
             return None;
         };
         match claim {
-            Claim::Claimed { attempt, spec } => return Some((attempt, spec)),
+            Claim::Claimed {
+                attempt,
+                spec,
+                redact_gps,
+            } => return Some((attempt, spec, redact_gps)),
             Claim::Finished(status) => {
                 tracing::info!(
                     status = status.as_str(),

@@ -1,16 +1,20 @@
-//! `POST /v1/jobs` and `GET /v1/jobs/{id}`.
+//! `POST /v1/jobs`, `GET /v1/jobs` (the account's jobs), `GET /v1/jobs/{id}` and
+//! `DELETE /v1/jobs/{id}` (cancel, or `?purge=true` to erase the result). Every lookup is
+//! within the caller's account: another account's id is answered exactly as a missing one.
 
+use crate::auth::Caller;
+use crate::resource::JobSummary;
 use crate::submit::{Accepted, submit as submit_job};
 use crate::{ApiError, AppState, JobResource};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use imgmeta_domain::{ErrorCode, ImageUrl, JobId, JobSpec, MinScore, TaskSet};
-use imgmeta_store::{Cancelled, Idempotency};
-use serde::Deserialize;
+use axum::{Extension, Json};
+use imgmeta_domain::{ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, TaskSet};
+use imgmeta_store::{Cancelled, Idempotency, JobLookup, PurgeOutcome};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Deserialize)]
@@ -46,9 +50,11 @@ impl SubmitRequest {
 
 pub(super) async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::JobsWrite)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             super::payload_too_large()
@@ -90,7 +96,7 @@ pub(super) async fn submit(
         tracing::info!(kind = "security", event = "validation_failed", code = %e.code, "submission rejected");
     })?;
     let idempotency = idempotency(&headers, &spec)?;
-    let (job, replayed) = match submit_job(&state, spec, idempotency).await? {
+    let (job, replayed) = match submit_job(&state, &caller, spec, idempotency).await? {
         Accepted::Created(job) => (JobResource::from(job), false),
         Accepted::Replayed(job) => (JobResource::from(job), true),
     };
@@ -132,13 +138,38 @@ fn idempotency(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<Idempotency
     }))
 }
 
-/// `DELETE /v1/jobs/{id}`: cancels a job that has not finished.
+/// `DELETE /v1/jobs/{id}`: cancels a job that has not finished; with `?purge=true`, erases its
+/// result (cancelling it first if it is still live) and keeps a tombstone.
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<JobResource>, ApiError> {
+    caller.require(Scope::JobsWrite)?;
+    let purge = purge_requested(query.as_deref())?;
     let id = JobId::parse(&raw_id)?;
-    match state.store.cancel(id).await? {
+    if purge {
+        return match state.store.purge(caller.account, id).await? {
+            PurgeOutcome::Purged(job) => {
+                metrics::counter!(imgmeta_telemetry::JOBS_PURGED, "reason" => "request")
+                    .increment(1);
+                tracing::info!(
+                    kind = "security",
+                    event = "results_purged",
+                    reason = "request",
+                    key.prefix = %caller.key_prefix(),
+                    account.id = %caller.account,
+                    job.id = %id,
+                    jobs = 1,
+                    "job result purged on request"
+                );
+                Ok(Json(job.into()))
+            }
+            PurgeOutcome::NotFound { foreign } => Err(not_found(&caller, id, foreign)),
+        };
+    }
+    match state.store.cancel(caller.account, id).await? {
         Cancelled::Cancelled(job) => {
             metrics::counter!(imgmeta_telemetry::JOBS_CANCELLED).increment(1);
             tracing::info!(kind = "analytics", event = "job_cancelled", job.id = %id, "job cancelled");
@@ -147,21 +178,115 @@ pub(super) async fn cancel(
         Cancelled::AlreadyFinished(job) => Err(ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::JobAlreadyFinished,
-            format!("job {id} already ended as {}", job.status.as_str()),
+            format!(
+                "job {id} already ended as {}; DELETE with ?purge=true erases its result",
+                job.status.as_str()
+            ),
         )),
-        Cancelled::NotFound => Err(ApiError::not_found(id)),
+        Cancelled::NotFound { foreign } => Err(not_found(&caller, id, foreign)),
     }
+}
+
+/// `purge=true|false` is the only query parameter `DELETE` takes.
+fn purge_requested(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut purge = false;
+    for (name, value) in form_pairs(query) {
+        match (name.as_str(), value.as_str()) {
+            ("purge", "true" | "1") => purge = true,
+            ("purge", "false" | "0") => purge = false,
+            _ => {
+                return Err(invalid_query(
+                    "DELETE takes only purge=true or purge=false".to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(purge)
 }
 
 pub(super) async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(raw_id): Path<String>,
 ) -> Result<Json<JobResource>, ApiError> {
+    caller.require(Scope::JobsRead)?;
     let id = JobId::parse(&raw_id)?;
-    let job = state
+    match state.store.get_job(caller.account, id).await? {
+        JobLookup::Found(job) => Ok(Json(job.into())),
+        JobLookup::NotFound { foreign } => Err(not_found(&caller, id, foreign)),
+    }
+}
+
+/// The one answer for a job the caller may not see, whether it exists elsewhere or nowhere.
+pub(crate) fn not_found(caller: &Caller, id: JobId, foreign: bool) -> ApiError {
+    if foreign {
+        caller.cross_account_miss("job", &id);
+    }
+    ApiError::not_found(id)
+}
+
+/// Most jobs one page of `GET /v1/jobs` holds.
+const MAX_PAGE: u32 = 100;
+
+#[derive(Debug, Serialize)]
+pub(super) struct JobList {
+    jobs: Vec<JobSummary>,
+    /// The `before` cursor of the next page; `null` on the last one.
+    next_before: Option<JobId>,
+}
+
+/// `GET /v1/jobs?status=&limit=&before=`: the account's jobs, newest first, without results.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobList>, ApiError> {
+    caller.require(Scope::JobsRead)?;
+    let (mut status, mut before, mut limit) = (None, None, 20);
+    for (name, value) in form_pairs(query.as_deref()) {
+        match name.as_str() {
+            "status" => status = Some(JobStatus::parse(&value).ok_or_else(|| {
+                invalid_query(format!(
+                    "unknown status {value:?}; one of queued, running, succeeded, failed, cancelled"
+                ))
+            })?),
+            "before" => {
+                before = Some(
+                    JobId::parse(&value)
+                        .map_err(|_| invalid_query("before must be a job id".to_owned()))?,
+                )
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))?
+            }
+            other => {
+                return Err(invalid_query(format!(
+                    "unknown parameter {:?}; known: status, before, limit",
+                    imgmeta_auth::clean(other)
+                )));
+            }
+        }
+    }
+    let page = state
         .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(id))?;
-    Ok(Json(job.into()))
+        .list_jobs(caller.account, status, before, limit)
+        .await?;
+    Ok(Json(JobList {
+        jobs: page.jobs.into_iter().map(JobSummary::from).collect(),
+        next_before: page.next_before,
+    }))
+}
+
+fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn invalid_query(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, message)
 }

@@ -3,27 +3,33 @@
 //! It submits a job like `/v1/jobs` and then waits, up to the configured time, for the job to
 //! end: `200` with the finished job, or `202` with the job still in progress.
 
+use crate::auth::Caller;
 use crate::submit::{Accepted, submit as submit_job};
 use crate::{ApiError, AppState, JobResource};
-use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, TaskSet};
+use axum::{Extension, Json};
+use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, Scope, TaskSet};
+use imgmeta_store::JobLookup;
 use std::time::Duration;
 use tokio::time::Instant;
 
 pub(super) async fn img(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     OriginalUri(uri): OriginalUri,
 ) -> Result<impl IntoResponse, ApiError> {
+    // It submits and answers with the result: both scopes.
+    caller.require(Scope::JobsWrite)?;
+    caller.require(Scope::JobsRead)?;
     let raw = legacy_url(uri.query().unwrap_or(""))?;
     let spec = JobSpec {
         url: ImageUrl::parse(&raw)?,
         tasks: TaskSet::all(),
         min_score: MinScore::DEFAULT,
     };
-    let mut job = match submit_job(&state, spec, None).await? {
+    let mut job = match submit_job(&state, &caller, spec, None).await? {
         Accepted::Created(job) | Accepted::Replayed(job) => job,
     };
     let deadline = Instant::now() + state.legacy_wait;
@@ -31,11 +37,12 @@ pub(super) async fn img(
     while !job.status.is_terminal() && Instant::now() < deadline {
         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_millis(500));
-        job = state
-            .store
-            .get_job(job.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(job.id))?;
+        job = match state.store.get_job(caller.account, job.id).await? {
+            JobLookup::Found(job) => job,
+            // Job rows are never deleted (a purge keeps a tombstone), so this is a race with
+            // an operator removing rows by hand.
+            JobLookup::NotFound { .. } => return Err(ApiError::not_found(job.id)),
+        };
     }
     let status = if job.status.is_terminal() {
         StatusCode::OK

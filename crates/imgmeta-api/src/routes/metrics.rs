@@ -27,7 +27,7 @@ pub(super) async fn record(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
@@ -49,6 +49,24 @@ pub(super) async fn record(request: Request, next: Next) -> Response {
     metrics::histogram!(imgmeta_telemetry::HTTP_DURATION, "route" => route, "method" => method)
         .record(elapsed.as_secs_f64());
     response
+}
+
+/// The `method` label: one of the standard methods, else `other`, so invented methods cannot
+/// grow the label set.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// One line per refused request. The message is left out: it can quote the client's input.
@@ -82,6 +100,24 @@ fn log_refusal(
             code,
             duration_ms,
             "request refused"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let invented = Method::from_bytes("X".repeat(2000).as_bytes()).unwrap();
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"get").unwrap()),
+            "other",
+            "methods are case-sensitive"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The route table, body limits and the JSON fallbacks for unknown routes and methods.
 
+mod account;
 mod health;
 mod jobs;
 mod legacy;
@@ -9,7 +10,7 @@ use crate::{ApiError, AppState};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use imgmeta_domain::ErrorCode;
 use tower_http::trace::TraceLayer;
 
@@ -27,8 +28,14 @@ pub(crate) fn payload_too_large() -> ApiError {
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/account", get(account::get))
+        .route(
+            "/v1/account/keys",
+            get(account::list_keys).post(account::create_key),
+        )
+        .route("/v1/account/keys/{prefix}", delete(account::revoke_key))
         .route("/img", post(legacy::img))
         // Everything above needs an API key; sign-up and health checks below do not.
         .route_layer(axum::middleware::from_fn_with_state(

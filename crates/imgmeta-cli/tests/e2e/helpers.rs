@@ -108,11 +108,12 @@ impl TestApp {
         // Authentication stays on, as in production; the key is generous so no test is throttled.
         let api_key = imgmeta_api::issue_key(
             &store,
-            &imgmeta_api::KeyRequest {
-                name: "e2e".into(),
-                rate_per_minute: 1_000_000,
-                daily_quota: 1_000_000_000,
-            },
+            &imgmeta_api::KeyRequest::in_new_account(
+                imgmeta_domain::Name::parse("e2e").unwrap(),
+                1_000_000,
+                1_000_000_000,
+                30,
+            ),
             "test",
         )
         .await

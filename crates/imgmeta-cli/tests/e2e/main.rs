@@ -9,5 +9,6 @@ mod observability;
 mod processes;
 mod reliability;
 mod security;
+mod tenancy;
 mod traces;
 mod validation;

@@ -22,11 +22,12 @@ fn store_of(app: &TestApp) -> Store {
 }
 
 async fn key_with(app: &TestApp, rate_per_minute: u32, daily_quota: u32) -> String {
-    let request = KeyRequest {
-        name: "security test".into(),
+    let request = KeyRequest::in_new_account(
+        imgmeta_domain::Name::parse("security test").unwrap(),
         rate_per_minute,
         daily_quota,
-    };
+        30,
+    );
     issue_key(&store_of(app), &request, "test")
         .await
         .unwrap()

@@ -1,0 +1,200 @@
+//! The caller's own account: `GET /v1/account` (limits and today's usage) and its keys,
+//! `GET/POST /v1/account/keys` and `DELETE /v1/account/keys/{prefix}` (scope `keys:manage`).
+
+use crate::auth::Caller;
+use crate::keys::{KeyRequest, KeyView, invalid_key_request, issue_key, log_key_event, positive};
+use crate::{ApiError, AppState};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use chrono::{DateTime, NaiveDate, Utc};
+use imgmeta_auth::KeyPrefix;
+use imgmeta_domain::{AccountId, ErrorCode, Name, Scope, ScopeSet};
+use imgmeta_store::{KeyAccount, Revoked};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize)]
+pub(super) struct AccountView {
+    id: AccountId,
+    name: String,
+    created_at: DateTime<Utc>,
+    limits: Limits,
+    usage: Usage,
+    /// The key this request was made with (absent when authentication is disabled).
+    key: Option<KeyView>,
+}
+
+#[derive(Debug, Serialize)]
+struct Limits {
+    /// Accepted submissions per UTC day, all the account's keys together.
+    daily_quota: u32,
+    /// Days a finished job's result is kept before it is purged.
+    retention_days: u32,
+    /// Whether GPS coordinates are left out of every stored result.
+    redact_gps: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Usage {
+    /// The UTC day counted.
+    day: NaiveDate,
+    submissions: u32,
+    remaining: u32,
+}
+
+/// `GET /v1/account`: any valid key may read its own account.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<AccountView>, ApiError> {
+    let account = state
+        .store
+        .get_account(caller.account)
+        .await?
+        .ok_or_else(|| {
+            // The key's account row is referenced by a foreign key: this cannot happen
+            // unless the database was edited by hand.
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the key's account is missing",
+            )
+        })?;
+    let key = match &caller.key {
+        Some(key) => state.store.get_api_key(key.id).await?.map(KeyView::from),
+        None => None,
+    };
+    Ok(Json(AccountView {
+        id: account.id,
+        name: account.name,
+        created_at: account.created_at,
+        limits: Limits {
+            daily_quota: account.daily_quota,
+            retention_days: account.retention_days,
+            redact_gps: account.redact_gps,
+        },
+        usage: Usage {
+            day: account.day,
+            submissions: account.used_today,
+            remaining: account.daily_quota.saturating_sub(account.used_today),
+        },
+        key,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct KeyList {
+    keys: Vec<KeyView>,
+}
+
+/// `GET /v1/account/keys`: the account's keys, revoked ones included.
+pub(super) async fn list_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<KeyList>, ApiError> {
+    caller.require(Scope::KeysManage)?;
+    let keys = state.store.list_account_keys(caller.account).await?;
+    Ok(Json(KeyList {
+        keys: keys.into_iter().map(KeyView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    scopes: Option<Vec<String>>,
+    rate_per_minute: Option<u32>,
+    daily_quota: Option<u32>,
+}
+
+/// `POST /v1/account/keys`: a new key in the caller's account. Its limits default to, and may
+/// not exceed, the creating key's own (a key cannot mint a faster one); with authentication
+/// disabled, the operator defaults.
+pub(super) async fn create_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::KeysManage)?;
+    let body: CreateBody = serde_json::from_slice(&body).map_err(|e| {
+        invalid_key_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
+    })?;
+    let name = Name::parse(&body.name).map_err(|e| invalid_key_request(e.code, e.message))?;
+    let scopes = match &body.scopes {
+        Some(scopes) => {
+            ScopeSet::parse(scopes).map_err(|e| invalid_key_request(e.code, e.message))?
+        }
+        None => ScopeSet::default_for_keys(),
+    };
+    let creator = match &caller.key {
+        Some(key) => state.store.get_api_key(key.id).await?.map(KeyView::from),
+        None => None,
+    };
+    let (max_rate, max_quota) = match &creator {
+        Some(key) => (key.rate_per_minute, key.daily_quota),
+        None => (
+            state.security.default_rate_per_minute,
+            state.security.default_daily_quota,
+        ),
+    };
+    let rate_per_minute = positive("rate_per_minute", body.rate_per_minute, max_rate)?;
+    let daily_quota = positive("daily_quota", body.daily_quota, max_quota)?;
+    for (field, asked, max) in [
+        ("rate_per_minute", rate_per_minute, max_rate),
+        ("daily_quota", daily_quota, max_quota),
+    ] {
+        if asked > max {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::LimitTooHigh,
+                format!("{field} may not exceed the creating key's own ({max})"),
+            ));
+        }
+    }
+    let request = KeyRequest {
+        name,
+        rate_per_minute,
+        daily_quota,
+        scopes,
+        account: KeyAccount::Existing(caller.account),
+    };
+    let issued = issue_key(&state.store, &request, "account").await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// `DELETE /v1/account/keys/{prefix}`: revokes one of the account's keys (possibly the one
+/// making the request). Another account's prefix is answered exactly as a missing one.
+pub(super) async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(raw_prefix): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    caller.require(Scope::KeysManage)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::KeyNotFound,
+            "no key with this prefix in this account",
+        )
+    };
+    let prefix = KeyPrefix::parse(raw_prefix.trim()).map_err(|_| not_found())?;
+    match state
+        .store
+        .revoke_account_key(caller.account, prefix.as_str())
+        .await?
+    {
+        Revoked::Revoked(record) => {
+            log_key_event("key_revoked", &record, "account");
+            Ok(Json(record.into()))
+        }
+        Revoked::NotFound { foreign } => {
+            if foreign {
+                caller.cross_account_miss("key", &prefix);
+            }
+            Err(not_found())
+        }
+    }
+}
