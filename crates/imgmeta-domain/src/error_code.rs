@@ -27,6 +27,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     UriTooLong,
     RequestTimeout,
+    /// The client closed the connection before its request was read (logged, never sent).
+    ClientClosed,
+    DuplicateHeader,
+    HeadersTooLarge,
+    BadRequest,
     // Access control and limits (API).
     Unauthorized,
     Forbidden,
@@ -48,6 +53,9 @@ pub enum ErrorCode {
     Timeout,
     TooLarge,
     TooManyRedirects,
+    /// The image host's fetch schedule is full for longer than a worker may wait: the job is
+    /// tried again later.
+    HostRateLimited,
     BlockedDestination,
     BlockedDomain,
     // Decoding and analysing.
@@ -57,6 +65,8 @@ pub enum ErrorCode {
     ImageTooLarge,
     ModelUnavailable,
     InferenceFailed,
+    /// The result would exceed the stored result's size limit.
+    ResultTooLarge,
     // Job lifecycle.
     Poison,
     Cancelled,
@@ -84,6 +94,10 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UriTooLong => "uri_too_long",
             Self::RequestTimeout => "request_timeout",
+            Self::ClientClosed => "client_closed",
+            Self::DuplicateHeader => "duplicate_header",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::InsufficientScope => "insufficient_scope",
@@ -102,6 +116,7 @@ impl ErrorCode {
             Self::Timeout => "timeout",
             Self::TooLarge => "too_large",
             Self::TooManyRedirects => "too_many_redirects",
+            Self::HostRateLimited => "host_rate_limited",
             Self::BlockedDestination => "blocked_destination",
             Self::BlockedDomain => "blocked_domain",
             Self::NotAnImage => "not_an_image",
@@ -110,6 +125,7 @@ impl ErrorCode {
             Self::ImageTooLarge => "image_too_large",
             Self::ModelUnavailable => "model_unavailable",
             Self::InferenceFailed => "inference_failed",
+            Self::ResultTooLarge => "result_too_large",
             Self::Poison => "poison",
             Self::Cancelled => "cancelled",
         }
@@ -127,6 +143,7 @@ impl ErrorCode {
                 | Self::ServiceUnavailable
                 | Self::Internal
                 | Self::ModelUnavailable
+                | Self::HostRateLimited
         )
     }
 }
@@ -187,6 +204,12 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::QuotaExceeded,
             ErrorCode::TooManyRequestsInFlight,
+            ErrorCode::ClientClosed,
+            ErrorCode::DuplicateHeader,
+            ErrorCode::HeadersTooLarge,
+            ErrorCode::BadRequest,
+            ErrorCode::HostRateLimited,
+            ErrorCode::ResultTooLarge,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
