@@ -42,6 +42,9 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// Reuse this database (of another TestApp) instead of creating a fresh one.
     pub database: Option<String>,
+    /// Authenticate with this key (e.g. another TestApp's, to see its account's jobs) instead
+    /// of a new key in a new account.
+    pub api_key: Option<String>,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             amqp_url: None,
             env: Vec::new(),
             database: None,
+            api_key: None,
         }
     }
 }
@@ -106,19 +110,24 @@ impl TestApp {
             .await
             .expect("migrating a fresh database");
         // Authentication stays on, as in production; the key is generous so no test is throttled.
-        let api_key = imgmeta_api::issue_key(
-            &store,
-            &imgmeta_api::KeyRequest::in_new_account(
-                imgmeta_domain::Name::parse("e2e").unwrap(),
-                1_000_000,
-                1_000_000_000,
-                30,
-            ),
-            "test",
-        )
-        .await
-        .expect("creating the test key")
-        .key;
+        let api_key = match options.api_key {
+            Some(key) => key,
+            None => {
+                imgmeta_api::issue_key(
+                    &store,
+                    &imgmeta_api::KeyRequest::in_new_account(
+                        imgmeta_domain::Name::parse("e2e").unwrap(),
+                        1_000_000,
+                        1_000_000_000,
+                        30,
+                    ),
+                    "test",
+                )
+                .await
+                .expect("creating the test key")
+                .key
+            }
+        };
         let shutdown = CancellationToken::new();
         let worker_shutdown = CancellationToken::new();
         let api = imgmeta_cli::serve::start_api(&settings, store.clone(), shutdown.clone())

@@ -178,6 +178,7 @@ async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog()
     // job runs.
     let up = TestApp::spawn_with(Options {
         database: Some(down.db_name.clone()),
+        api_key: Some(down.api_key.clone()),
         env: vec![("IMGMETA_QUEUE", down.settings.queue_prefix.clone())],
         ..Default::default()
     })
