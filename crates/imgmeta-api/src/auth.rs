@@ -143,6 +143,16 @@ pub(crate) async fn require_key(
     };
     // Submissions are checked against the daily quotas; everything else only against the
     // rate limit.
+    // One key may hold only its share of the requests in flight, so a client that opens many
+    // slow requests starves itself, not the others.
+    let limit = state.security.max_in_flight_per_key;
+    let Some(_share) = state
+        .security
+        .shares
+        .try_take(crate::shares::Holder::Key(key.id), limit)
+    else {
+        return crate::limits::share_full("key", key.prefix.as_str(), limit);
+    };
     // A submission with an Idempotency-Key may be a replay, which is answered even when the
     // quota is used up: the quotas are charged only when a job is really accepted.
     let is_submission = request.method() == Method::POST

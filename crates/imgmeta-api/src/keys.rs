@@ -228,9 +228,8 @@ pub(crate) async fn create(
             "the admin token is required: send Authorization: Bearer <admin token>",
         ));
     }
-    let body: CreateKeyBody = serde_json::from_slice(&body).map_err(|e| {
-        invalid_key_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
-    })?;
+    let body: CreateKeyBody =
+        crate::routes::json_object(&body).map_err(|e| invalid_key_request(e.code, e.message))?;
     let name = Name::parse(&body.name).map_err(|e| invalid_key_request(e.code, e.message))?;
     let rate_per_minute = positive(
         "rate_per_minute",

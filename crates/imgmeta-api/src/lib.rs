@@ -4,6 +4,7 @@
 //! It never fetches or analyses an image itself, so it stays fast and cheap to replicate.
 
 mod auth;
+mod connection;
 mod error;
 mod keys;
 mod limits;
@@ -11,6 +12,7 @@ mod resource;
 mod routes;
 mod security;
 mod server;
+mod shares;
 mod state;
 mod submit;
 

@@ -1,18 +1,60 @@
-//! Process-wide request limits applied before routing: the request-target length, the cap on
-//! requests in flight (which protects the database pool and memory under a flood), and a
-//! deadline for the whole request body (a client dripping its body cannot hold a connection).
+//! Process-wide request limits applied before routing, from the request head alone: the
+//! request-target length, repeated single-value headers, a declared body over the limit, and
+//! the cap on requests in flight (which protects the database pool and memory under a flood;
+//! probes are exempt so readiness tells the truth about dependencies, not load). Then, only
+//! after authentication, a deadline for the whole request body (a client dripping its body
+//! cannot hold a connection).
 
 use crate::routes::MAX_BODY_BYTES;
 use crate::{ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use imgmeta_domain::ErrorCode;
 
+/// Headers a request may carry once only: a second copy is ambiguous (which one did the
+/// proxies in between act on?), so it is refused.
+const SINGLE_VALUE_HEADERS: [&str; 4] = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "content-length",
+];
+
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let security = &state.security;
+    for name in SINGLE_VALUE_HEADERS {
+        if request.headers().get_all(name).iter().nth(1).is_some() {
+            tracing::info!(
+                kind = "security",
+                event = "validation_failed",
+                code = %ErrorCode::DuplicateHeader,
+                header = name,
+                "request refused: a single-value header was repeated"
+            );
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::DuplicateHeader,
+                format!("the {name} header may appear only once"),
+            )
+            .into_response();
+        }
+    }
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        let mut response = crate::routes::payload_too_large().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let target_len = request
         .uri()
         .path_and_query()
@@ -35,11 +77,13 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         )
         .into_response();
     }
-    // Liveness must answer even when the process is saturated.
-    if request.uri().path() == "/healthz" {
+    // Probes and metrics must answer even when the process is saturated: readiness reports
+    // the dependencies, and saturation shows in the metrics.
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
     }
     let Ok(_permit) = security.in_flight.clone().try_acquire_owned() else {
+        metrics::counter!(imgmeta_telemetry::IN_FLIGHT_REFUSED, "share" => "global").increment(1);
         tracing::warn!(
             kind = "security",
             event = "too_many_requests_in_flight",
@@ -60,27 +104,92 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    let in_flight = security.max_in_flight - security.in_flight.available_permits();
+    metrics::gauge!(imgmeta_telemetry::HTTP_IN_FLIGHT).set(in_flight as f64);
     next.run(request).await
+}
+
+/// `503 too_many_requests_in_flight` for a holder (a key, or an address without one) whose
+/// share of the in-flight cap is full; other clients are unaffected.
+pub(crate) fn share_full(share: &'static str, holder: &str, limit: usize) -> Response {
+    metrics::counter!(imgmeta_telemetry::IN_FLIGHT_REFUSED, "share" => share).increment(1);
+    tracing::warn!(
+        kind = "security",
+        event = "too_many_requests_in_flight",
+        share,
+        holder = %holder,
+        limit,
+        "request refused: the client's share of the in-flight cap is full"
+    );
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TooManyRequestsInFlight,
+        format!("this client already has {limit} requests in progress; retry shortly"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Reads the whole body (at most [`MAX_BODY_BYTES`]) within the configured deadline before the
 /// request goes on: `408 request_timeout` for a client too slow to send it, `413` for one too
-/// large. Handlers then see a body that is already in memory.
+/// large; a client that hangs up mid-body is logged as `client_closed`. Handlers then see a
+/// body that is already in memory. It runs after authentication (see `routes`), so no body
+/// byte is read, and no `100 Continue` sent, for a request without a valid key; a request
+/// without one (the operators' route) takes a place in its address's share instead.
 pub(crate) async fn read_body(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let deadline = state.security.inbound.body_read_timeout;
+    let security = &state.security;
+    let _share = if request.extensions().get::<crate::Caller>().is_none() {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let address =
+            crate::shares::client_address(peer, request.headers(), &security.trusted_proxies);
+        match security.shares.try_take(
+            crate::shares::Holder::Address(address),
+            security.max_in_flight_per_address,
+        ) {
+            Some(share) => Some(share),
+            None => {
+                return share_full(
+                    "address",
+                    &address.to_string(),
+                    security.max_in_flight_per_address,
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let deadline = security.inbound.body_read_timeout;
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            // Over the limit, or the client went away mid-body; the first is the one a client
-            // can still read an answer to.
-            return crate::routes::payload_too_large().into_response();
+        Ok(Err(error)) if !is_length_limit(&error) => {
+            tracing::info!(
+                kind = "analytics",
+                event = "client_closed",
+                http.method = %parts.method,
+                http.path = %imgmeta_auth::clean(parts.uri.path()),
+                "client went away before sending its whole request body"
+            );
+            // Nobody reads this answer; its status (nginx's 499) keeps the metrics honest.
+            return ApiError::new(
+                StatusCode::from_u16(499).expect("a valid status"),
+                ErrorCode::ClientClosed,
+                "the client closed the connection mid-body",
+            )
+            .into_response();
         }
+        Ok(Err(_)) => return crate::routes::payload_too_large().into_response(),
         Err(_) => {
             tracing::warn!(
                 kind = "security",
@@ -108,4 +217,17 @@ pub(crate) async fn read_body(
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Whether reading a body failed because it was over the limit (as opposed to the client
+/// going away, or breaking the chunked encoding).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

@@ -28,6 +28,12 @@ pub struct InboundLimits {
     pub max_headers: usize,
     /// Largest request head (request line and headers), in bytes; larger gets 431.
     pub max_head_bytes: usize,
+    /// Most open client connections; idle ones are closed first when it is reached.
+    pub max_connections: usize,
+    /// Time allowed to write a response to a client that does not read it.
+    pub response_write_timeout: Duration,
+    /// How long a kept-alive connection may wait idle for its next request.
+    pub keep_alive_idle: Duration,
 }
 
 impl InboundLimits {
@@ -45,6 +51,12 @@ pub struct Security {
     /// Permits for requests in flight in this process.
     pub in_flight: Arc<Semaphore>,
     pub max_in_flight: usize,
+    /// The in-flight places each key (or, without a key, each client address) may hold.
+    pub(crate) shares: Arc<crate::shares::Shares>,
+    pub max_in_flight_per_key: usize,
+    pub max_in_flight_per_address: usize,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub inbound: InboundLimits,
     pub destinations: Option<Arc<dyn DestinationPolicy>>,
 }
@@ -62,6 +74,10 @@ impl Security {
             default_retention_days: settings.default_retention_days,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
+            shares: Arc::default(),
+            max_in_flight_per_key: settings.max_in_flight_per_key,
+            max_in_flight_per_address: settings.max_in_flight_per_address,
+            trusted_proxies: settings.trusted_proxies.clone(),
             inbound: InboundLimits {
                 header_read_timeout: settings.header_read_timeout,
                 body_read_timeout: settings.body_read_timeout,
@@ -69,6 +85,9 @@ impl Security {
                 max_headers: InboundLimits::MAX_HEADERS,
                 max_head_bytes: InboundLimits::MAX_HEAD_BYTES
                     .max(settings.max_url_bytes + 16 * 1024),
+                max_connections: crate::server::connection_cap(settings.max_connections),
+                response_write_timeout: settings.response_write_timeout,
+                keep_alive_idle: settings.keep_alive_idle,
             },
             destinations,
         }

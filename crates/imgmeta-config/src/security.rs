@@ -20,6 +20,25 @@ pub struct SecuritySettings {
     pub default_retention_days: u32,
     /// Most requests one API process serves at once; more are refused with 503.
     pub max_in_flight: usize,
+    /// Most of those one key may hold (`IMGMETA_MAX_IN_FLIGHT_PER_KEY`, default 64), so one
+    /// client cannot take every slot.
+    pub max_in_flight_per_key: usize,
+    /// The same for requests without a key, per client address
+    /// (`IMGMETA_MAX_IN_FLIGHT_PER_ADDRESS`, default 64).
+    pub max_in_flight_per_address: usize,
+    /// Most open client connections (`IMGMETA_MAX_CONNECTIONS`, default 10,000); held below the
+    /// file-descriptor limit, so the process can always open database and broker connections.
+    /// Over it, idle connections are closed first.
+    pub max_connections: usize,
+    /// Time allowed to write a response to a client that does not read
+    /// (`IMGMETA_RESPONSE_WRITE_TIMEOUT_MS`, default 10 s).
+    pub response_write_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests
+    /// (`IMGMETA_KEEP_ALIVE_IDLE_MS`, default 30 s).
+    pub keep_alive_idle: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (`IMGMETA_TRUSTED_PROXIES`: addresses or
+    /// CIDR blocks, comma-separated; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Fetches per second any one image host gets from all workers together; 0 turns it off.
     pub host_fetch_rate_per_second: f64,
     /// Blocked domains (entries from `IMGMETA_BLOCKED_DOMAINS` and the file named by
@@ -66,6 +85,24 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
         default_daily_quota: env.parse_in("IMGMETA_DAILY_QUOTA", 10_000, 1..=1_000_000_000)?,
         default_retention_days: env.parse_in("IMGMETA_RETENTION_DAYS", 30, 1..=36_500)?,
         max_in_flight: env.parse_in("IMGMETA_MAX_IN_FLIGHT", 512, 1..=1_000_000)?,
+        max_in_flight_per_key: env.parse_in("IMGMETA_MAX_IN_FLIGHT_PER_KEY", 64, 1..=1_000_000)?,
+        max_in_flight_per_address: env.parse_in(
+            "IMGMETA_MAX_IN_FLIGHT_PER_ADDRESS",
+            64,
+            1..=1_000_000,
+        )?,
+        max_connections: env.parse_in("IMGMETA_MAX_CONNECTIONS", 10_000, 16..=1_000_000)?,
+        response_write_timeout: Duration::from_millis(env.parse_in(
+            "IMGMETA_RESPONSE_WRITE_TIMEOUT_MS",
+            10_000,
+            100..=300_000,
+        )?),
+        keep_alive_idle: Duration::from_millis(env.parse_in(
+            "IMGMETA_KEEP_ALIVE_IDLE_MS",
+            30_000,
+            100..=3_600_000,
+        )?),
+        trusted_proxies: trusted_proxies(env)?,
         host_fetch_rate_per_second: env.parse_in(
             "IMGMETA_HOST_FETCH_RATE_PER_SECOND",
             5.0,
@@ -94,6 +131,24 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
         )?),
         max_url_bytes: env.parse_in("IMGMETA_MAX_URL_BYTES", 8 * 1024, 256..=64 * 1024)?,
     })
+}
+
+/// `IMGMETA_TRUSTED_PROXIES`: addresses (`10.0.0.5`) or blocks (`10.0.0.0/8`), comma-separated.
+fn trusted_proxies(env: &Env<'_>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let raw = env.string("IMGMETA_TRUSTED_PROXIES", "");
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError {
+                    var: "IMGMETA_TRUSTED_PROXIES",
+                    reason: format!("{entry:?} is neither an IP address nor a CIDR block"),
+                })
+        })
+        .collect()
 }
 
 /// A domain list from a variable and a file together; `None` when neither is set. The entries
@@ -136,6 +191,17 @@ mod tests {
         assert_eq!(s.blocked_domains, "");
         assert!(s.allowed_domains.is_none());
         assert_eq!(s.default_rate_per_minute, 120);
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_blocks_and_refuse_anything_else() {
+        let s = settings(&[("IMGMETA_TRUSTED_PROXIES", "10.0.0.5, 192.168.0.0/16,::1")])
+            .unwrap()
+            .security;
+        let shown: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.5/32", "192.168.0.0/16", "::1/128"]);
+        assert!(settings(&[]).unwrap().security.trusted_proxies.is_empty());
+        assert!(settings(&[("IMGMETA_TRUSTED_PROXIES", "proxy.internal")]).is_err());
     }
 
     #[test]

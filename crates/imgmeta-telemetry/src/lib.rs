@@ -24,6 +24,17 @@ pub const JOBS_FAILED: &str = "imgmeta_jobs_failed_total";
 pub const JOBS_RETRIED: &str = "imgmeta_jobs_retried_total";
 /// Counter: jobs cancelled by their clients.
 pub const JOBS_CANCELLED: &str = "imgmeta_jobs_cancelled_total";
+/// Gauge: requests this API process is serving now (saturation, for alerts and autoscaling).
+pub const HTTP_IN_FLIGHT: &str = "imgmeta_http_requests_in_flight";
+/// Gauge: open client connections of this API process.
+pub const CONNECTIONS_OPEN: &str = "imgmeta_http_connections_open";
+/// Counter: client connections closed by the server, by `reason` (`idle`, `shed`).
+pub const CONNECTIONS_CLOSED: &str = "imgmeta_http_connections_closed_total";
+/// Counter: client connections refused at accept, by `reason` (`cap`: all busy at the cap).
+pub const CONNECTIONS_REFUSED: &str = "imgmeta_http_connections_refused_total";
+/// Counter: requests refused because the in-flight cap or a holder's share of it was full,
+/// by `share` (`global`, `key`, `address`).
+pub const IN_FLIGHT_REFUSED: &str = "imgmeta_http_in_flight_refused_total";
 /// Counter: job results erased, by `reason` (`request`, `retention`).
 pub const JOBS_PURGED: &str = "imgmeta_jobs_purged_total";
 /// Counter: requests naming an object (`object`: job, key) that exists only in another account,
@@ -81,6 +92,20 @@ fn describe() {
     );
     describe_counter!(JOBS_SUBMITTED, "jobs accepted");
     describe_counter!(JOBS_PURGED, "job results erased, by reason");
+    describe_gauge!(HTTP_IN_FLIGHT, "requests being served now");
+    describe_gauge!(CONNECTIONS_OPEN, "open client connections");
+    describe_counter!(
+        CONNECTIONS_CLOSED,
+        "client connections closed by the server, by reason"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "client connections refused at accept, by reason"
+    );
+    describe_counter!(
+        IN_FLIGHT_REFUSED,
+        "requests refused for a full in-flight cap or share, by share"
+    );
     describe_counter!(
         CROSS_ACCOUNT_MISSES,
         "requests for another account's object, answered as not found"

@@ -119,9 +119,8 @@ pub(super) async fn create_key(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::KeysManage)?;
-    let body: CreateBody = serde_json::from_slice(&body).map_err(|e| {
-        invalid_key_request(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))
-    })?;
+    let body: CreateBody =
+        crate::routes::json_object(&body).map_err(|e| invalid_key_request(e.code, e.message))?;
     let name = Name::parse(&body.name).map_err(|e| invalid_key_request(e.code, e.message))?;
     let scopes = match &body.scopes {
         Some(scopes) => {

@@ -85,13 +85,7 @@ pub(super) async fn submit(
             ));
         }
     }
-    let request: SubmitRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
-            format!("invalid JSON body: {e}"),
-        )
-    })?;
+    let request: SubmitRequest = super::json_object(&body)?;
     let spec = request.into_spec().inspect_err(|e| {
         tracing::info!(kind = "security", event = "validation_failed", code = %e.code, "submission rejected");
     })?;

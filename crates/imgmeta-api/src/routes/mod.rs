@@ -26,8 +26,21 @@ pub(crate) fn payload_too_large() -> ApiError {
     )
 }
 
+/// Reads a JSON object body: a JSON array (which serde would read field by field into a
+/// struct) or any other value is refused with `400 invalid_json`.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, message);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("the body must be a JSON object".to_owned()));
+    }
+    serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON body: {e}")))
+}
+
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    // Authentication runs on the request head; only then is the body read (route layers run
+    // outside in: the last added first).
+    let with_key = Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/account", get(account::get))
@@ -37,29 +50,46 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/account/keys/{prefix}", delete(account::revoke_key))
         .route("/img", post(legacy::img))
-        // Everything above needs an API key; sign-up and health checks below do not.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_key,
-        ))
+        ));
+    // Sign-up (the admin token is checked by the handler) and the probes need no API key.
+    let without_key = Router::new()
         .route("/v1/keys", post(crate::keys::create))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
+        ))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics::metrics));
+    with_key
+        .merge(without_key)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::read_body,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
             crate::limits::guard,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn(metrics::record))
         .with_state(state)
+}
+
+/// The span of a request: method and path only. The query string stays out of every log, since
+/// signed image URLs (and the legacy `/img?<url>`) carry secrets there.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        http.method = %request.method(),
+        http.path = %imgmeta_auth::clean(request.uri().path()),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -2,6 +2,7 @@
 //! a local HTTP server serving the fixture images. Each test gets its own database and queues.
 
 mod helpers;
+mod hostile;
 mod jobs;
 mod legacy;
 mod logs;

@@ -471,7 +471,8 @@ async fn a_client_dripping_its_body_gets_408_at_the_body_deadline_and_others_are
     let body = format!(r#"{{"url": "http://example.com/{}.jpg"}}"#, "a".repeat(150));
     let head = format!(
         "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        app.api_key,
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
