@@ -6,10 +6,8 @@ use imgmeta_api::{DestinationPolicy, KeyRequest, Security};
 use imgmeta_config::Settings;
 use imgmeta_domain::{ErrorBody, ImageUrl};
 use imgmeta_fetch::{DomainPolicy, Fetcher};
-use imgmeta_pipeline::HostGate;
+use imgmeta_pipeline::{GateFuture, HostBusy, HostGate, host_key};
 use imgmeta_store::Store;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,7 +43,8 @@ pub fn api_security(settings: &Settings) -> anyhow::Result<Security> {
     ))
 }
 
-/// Spaces fetches from one host `interval` apart across every worker, through PostgreSQL.
+/// Spaces fetches from one host `interval` apart across every worker, through PostgreSQL. The
+/// fetcher asks it on every hop, with the host already normalised (`host_key`).
 struct SharedHostGate {
     store: Store,
     interval: Duration,
@@ -58,9 +57,14 @@ const PRUNE_EVERY: u64 = 1024;
 const FORGET_HOSTS_AFTER: Duration = Duration::from_secs(3600);
 
 impl HostGate for SharedHostGate {
-    fn wait_turn<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn reserve<'a>(
+        &'a self,
+        host: &'a str,
+        max_wait: Duration,
+    ) -> GateFuture<'a, Result<Duration, HostBusy>> {
         Box::pin(async move {
-            let host = host.to_ascii_lowercase();
+            // The fetcher passes keys already; direct callers (tools, tests) may not.
+            let host = host_key(host);
             if self.reservations.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
                 let store = self.store.clone();
                 tokio::spawn(async move {
@@ -69,21 +73,29 @@ impl HostGate for SharedHostGate {
                     }
                 });
             }
-            let wait = match self.store.reserve_host_slot(&host, self.interval).await {
-                Ok(wait) => wait,
+            match self
+                .store
+                .reserve_host_slot(&host, self.interval, max_wait)
+                .await
+            {
+                Ok(Ok(wait)) => Ok(wait),
+                Ok(Err(free_in)) => {
+                    // The worker logs the deferral once, with the job; this is the detail.
+                    tracing::debug!(
+                        image.url_host = %imgmeta_auth::clean(&host),
+                        free_in_ms = free_in.as_millis() as u64,
+                        max_wait_ms = max_wait.as_millis() as u64,
+                        "host busy under the per-host fetch rate; the job will wait in the queue"
+                    );
+                    Err(HostBusy {
+                        retry_after: free_in,
+                    })
+                }
                 // Without the shared schedule, keep to the rate locally rather than not at all.
                 Err(error) => {
                     tracing::warn!(kind = "error", error = %error, "host fetch schedule unavailable; pacing locally");
-                    self.interval
+                    Ok(self.interval.min(max_wait))
                 }
-            };
-            if !wait.is_zero() {
-                tracing::debug!(
-                    image.url_host = %imgmeta_auth::clean(&host),
-                    wait_ms = wait.as_millis() as u64,
-                    "waiting for the host's fetch slot"
-                );
-                tokio::time::sleep(wait).await;
             }
         })
     }

@@ -32,6 +32,11 @@ pub struct FetchConfig {
     pub user_agent: String,
     /// Checked on the submitted host and again on every redirect hop.
     pub domains: DomainPolicy,
+    /// Longest a fetch waits, over all its hops together, for its hosts' turns under the
+    /// per-host rate limit (when the fetcher has a `HostGate`). A turn further away fails the
+    /// fetch with the retryable `host_rate_limited` instead, so a busy host never holds a worker
+    /// sleeping; the worker runs the job again when the host is free.
+    pub max_host_wait: Duration,
 }
 
 impl FetchConfig {
@@ -40,6 +45,9 @@ impl FetchConfig {
     pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
     pub const DEFAULT_MAX_REDIRECTS: u8 = 5;
     pub const DEFAULT_PORTS: [u16; 2] = [80, 443];
+    /// Long enough that ordinary pacing (a few fetches queued on one host) is waited out in
+    /// place, short enough that a fan-in on one host cannot park every worker slot on it.
+    pub const DEFAULT_MAX_HOST_WAIT: Duration = Duration::from_secs(5);
 }
 
 impl Default for FetchConfig {
@@ -54,6 +62,7 @@ impl Default for FetchConfig {
             max_redirects: Self::DEFAULT_MAX_REDIRECTS,
             user_agent: concat!("imgmeta/", env!("CARGO_PKG_VERSION")).to_owned(),
             domains: DomainPolicy::default(),
+            max_host_wait: Self::DEFAULT_MAX_HOST_WAIT,
         }
     }
 }
@@ -73,5 +82,6 @@ mod tests {
         assert!(!cfg.allow_private);
         assert!(cfg.allowed_endpoints.is_empty());
         assert_eq!(cfg.domains, DomainPolicy::allow_all());
+        assert_eq!(cfg.max_host_wait, Duration::from_secs(5));
     }
 }

@@ -159,7 +159,7 @@ impl fmt::Display for DomainPolicy {
 
 /// Lowercases, converts IDN to punycode and drops a trailing dot, using the URL parser's own
 /// host rules so that the policy sees hosts exactly as the fetcher will.
-fn normalise_host(raw: &str) -> Result<String, String> {
+pub(crate) fn normalise_host(raw: &str) -> Result<String, String> {
     let trimmed = raw.strip_suffix('.').unwrap_or(raw);
     if trimmed.is_empty() || trimmed.ends_with('.') {
         return Err("empty label".to_owned());

@@ -66,6 +66,11 @@ pub enum FetchError {
     },
     #[error("{url} answered with an empty body")]
     EmptyBody { url: String },
+    #[error(
+        "{host} is busy under the per-host fetch rate limit: its next turn is {} ms away",
+        retry_after.as_millis()
+    )]
+    HostRateLimited { host: String, retry_after: Duration },
     #[error("could not build the HTTP client: {0}")]
     Client(#[source] BoxError),
 }
@@ -98,6 +103,7 @@ impl FetchError {
             }
             Self::Status { .. } | Self::BadRedirect { .. } => ErrorCode::HttpStatus,
             Self::EmptyBody { .. } => ErrorCode::NotAnImage,
+            Self::HostRateLimited { .. } => ErrorCode::HostRateLimited,
             Self::Client(_) => ErrorCode::Internal,
         }
     }
@@ -105,6 +111,15 @@ impl FetchError {
     /// Whether another attempt later could succeed (network blips, overloaded upstreams).
     pub fn is_retryable(&self) -> bool {
         self.code().is_retryable()
+    }
+
+    /// How long to wait before trying again, when the failure says (a host busy under the
+    /// per-host rate limit); retrying sooner would only fail the same way.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::HostRateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     /// The `{code, message}` pair a failed job stores.

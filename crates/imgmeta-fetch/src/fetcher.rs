@@ -5,16 +5,21 @@
 //! the checked addresses and its resolver refuses every other name, so a second lookup (DNS
 //! rebinding) is impossible. IP-literal hosts never reach a resolver at all in reqwest, which is
 //! why `check_url` checks them itself before any request is built.
+//!
+//! With a `HostGate`, each hop that passed its checks then waits for its host's turn, so the
+//! per-host rate limit holds for redirect targets too: many hosts redirecting to one victim
+//! reach it no faster than the victim's own rate.
 
 use crate::destination::{Target, check_url, resolve};
 use crate::log::{clean, log_refusal};
-use crate::{FetchConfig, FetchError};
+use crate::{FetchConfig, FetchError, HostBusy, HostGate, host_key};
 use bytes::{Bytes, BytesMut};
 use imgmeta_domain::ImageUrl;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, LOCATION};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
 
 /// Most bytes reserved up front from a declared `Content-Length`, so a lying header cannot make
@@ -41,12 +46,15 @@ pub struct Fetched {
 pub struct Fetcher {
     cfg: Arc<FetchConfig>,
     tls: Arc<rustls::ClientConfig>,
+    /// Paces each hop to its host's rate, when set.
+    gate: Option<Arc<dyn HostGate>>,
 }
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fetcher")
             .field("cfg", &self.cfg)
+            .field("gated", &self.gate.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -64,11 +72,19 @@ impl Fetcher {
         let fetcher = Self {
             cfg: Arc::new(cfg),
             tls: Arc::new(crate::tls::client_config()?),
+            gate: None,
         };
         // Building one client now surfaces TLS or configuration problems at startup rather
         // than on the first job.
         fetcher.client_for(&[], None)?;
         Ok(fetcher)
+    }
+
+    /// Makes every hop of every fetch wait for its host's turn at `gate` (the per-host fetch
+    /// rate limit), for at most `max_host_wait` per fetch in all.
+    pub fn with_host_gate(mut self, gate: Arc<dyn HostGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     pub fn config(&self) -> &FetchConfig {
@@ -85,27 +101,27 @@ impl Fetcher {
     /// Downloads `url`, within the total deadline, refusing any hop whose destination fails
     /// the policy before a connection is made.
     pub async fn fetch(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
-        let deadline = self.cfg.total_timeout;
-        let result = match tokio::time::timeout(deadline, self.fetch_within_deadline(url)).await {
-            Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout {
-                stage: "fetching the image (total deadline)",
-                after: deadline,
-            }),
-        };
+        let result = self.fetch_hops(url).await;
         if let Err(err) = &result {
             log_refusal(err);
         }
         result
     }
 
-    async fn fetch_within_deadline(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
+    async fn fetch_hops(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
+        let mut deadline = Deadline::new(self.cfg.total_timeout);
+        let mut gate_waited = Duration::ZERO;
         let mut current = url.as_url().clone();
         let mut redirects: u8 = 0;
         loop {
             let target = check_url(&self.cfg, &current)?;
-            let addrs = resolve(&self.cfg, &target).await?;
-            let response = self.send(&current, &target, &addrs).await?;
+            let addrs = deadline.run(resolve(&self.cfg, &target)).await?;
+            // After the address checks, so a refused hop takes no turn from its host; the time
+            // spent waiting is given back to the deadline, which is for slow servers.
+            let gate_started = Instant::now();
+            self.wait_turn(&target.host, &mut gate_waited).await?;
+            deadline.extend(gate_started.elapsed());
+            let response = deadline.run(self.send(&current, &target, &addrs)).await?;
             let status = response.status();
             if is_followed_redirect(status.as_u16()) {
                 if redirects >= self.cfg.max_redirects {
@@ -129,7 +145,9 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .map(clean);
             let remote_addr = response.remote_addr();
-            let bytes = read_capped(response, &self.cfg, &target).await?;
+            let bytes = deadline
+                .run(read_capped(response, &self.cfg, &target))
+                .await?;
             if bytes.is_empty() {
                 return Err(FetchError::EmptyBody {
                     url: clean(current.as_str()),
@@ -142,6 +160,40 @@ impl Fetcher {
                 redirects,
                 remote_addr,
             });
+        }
+    }
+
+    /// Waits for `host`'s turn at the gate, if there is one, within what is left of this
+    /// fetch's `max_host_wait` (`waited` so far, across its hops).
+    async fn wait_turn(&self, host: &str, waited: &mut Duration) -> Result<(), FetchError> {
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        let key = host_key(host);
+        let budget = self.cfg.max_host_wait.saturating_sub(*waited);
+        // A gate that cannot answer in time (its database is stalled) must not hold the worker
+        // either: the job goes back to the queue as if the host were busy.
+        let answer = tokio::time::timeout(self.cfg.max_host_wait, gate.reserve(&key, budget))
+            .await
+            .unwrap_or(Err(HostBusy {
+                retry_after: self.cfg.max_host_wait,
+            }));
+        match answer {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                tracing::debug!(
+                    image.url_host = %clean(&key),
+                    wait_ms = wait.as_millis() as u64,
+                    "waiting for the host's fetch turn"
+                );
+                tokio::time::sleep(wait).await;
+                *waited += wait;
+                Ok(())
+            }
+            Err(busy) => Err(FetchError::HostRateLimited {
+                host: clean(&key),
+                retry_after: busy.retry_after,
+            }),
         }
     }
 
@@ -189,6 +241,41 @@ impl Fetcher {
         builder
             .build()
             .map_err(|err| FetchError::Client(Box::new(err)))
+    }
+}
+
+/// The total deadline of one fetch: DNS, connections, every hop and the whole body, but not
+/// the waits for a host's turn.
+struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    fn new(total: Duration) -> Self {
+        Self {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    fn extend(&mut self, by: Duration) {
+        self.at += by;
+    }
+
+    /// Runs one network step, failing it with `timeout` if the deadline passes first.
+    async fn run<T>(
+        &self,
+        step: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        tokio::time::timeout_at(self.at, step)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    stage: "fetching the image (total deadline)",
+                    after: self.total,
+                })
+            })
     }
 }
 

@@ -20,6 +20,11 @@
 //!   trusted. An empty body fails with `not_an_image`.
 //! - 5xx and 429 fail with `upstream_unavailable` (retryable); other non-2xx, and 206, with
 //!   `http_status`.
+//! - With a `HostGate`, every hop (the submitted URL and each redirect target, after its
+//!   address check) waits for its host's turn under the per-host rate limit, hosts keyed by
+//!   `host_key`; waiting longer than `max_host_wait` in all fails with `host_rate_limited`
+//!   (retryable, with `retry_after`). Gate waits do not count against the total deadline,
+//!   which is there for slow servers.
 
 mod address;
 mod config;
@@ -27,6 +32,7 @@ mod destination;
 mod domain;
 mod error;
 mod fetcher;
+mod host_gate;
 mod log;
 mod pinned;
 mod tls;
@@ -36,3 +42,4 @@ pub use config::FetchConfig;
 pub use domain::{DomainList, DomainPolicy, DomainRefusal, InvalidDomainEntry};
 pub use error::FetchError;
 pub use fetcher::{Fetched, Fetcher};
+pub use host_gate::{GateFuture, HostBusy, HostGate, host_key};

@@ -5,12 +5,12 @@
 //! databases.
 
 mod error;
-mod host_gate;
 mod objects;
 mod result;
 
 pub use error::AnalysisError;
-pub use host_gate::HostGate;
+// The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
+pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
 pub use objects::DetectObjects;
 pub use result::{JobResult, Timings};
 
@@ -29,8 +29,6 @@ pub struct Analyzer {
     /// Loaded once per process; `None` when the model could not be loaded, in which case jobs
     /// asking for objects fail with `model_unavailable` and the reason.
     detector: Result<Arc<dyn DetectObjects>, String>,
-    /// Holds fetches back to the configured rate per image host, when set.
-    host_gate: Option<Arc<dyn HostGate>>,
 }
 
 /// What to compute for one image.
@@ -53,13 +51,14 @@ impl Analyzer {
             fetcher,
             limits,
             detector,
-            host_gate: None,
         }
     }
 
-    /// Makes every fetch wait for `gate` first (the per-host fetch rate limit).
+    /// Makes every hop of every fetch (redirect targets included) wait for its host's turn at
+    /// `gate` (the per-host fetch rate limit); a turn too far away fails the analysis with the
+    /// retryable `host_rate_limited` and a `retry_after`.
     pub fn with_host_gate(mut self, gate: Arc<dyn HostGate>) -> Self {
-        self.host_gate = Some(gate);
+        self.fetcher = self.fetcher.with_host_gate(gate);
         self
     }
 
@@ -75,9 +74,6 @@ impl Analyzer {
     ) -> Result<JobResult, AnalysisError> {
         // A job that cannot succeed should not pay for a download first.
         self.check_tasks(request)?;
-        if let Some(gate) = &self.host_gate {
-            gate.wait_turn(url.host_str()).await;
-        }
         let started = Instant::now();
         let fetched = self
             .fetcher

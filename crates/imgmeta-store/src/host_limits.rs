@@ -1,28 +1,49 @@
 //! The per-host fetch schedule, shared by every worker process through PostgreSQL: each fetch
-//! from a host reserves the next free slot, `interval` after the previous one.
+//! from a host reserves the next free slot, `interval` after the previous one; and deferring a
+//! job whose host is busy, without spending one of its attempts.
 
 use crate::{Store, StoreError};
+use imgmeta_domain::{ErrorBody, JobId};
 use std::time::Duration;
 
 impl Store {
-    /// Reserves the next fetch slot for `host` and returns how long to wait before starting it
-    /// (zero when the host is idle). One atomic upsert, so concurrent workers on any number of
-    /// hosts get distinct slots and the host never sees more than one fetch per `interval`.
+    /// Reserves the next fetch slot for `host` if it starts within `max_wait`, and returns
+    /// `Ok(wait)`, how long to wait before starting it (zero when the host is idle). Otherwise
+    /// reserves nothing and returns `Err(free_in)`, how long until the schedule is free.
+    ///
+    /// One atomic upsert, so concurrent workers on any number of hosts get distinct slots and
+    /// the host never sees more than one fetch per `interval`. Refused callers take no slot, so
+    /// the schedule never runs more than `max_wait` plus one `interval` ahead.
     pub async fn reserve_host_slot(
         &self,
         host: &str,
         interval: Duration,
-    ) -> Result<Duration, StoreError> {
-        let wait_secs: f64 = sqlx::query_scalar(
+        max_wait: Duration,
+    ) -> Result<Result<Duration, Duration>, StoreError> {
+        let reserved: Option<f64> = sqlx::query_scalar(
             "INSERT INTO host_slots AS s (host, next_at) VALUES ($1, clock_timestamp() + $2)
              ON CONFLICT (host) DO UPDATE SET next_at = greatest(s.next_at, clock_timestamp()) + $2
+                 WHERE s.next_at <= clock_timestamp() + $3
              RETURNING extract(epoch FROM s.next_at - $2 - clock_timestamp())::float8",
         )
         .bind(host)
-        .bind(interval)
-        .fetch_one(&self.pool)
+        .bind(micros(interval))
+        .bind(micros(max_wait))
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(Duration::from_secs_f64(wait_secs.max(0.0)))
+        if let Some(wait_secs) = reserved {
+            return Ok(Ok(secs(wait_secs)));
+        }
+        // Read after the refusal: other workers may have moved the schedule on meanwhile, and a
+        // row pruned in between means the host is free now.
+        let free_in: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM next_at - clock_timestamp())::float8
+             FROM host_slots WHERE host = $1",
+        )
+        .bind(host)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Err(secs(free_in.unwrap_or(0.0))))
     }
 
     /// Forgets hosts not fetched from for `idle`, so the table stays as small as the set of
@@ -34,4 +55,54 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Ends run `attempt`, which found its image host busy, and schedules another run after
+    /// `delay`, as `retry_later` does, except that the run is not counted among the job's
+    /// attempts while the job is younger than `free_for`: waiting for a host is no fault of the
+    /// job's. Past `free_for` each deferral counts, so a job whose host is never free still ends
+    /// after its attempts are spent. False when that run no longer owns the job.
+    pub async fn defer_for_host(
+        &self,
+        id: JobId,
+        attempt: i32,
+        error: &ErrorBody,
+        delay: Duration,
+        free_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL,
+                    attempts = attempts - CASE WHEN created_at > now() - $5 THEN 1 ELSE 0 END,
+                    last_error_code = $3, last_error_message = $4, updated_at = now()
+             WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(error.code.as_str())
+        .bind(&error.message)
+        .bind(micros(free_for))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO outbox (job_id, available_at) VALUES ($1, now() + $2)")
+            .bind(id.as_uuid())
+            .bind(delay)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Whole microseconds: PostgreSQL intervals have no finer precision and sqlx refuses to encode
+/// a `Duration` with nanoseconds, which `1 / rate` and measured waits usually have.
+fn micros(duration: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn secs(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.max(0.0))
 }

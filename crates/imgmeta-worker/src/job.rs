@@ -1,7 +1,7 @@
 //! Handling one delivery: claim, run with a renewed lease, store the outcome, then settle.
 
 use crate::TestHooks;
-use crate::outcome::{Outcome, decide};
+use crate::outcome::{FREE_HOST_DEFERRALS_FOR, Outcome, decide};
 use imgmeta_domain::{JobId, JobSpec};
 use imgmeta_pipeline::{Analyzer, Request};
 use imgmeta_queue::JobDelivery;
@@ -96,6 +96,12 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
             Outcome::Retry { error, delay } => {
                 shared.store.retry_later(id, attempt, error, *delay).await
             }
+            Outcome::Defer { error, delay } => {
+                shared
+                    .store
+                    .defer_for_host(id, attempt, error, *delay, FREE_HOST_DEFERRALS_FOR)
+                    .await
+            }
         }
     })
     .instrument(tracing::info_span!("store"))
@@ -121,6 +127,11 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
                 Outcome::Retry { error, delay } => tracing::info!(
                     kind = "analytics", event = "job_retry_scheduled", code = %error.code, duration_ms,
                     retry_in_ms = delay.as_millis() as u64, message = %error.message, "job will be retried"
+                ),
+                Outcome::Defer { error, delay } => tracing::info!(
+                    kind = "analytics", event = "job_deferred", code = %error.code, duration_ms,
+                    retry_in_ms = delay.as_millis() as u64, message = %error.message,
+                    "image host busy; job deferred until its turn"
                 ),
             }
             if shared.hooks.crash_after_commit {
@@ -301,7 +312,8 @@ fn record(outcome: &Outcome) {
             metrics::counter!(imgmeta_telemetry::JOBS_FAILED, "code" => error.code.as_str())
                 .increment(1)
         }
-        Outcome::Retry { error, .. } => {
+        // A deferral is counted as a retry with its code, so dashboards see busy hosts.
+        Outcome::Retry { error, .. } | Outcome::Defer { error, .. } => {
             metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => error.code.as_str())
                 .increment(1)
         }

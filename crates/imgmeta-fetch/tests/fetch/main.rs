@@ -2,6 +2,7 @@
 //! but loopback: destinations outside it are only ever checked by the pure policy functions.
 
 mod happy_paths;
+mod host_gate;
 mod hostile_servers;
 mod hostile_urls;
 mod logging;
