@@ -46,6 +46,8 @@ pub(crate) fn connection_cap(configured: usize) -> usize {
 struct Connection {
     /// Requests being served on it now.
     in_requests: AtomicUsize,
+    /// Requests it has been served in all.
+    served: AtomicU64,
     /// When it last finished a request (or opened), in ms since the server started.
     idle_since_ms: AtomicU64,
     /// Cancelled to close it (gracefully: a request in progress is finished first).
@@ -66,13 +68,20 @@ impl Registry {
             .len()
     }
 
-    /// Asks the connection idle the longest to close; false when every connection is busy.
+    /// Asks an idle connection to close: one that never sent a whole request (the mark of a
+    /// connection flood) before one that was served, and the one idle the longest among
+    /// those. False when every connection is busy.
     fn shed_idle(&self) -> bool {
         let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         let idlest = connections
             .values()
             .filter(|c| c.in_requests.load(Ordering::Relaxed) == 0 && !c.close.is_cancelled())
-            .min_by_key(|c| c.idle_since_ms.load(Ordering::Relaxed));
+            .min_by_key(|c| {
+                (
+                    c.served.load(Ordering::Relaxed) > 0,
+                    c.idle_since_ms.load(Ordering::Relaxed),
+                )
+            });
         match idlest {
             Some(connection) => {
                 connection.close.cancel();
@@ -141,6 +150,7 @@ pub(crate) async fn serve(
         let now_ms = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let connection = Arc::new(Connection {
             in_requests: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
             close: CancellationToken::new(),
         });
@@ -159,6 +169,7 @@ pub(crate) async fn serve(
                 request.extensions_mut().insert(ConnectInfo(remote));
                 let tracked = tracked.clone();
                 tracked.in_requests.fetch_add(1, Ordering::Relaxed);
+                tracked.served.fetch_add(1, Ordering::Relaxed);
                 let response = router.clone().oneshot(request);
                 async move {
                     let response = response.await;

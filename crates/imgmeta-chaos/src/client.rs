@@ -15,10 +15,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Self {
+    /// A client of the API at `base`, sending `key` as a Bearer token when there is one.
+    pub fn new(base: &str, key: Option<&str>) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = key {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                .expect("an API key is a valid header value");
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(256)
+            .default_headers(headers)
             .build()
             .expect("a reqwest client with a timeout builds");
         Self {

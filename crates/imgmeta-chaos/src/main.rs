@@ -6,6 +6,7 @@ mod broker;
 mod checker;
 mod client;
 mod duplicate;
+mod floods;
 mod images;
 mod load;
 mod procs;

@@ -47,6 +47,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API process's id (for reading its memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn start(config: &ProcConfig, addr: &str) -> Result<Self> {
         let api = Self {
             child: Self::spawn(config, addr)?,

@@ -37,6 +37,9 @@ pub struct Run {
     pub api: Option<Api>,
     pub workers: Workers,
     pub client: Client,
+    /// With `IMGMETA_AUTH=enabled`: the checker's own key, and a second key of another account
+    /// for scenarios that play a hostile client.
+    pub keys: Vec<String>,
     pub ledger: Ledger,
     pub log_dir: PathBuf,
     /// Notes about the environment, made before the run started.
@@ -73,6 +76,37 @@ fn photo_png(workspace: &std::path::Path) -> Result<bytes::Bytes> {
     Ok(std::fs::read(&path)
         .with_context(|| format!("reading {}", path.display()))?
         .into())
+}
+
+/// A key (in an account of its own) with limits no scenario reaches, made with the binary's
+/// own `imgmeta keys create`.
+async fn create_key(procs: &ProcConfig, name: &str) -> Result<String> {
+    let output = tokio::process::Command::new(&procs.binary)
+        .args([
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--rate-per-minute",
+            "1000000",
+            "--daily-quota",
+            "1000000000",
+        ])
+        .envs(&procs.env)
+        .output()
+        .await
+        .context("running imgmeta keys create")?;
+    if !output.status.success() {
+        bail!(
+            "imgmeta keys create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    created["key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("imgmeta keys create printed no key")
 }
 
 impl Run {
@@ -140,6 +174,14 @@ impl Run {
             .await
             .context("connecting the checker to the run's database")?;
 
+        let keys = if procs.env.get("IMGMETA_AUTH").map(String::as_str) == Some("enabled") {
+            vec![
+                create_key(&procs, "chaos checker").await?,
+                create_key(&procs, "chaos flooder").await?,
+            ]
+        } else {
+            Vec::new()
+        };
         let images =
             ImageServer::start(small_png(&config.workspace)?, photo_png(&config.workspace)?)
                 .await?;
@@ -147,7 +189,7 @@ impl Run {
         let addr = format!("127.0.0.1:{}", free_port()?);
         let api = Api::start(&procs, &addr).await?;
         let workers = Workers::start(&procs, config.workers.clone())?;
-        let client = Client::new(&api.base);
+        let client = Client::new(&api.base, keys.first().map(String::as_str));
 
         let snapshots: Arc<tokio::sync::Mutex<Snapshots>> = Arc::default();
         let watcher = {
@@ -170,6 +212,7 @@ impl Run {
             api: Some(api),
             workers,
             client,
+            keys,
             ledger: Ledger::default(),
             log_dir,
             preface: repaired.into_iter().collect(),
@@ -177,6 +220,14 @@ impl Run {
             snapshots,
             watcher,
         })
+    }
+
+    /// The API's base URL (`http://127.0.0.1:PORT`).
+    pub fn client_base(&self) -> String {
+        self.api
+            .as_ref()
+            .map(|a| a.base.clone())
+            .unwrap_or_default()
     }
 
     /// Submits one job and records it in the ledger.

@@ -30,6 +30,9 @@ pub const ALL: &[&str] = &[
     "queue-purged",
     "queue-deleted",
     "garbage-messages",
+    "slow-body-flood",
+    "connection-flood",
+    "method-flood",
 ];
 
 /// The scenarios that leave the shared RabbitMQ and PostgreSQL alone and finish in about a
@@ -47,6 +50,9 @@ pub const CI: &[&str] = &[
     "queue-purged",
     "queue-deleted",
     "garbage-messages",
+    "slow-body-flood",
+    "connection-flood",
+    "method-flood",
 ];
 
 #[derive(Debug, Clone)]
@@ -59,18 +65,22 @@ pub struct Options {
 
 /// After every job is terminal, how long to keep watching for a second write: long enough for
 /// a stale lease (5 s in these runs) to expire and be reconciled, and for redelivered messages to be handled.
-const SETTLE: Duration = Duration::from_secs(12);
+pub(crate) const SETTLE: Duration = Duration::from_secs(12);
 /// How long the background submissions of an outage scenario last (the outage starts at 2 s).
 const OUTAGE_FEED_SPAN: Duration = Duration::from_secs(15);
 
-fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }
 
-fn config(opts: &Options, name: &str, workers: Vec<BTreeMap<String, String>>) -> RunConfig {
+pub(crate) fn config(
+    opts: &Options,
+    name: &str,
+    workers: Vec<BTreeMap<String, String>>,
+) -> RunConfig {
     RunConfig {
         workspace: opts.workspace.clone(),
         binary: opts.binary.clone(),
@@ -81,7 +91,7 @@ fn config(opts: &Options, name: &str, workers: Vec<BTreeMap<String, String>>) ->
     }
 }
 
-fn two_workers() -> Vec<BTreeMap<String, String>> {
+pub(crate) fn two_workers() -> Vec<BTreeMap<String, String>> {
     vec![BTreeMap::new(), BTreeMap::new()]
 }
 
@@ -105,13 +115,16 @@ pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
         "queue-purged" => lose_queued_messages(opts, name, QueueFault::Purge).await,
         "queue-deleted" => lose_queued_messages(opts, name, QueueFault::Delete).await,
         "garbage-messages" => garbage_messages(opts).await,
+        "slow-body-flood" => crate::floods::slow_body_flood(opts).await,
+        "connection-flood" => crate::floods::connection_flood(opts).await,
+        "method-flood" => crate::floods::method_flood(opts).await,
         other => bail!("unknown scenario {other:?}; known: {}", ALL.join(", ")),
     }
 }
 
 /// Adds the scenario's own observations; a fault that could not be injected fails the run
 /// (a scenario that did not test anything must not pass).
-fn conclude(mut summary: Summary, notes: Vec<String>, injected: bool) -> Summary {
+pub(crate) fn conclude(mut summary: Summary, notes: Vec<String>, injected: bool) -> Summary {
     summary.notes.extend(notes);
     if !injected {
         summary.pass = false;
