@@ -20,7 +20,7 @@ pub(crate) struct Target {
 
 /// Applies every rule that needs no DNS. IP-literal hosts get the full address check too.
 pub(crate) fn check_url(cfg: &FetchConfig, url: &Url) -> Result<Target, FetchError> {
-    let shown = || clean(url.as_str());
+    let shown = || crate::log::shown_url(url);
     if url.as_str().len() > imgmeta_domain::MAX_URL_LEN {
         return Err(FetchError::InvalidUrl {
             url: shown(),
@@ -42,7 +42,7 @@ pub(crate) fn check_url(cfg: &FetchConfig, url: &Url) -> Result<Target, FetchErr
         let _ = redacted.set_username("");
         let _ = redacted.set_password(None);
         return Err(FetchError::BlockedCredentials {
-            url: clean(redacted.as_str()),
+            url: crate::log::shown_url(&redacted),
         });
     }
     let (host, literal) = match url.host() {

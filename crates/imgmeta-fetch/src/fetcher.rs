@@ -135,7 +135,7 @@ impl Fetcher {
             }
             if !status.is_success() || status.as_u16() == 206 {
                 return Err(FetchError::Status {
-                    url: clean(current.as_str()),
+                    url: crate::log::shown_url(&current),
                     status: status.as_u16(),
                 });
             }
@@ -150,7 +150,7 @@ impl Fetcher {
                 .await?;
             if bytes.is_empty() {
                 return Err(FetchError::EmptyBody {
-                    url: clean(current.as_str()),
+                    url: crate::log::shown_url(&current),
                 });
             }
             return Ok(Fetched {
@@ -287,7 +287,7 @@ fn is_followed_redirect(status: u16) -> bool {
 /// scheme-relative locations work); its validity is checked at the top of the next hop.
 fn next_hop(current: &Url, status: u16, response: &reqwest::Response) -> Result<Url, FetchError> {
     let bad = |problem: &str| FetchError::BadRedirect {
-        url: clean(current.as_str()),
+        url: crate::log::shown_url(&current),
         status,
         problem: problem.to_owned(),
     };

@@ -20,6 +20,20 @@ pub(crate) fn clean(raw: &str) -> String {
     out
 }
 
+/// A URL as messages and logs show it: scheme, host, port and path, never the query (signed
+/// URLs carry their secrets there; `?…` says one was left out), the fragment or credentials.
+pub(crate) fn shown_url(url: &url::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str("?…");
+    }
+    clean(&shown)
+}
+
 /// Emits one structured security event for a refused destination or domain; other failures
 /// are logged by whoever handles the job's outcome.
 pub(crate) fn log_refusal(err: &FetchError) {
@@ -71,5 +85,20 @@ mod tests {
         assert_eq!(clean("evil\r\nFAKE LOG\u{1b}[31m"), "evilFAKE LOG[31m");
         let long = "a".repeat(MAX_SHOWN_CHARS + 10);
         assert_eq!(clean(&long).chars().count(), MAX_SHOWN_CHARS + 1);
+    }
+}
+
+#[cfg(test)]
+mod shown_url_tests {
+    use super::shown_url;
+
+    #[test]
+    fn queries_fragments_and_credentials_never_show() {
+        let url =
+            url::Url::parse("https://user:pw@cdn.example:8443/a/b.jpg?X-Amz-Signature=secret#frag")
+                .unwrap();
+        assert_eq!(shown_url(&url), "https://cdn.example:8443/a/b.jpg?…");
+        let plain = url::Url::parse("http://example.com/a.jpg").unwrap();
+        assert_eq!(shown_url(&plain), "http://example.com/a.jpg");
     }
 }

@@ -209,3 +209,65 @@ async fn the_security_log_names_keys_by_prefix_and_never_contains_a_key_or_the_a
     );
     clean_up(&db, &queue).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_paths_but_never_query_strings() {
+    let (db, queue) = fresh_database().await;
+    let port = free_port();
+    let images = spawn_image_server().await;
+    // Debug level too: every span and event the service has.
+    let env = [("RUST_LOG", "debug".to_owned())];
+    let mut api = imgmeta(&db, &queue, port, "api", &env);
+    let mut worker = imgmeta(&db, &queue, 0, "worker", &env);
+    let (api_log, worker_log) = (collect(&mut api), collect(&mut worker));
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base).await;
+
+    // A signed URL whose fetch fails (the failure message quotes the URL), by both routes.
+    let signed = format!("http://{images}/gone?X-Amz-Signature=SECRETSIG");
+    let job: Value = client
+        .post(format!("{base}/v1/jobs"))
+        .json(&json!({ "url": signed, "tasks": ["metadata"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let finished = wait_terminal(&client, &base, &id, deadline).await;
+    let legacy = client
+        .post(format!(
+            "{base}/img?http%3A%2F%2F{images}%2Fgone%3Fsig%3DSECRETSIG"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(legacy.status().is_success());
+    terminate(&mut api, Duration::from_secs(30)).await;
+    terminate(&mut worker, Duration::from_secs(30)).await;
+    let lines: Vec<String> = api_log
+        .await
+        .unwrap()
+        .into_iter()
+        .chain(worker_log.await.unwrap())
+        .collect();
+
+    assert_eq!(finished["error"]["code"], "http_status", "{finished}");
+    assert!(
+        finished["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/gone?…"),
+        "{finished}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("/gone")),
+        "the path is logged"
+    );
+    let leaks: Vec<&String> = lines.iter().filter(|l| l.contains("SECRETSIG")).collect();
+    assert!(leaks.is_empty(), "query strings in the logs: {leaks:#?}");
+    clean_up(&db, &queue).await;
+}
