@@ -287,7 +287,7 @@ fn is_followed_redirect(status: u16) -> bool {
 /// scheme-relative locations work); its validity is checked at the top of the next hop.
 fn next_hop(current: &Url, status: u16, response: &reqwest::Response) -> Result<Url, FetchError> {
     let bad = |problem: &str| FetchError::BadRedirect {
-        url: crate::log::shown_url(&current),
+        url: crate::log::shown_url(current),
         status,
         problem: problem.to_owned(),
     };
