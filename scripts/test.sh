@@ -14,6 +14,7 @@ cargo fmt --all -- --check
 cargo test --workspace --locked
 # The fault-injection scenarios that leave the shared RabbitMQ and PostgreSQL running (real
 # processes SIGKILLed or frozen mid-job, a poison image, duplicate, lost and garbage messages,
-# SIGTERM drains; about 7 minutes). The ones that restart the broker or the database run with
+# SIGTERM drains; hostile clients: slow-body, connection and method floods, a redirect fan-in;
+# about 10 minutes). The ones that restart the broker or the database run with
 # `bash scripts/chaos.sh`.
 bash scripts/chaos.sh ci

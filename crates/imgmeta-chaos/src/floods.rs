@@ -251,3 +251,122 @@ pub(crate) async fn method_flood(opts: &Options) -> Result<Summary> {
     }
     Ok(judged)
 }
+
+/// Starts the victim: one loopback image server on 127.0.0.1 that records when each request
+/// reached it.
+async fn start_victim(
+    image: bytes::Bytes,
+) -> Result<(
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+)> {
+    use axum::http::header;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/victim/{name}",
+        axum::routing::get(move || {
+            let (log, image) = (log.clone(), image.clone());
+            async move {
+                log.lock().expect("victim log").push(Instant::now());
+                ([(header::CONTENT_TYPE, "image/png")], image)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, seen))
+}
+
+/// Starts a redirector on `ip` (a loopback address) whose every path answers 302 to
+/// `target_base` + the same path.
+async fn start_redirector(ip: [u8; 4], target_base: String) -> Result<std::net::SocketAddr> {
+    use axum::http::{StatusCode, Uri, header};
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let target = format!("{target_base}{}", uri.path().replacen("/r/", "/victim/", 1));
+        async move { (StatusCode::FOUND, [(header::LOCATION, target)]) }
+    });
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// The most requests that reached the victim within any one-second window.
+fn busiest_second(times: &[Instant]) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    (0..sorted.len())
+        .map(|i| {
+            sorted[i..]
+                .iter()
+                .take_while(|t| t.duration_since(sorted[i]) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// 16 jobs for 8 loopback redirectors (127.0.0.2–9) that all send their fetch to one victim on
+/// 127.0.0.1, each under another spelling of its address, with the per-host fetch rate at 2/s:
+/// the victim must see no more than its rate (plus one for a window's edge), and every job
+/// must still succeed.
+pub(crate) async fn redirect_fan_in(opts: &Options) -> Result<Summary> {
+    const RATE: &str = "2";
+    let mut cfg = config(opts, "redirect-fan-in", two_workers());
+    cfg.env = env(&[
+        ("IMGMETA_HOST_FETCH_RATE_PER_SECOND", RATE),
+        ("IMGMETA_WORKER_CONCURRENCY", "8"),
+    ]);
+    let run = Run::start(cfg).await?;
+    let image = std::fs::read(opts.workspace.join("fixtures/images/alpha.png"))?;
+    let (victim, seen) = start_victim(image.into()).await?;
+    let port = victim.port();
+    let spellings = [
+        format!("127.0.0.1:{port}"),
+        format!("127.1:{port}"),
+        format!("0x7f.0.0.1:{port}"),
+        format!("2130706433:{port}"),
+        format!("127.0.0.1.:{port}"),
+        format!("0177.0.0.1:{port}"),
+        format!("127.0.1:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+    ];
+    let mut redirectors = Vec::new();
+    for (i, spelling) in spellings.iter().enumerate() {
+        redirectors
+            .push(start_redirector([127, 0, 0, 2 + i as u8], format!("http://{spelling}")).await?);
+    }
+    let submitted = Instant::now();
+    for k in 0..16 {
+        let via = redirectors[k % redirectors.len()];
+        run.submit(
+            format!("http://{via}/r/fan-{k}.png"),
+            &["metadata"],
+            crate::checker::Expect::Succeed,
+        )
+        .await;
+    }
+    let summary = run.finish(Duration::from_secs(120), SETTLE).await;
+    let times = seen.lock().expect("victim log").clone();
+    let busiest = busiest_second(&times);
+    let span = times
+        .iter()
+        .max()
+        .map_or(0.0, |last| last.duration_since(submitted).as_secs_f64());
+    let notes = vec![format!(
+        "victim requests: {} (16 jobs through 8 redirectors), busiest second: {busiest} (rate {RATE}/s), last {span:.1} s after the first submission",
+        times.len()
+    )];
+    let injected = times.len() >= 16;
+    let mut judged = conclude(summary, notes, injected);
+    if busiest > 3 {
+        judged.pass = false;
+    }
+    Ok(judged)
+}

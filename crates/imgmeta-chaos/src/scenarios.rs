@@ -33,6 +33,7 @@ pub const ALL: &[&str] = &[
     "slow-body-flood",
     "connection-flood",
     "method-flood",
+    "redirect-fan-in",
 ];
 
 /// The scenarios that leave the shared RabbitMQ and PostgreSQL alone and finish in about a
@@ -53,6 +54,7 @@ pub const CI: &[&str] = &[
     "slow-body-flood",
     "connection-flood",
     "method-flood",
+    "redirect-fan-in",
 ];
 
 #[derive(Debug, Clone)]
@@ -118,6 +120,7 @@ pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
         "slow-body-flood" => crate::floods::slow_body_flood(opts).await,
         "connection-flood" => crate::floods::connection_flood(opts).await,
         "method-flood" => crate::floods::method_flood(opts).await,
+        "redirect-fan-in" => crate::floods::redirect_fan_in(opts).await,
         other => bail!("unknown scenario {other:?}; known: {}", ALL.join(", ")),
     }
 }
