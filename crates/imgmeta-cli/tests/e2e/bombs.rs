@@ -20,6 +20,8 @@ fn analyze(bytes: &[u8], name: &str) -> (String, f64) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
+    // Reaped below with wait4 (which std's wait cannot replace: it drops the rusage).
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
         .arg("analyze")
         .arg(&path)
@@ -46,7 +48,10 @@ fn analyze(bytes: &[u8], name: &str) -> (String, f64) {
     assert!(libc::WIFEXITED(status), "analyze crashed on {name}");
     // ru_maxrss is in KiB on Linux.
     let peak = usage.ru_maxrss as f64 / 1024.0;
-    eprintln!("imgmeta analyze {name}: result {} bytes, peak RSS {peak:.0} MiB", out.len());
+    eprintln!(
+        "imgmeta analyze {name}: result {} bytes, peak RSS {peak:.0} MiB",
+        out.len()
+    );
     (out, peak)
 }
 
