@@ -903,3 +903,79 @@ async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_mint_keys_into_an_existing_account_over_http() {
+    let token = "an-admin-token-for-tenancy";
+    let app = TestApp::spawn_with(options(&[("IMGMETA_ADMIN_TOKEN", token)])).await;
+    let team = new_account(&app, "http-team", 1_000).await;
+    let admin = authorized_client(token);
+    let keys_url = format!("{}/v1/keys", app.base);
+    let mint = |body: Value| admin.post(&keys_url).json(&body).send();
+
+    let joined: Value =
+        mint(json!({ "name": "joined", "account": team.to_string(), "scopes": ["jobs:read"] }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let by_name: Value = mint(json!({ "name": "by name", "account": "http-team" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alone: Value = mint(json!({ "name": "alone" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let missing = mint(json!({ "name": "x", "account": "no-such-team" }))
+        .await
+        .unwrap();
+    let bad_scope = mint(json!({ "name": "x", "scopes": ["jobs:everything"] }))
+        .await
+        .unwrap();
+
+    assert_eq!(joined["account"], team.to_string());
+    assert_eq!(joined["scopes"], json!(["jobs:read"]));
+    assert_eq!(by_name["account"], team.to_string());
+    assert_ne!(alone["account"], team.to_string());
+    assert_eq!(missing.status(), 404);
+    assert_eq!(code_of(&missing.text().await.unwrap()), "account_not_found");
+    assert_eq!(bad_scope.status(), 400);
+    assert_eq!(code_of(&bad_scope.text().await.unwrap()), "invalid_scope");
+    // The joined key reads what the account's other key submitted, and may not submit.
+    let writer = authorized_client(by_name["key"].as_str().unwrap());
+    let reader = authorized_client(joined["key"].as_str().unwrap());
+    let submitted: Value = writer
+        .post(format!("{}/v1/jobs", app.base))
+        .json(&json!({ "url": app.image_url("alpha.png") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = format!("{}/v1/jobs/{}", app.base, submitted["id"].as_str().unwrap());
+    assert_eq!(reader.get(&job).send().await.unwrap().status(), 200);
+    let refused = reader
+        .post(format!("{}/v1/jobs", app.base))
+        .json(&json!({ "url": app.image_url("alpha.png") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        authorized_client(alone["key"].as_str().unwrap())
+            .get(&job)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    app.cleanup().await;
+}
