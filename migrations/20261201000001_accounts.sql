@@ -73,8 +73,8 @@ DROP INDEX jobs_idempotency_key;
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 
--- The account's job list, newest first.
-CREATE INDEX jobs_by_account ON jobs (account_id, created_at DESC, id DESC);
+-- The account's job list, newest first (ids are UUIDv7, ordered by creation).
+CREATE INDEX jobs_by_account ON jobs (account_id, id DESC);
 -- The retention sweep: finished jobs not yet purged, per account by age.
 CREATE INDEX jobs_unpurged_by_finish ON jobs (account_id, finished_at)
     WHERE purged_at IS NULL AND finished_at IS NOT NULL;

@@ -140,6 +140,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 /// carry a `content-type`; hyper's carry none and no body), the same status with the JSON
 /// envelope instead, closing the connection.
 fn enveloped(buf: &[u8]) -> Option<Vec<u8>> {
+    if !buf.starts_with(b"HTTP/1.") {
+        return None;
+    }
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..head_end]).ok()?;
     let status_line = head.lines().next()?;

@@ -6,7 +6,7 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use imgmeta_auth::ApiKey;
@@ -195,12 +195,13 @@ struct CreateKeyBody {
     scopes: Option<Vec<String>>,
 }
 
-/// `POST /v1/keys` with `Authorization: Bearer <IMGMETA_ADMIN_TOKEN>`: `201` and the new key.
-pub(crate) async fn create(
+/// Guards the operators' routes from the request head, before any body is read: `403` when no
+/// admin token is configured, `401` without the right one.
+pub(crate) async fn require_admin(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let Some(admin_token) = &state.security.admin_token else {
         tracing::warn!(
             kind = "security",
@@ -208,13 +209,14 @@ pub(crate) async fn create(
             reason = "admin_disabled",
             "key sign-up refused: no admin token configured"
         );
-        return Err(ApiError::new(
+        return ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "key sign-up over HTTP is disabled; set IMGMETA_ADMIN_TOKEN to enable it",
-        ));
+        )
+        .into_response();
     };
-    let presented = crate::auth::bearer(&headers).unwrap_or_default();
+    let presented = crate::auth::bearer(request.headers()).unwrap_or_default();
     if !imgmeta_auth::tokens_match(presented, admin_token.expose_secret()) {
         tracing::warn!(
             kind = "security",
@@ -222,12 +224,22 @@ pub(crate) async fn create(
             reason = "bad_admin_token",
             "key sign-up refused"
         );
-        return Err(ApiError::new(
+        return ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
             "the admin token is required: send Authorization: Bearer <admin token>",
-        ));
+        )
+        .into_response();
     }
+    next.run(request).await
+}
+
+/// `POST /v1/keys` with `Authorization: Bearer <IMGMETA_ADMIN_TOKEN>` (checked by
+/// [`require_admin`]): `201` and the new key.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let body: CreateKeyBody =
         crate::routes::json_object(&body).map_err(|e| invalid_key_request(e.code, e.message))?;
     let name = Name::parse(&body.name).map_err(|e| invalid_key_request(e.code, e.message))?;

@@ -153,7 +153,7 @@ pub(crate) async fn read_body(
         let address =
             crate::shares::client_address(peer, request.headers(), &security.trusted_proxies);
         match security.shares.try_take(
-            crate::shares::Holder::Address(address),
+            crate::shares::Holder::of_address(address),
             security.max_in_flight_per_address,
         ) {
             Some(share) => Some(share),
@@ -173,6 +173,14 @@ pub(crate) async fn read_body(
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) if is_malformed(&error) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "malformed request body (its chunked encoding is broken)",
+            )
+            .into_response();
+        }
         Ok(Err(error)) if !is_length_limit(&error) => {
             tracing::info!(
                 kind = "analytics",
@@ -217,6 +225,31 @@ pub(crate) async fn read_body(
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Whether reading a body failed on its framing (a broken chunked encoding) rather than on the
+/// client going away or the length limit.
+fn is_malformed(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(hyper_error) = e.downcast_ref::<hyper::Error>() {
+            if hyper_error.is_incomplete_message() || hyper_error.is_closed() {
+                return false;
+            }
+            if hyper_error.is_parse() {
+                return true;
+            }
+        }
+        // Hyper's chunked decoder reports a bad chunk as invalid input or data.
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether reading a body failed because it was over the limit (as opposed to the client

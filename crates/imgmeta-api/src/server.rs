@@ -125,7 +125,11 @@ pub(crate) async fn serve(
             },
             () = stopping.cancelled() => break,
         };
-        if registry.len() >= limits.max_connections && !registry.shed_idle() {
+        // Over the cap, the idlest connection is closed; the ceiling above it bounds the
+        // connections still finishing their graceful close.
+        let open = registry.len();
+        let ceiling = limits.max_connections + limits.max_connections / 8;
+        if open >= ceiling || (open >= limits.max_connections && !registry.shed_idle()) {
             // Every connection is busy: this one is closed at once. Logged at most once a
             // second, with the count, so a flood cannot flood the log too.
             metrics::counter!(imgmeta_telemetry::CONNECTIONS_REFUSED, "reason" => "cap")
@@ -200,6 +204,12 @@ pub(crate) async fn serve(
                     }
                     () = connection.close.cancelled() => {
                         metrics::counter!(imgmeta_telemetry::CONNECTIONS_CLOSED, "reason" => "shed").increment(1);
+                        // One that never completed a request has no answer to finish: its
+                        // socket closes now, even mid-head (a graceful close would wait for the
+                        // header deadline). A served one closes once its answer is out.
+                        if connection.served.load(Ordering::Relaxed) == 0 {
+                            break Ok(());
+                        }
                         serving.as_mut().graceful_shutdown();
                         break serving.as_mut().await;
                     }

@@ -15,6 +15,23 @@ pub(crate) enum Holder {
     Address(IpAddr),
 }
 
+impl Holder {
+    /// The holder for a client address. An IPv6 client usually has a whole /64 to itself, so
+    /// the /64 is one holder (else each of its 2^64 addresses would get a share); an
+    /// IPv4-mapped address is its IPv4 address.
+    pub(crate) fn of_address(ip: IpAddr) -> Self {
+        Self::Address(match ip {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !((1u128 << 64) - 1),
+                )),
+            },
+        })
+    }
+}
+
 /// Counts of requests in flight per holder.
 #[derive(Debug, Default)]
 pub(crate) struct Shares {
@@ -109,6 +126,19 @@ mod tests {
         );
         drop(first);
         assert!(shares.try_take(key, 2).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_holder_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Holder::of_address(a), Holder::of_address(b));
+        assert_ne!(Holder::of_address(a), Holder::of_address(other));
+        assert_eq!(
+            Holder::of_address("::ffff:10.1.2.3".parse().unwrap()),
+            Holder::Address([10, 1, 2, 3].into())
+        );
     }
 
     #[test]

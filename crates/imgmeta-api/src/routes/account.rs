@@ -110,9 +110,9 @@ struct CreateBody {
     daily_quota: Option<u32>,
 }
 
-/// `POST /v1/account/keys`: a new key in the caller's account. Its limits default to, and may
-/// not exceed, the creating key's own (a key cannot mint a faster one); with authentication
-/// disabled, the operator defaults.
+/// `POST /v1/account/keys`: a new key in the caller's account. Its scopes must be among the
+/// creating key's, and its limits default to, and may not exceed, the creating key's own (a key
+/// cannot mint a stronger or faster one); with authentication disabled, the operator defaults.
 pub(super) async fn create_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -129,9 +129,35 @@ pub(super) async fn create_key(
         None => ScopeSet::default_for_keys(),
     };
     let creator = match &caller.key {
-        Some(key) => state.store.get_api_key(key.id).await?.map(KeyView::from),
+        Some(key) => Some(
+            state
+                .store
+                .get_api_key(key.id)
+                .await?
+                .map(KeyView::from)
+                .ok_or_else(|| {
+                    // The key authenticated this very request: only a hand-edited database gets here.
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::Internal,
+                        "the calling key is missing",
+                    )
+                })?,
+        ),
         None => None,
     };
+    // A key grants no more than it holds: without jobs:read it cannot mint a key that reads.
+    if !caller.scopes.covers(&scopes) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientScope,
+            format!(
+                "a key may grant only scopes it holds ({}); asked for {}",
+                caller.scopes.as_strs().join(" "),
+                scopes.as_strs().join(" ")
+            ),
+        ));
+    }
     let (max_rate, max_quota) = match &creator {
         Some(key) => (key.rate_per_minute, key.daily_quota),
         None => (

@@ -94,6 +94,16 @@ pub(super) async fn submit(
         Accepted::Created(job) => (JobResource::from(job), false),
         Accepted::Replayed(job) => (JobResource::from(job), true),
     };
+    // A replay answers with the original job, perhaps finished by now: its result is shown
+    // only to a key that may read results.
+    let job = if caller.scopes.contains(Scope::JobsRead) {
+        job
+    } else {
+        JobResource {
+            result: None,
+            ..job
+        }
+    };
     let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, job.location())],

@@ -58,12 +58,16 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_key,
         ));
-    // Sign-up (the admin token is checked by the handler) and the probes need no API key.
+    // Sign-up (with the admin token, checked from the head) and the probes need no API key.
     let without_key = Router::new()
         .route("/v1/keys", post(crate::keys::create))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::keys::require_admin,
         ))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -393,6 +393,15 @@ async fn every_error_the_http_layer_makes_carries_the_envelope() {
             "bad_request",
         ),
         (
+            "broken chunked body",
+            format!(
+                "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{{}}\r\n0\r\n\r\n"
+            ),
+            400,
+            "bad_request",
+        ),
+        (
             "repeated Authorization",
             format!(
                 "GET /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
@@ -467,5 +476,61 @@ async fn a_client_that_hangs_up_mid_body_is_counted_as_client_closed_not_413() {
         assert!(Instant::now() < deadline, "never counted as client_closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_route_refuses_from_the_head_too() {
+    let token = "an-admin-token-for-hostile";
+    let app = TestApp::spawn_with(options(&[("IMGMETA_ADMIN_TOKEN", token)])).await;
+    let addr = addr_of(&app);
+    for auth in [
+        String::new(),
+        "Authorization: Bearer wrong-token-000000\r\n".to_owned(),
+    ] {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+                     Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer = read_answer(&mut stream, Duration::from_secs(3)).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_shed_at_the_cap_close_at_once_even_mid_head() {
+    let app = TestApp::spawn_with(options(&[("IMGMETA_MAX_CONNECTIONS", "100")])).await;
+    let addr = addr_of(&app);
+    // Each sends part of a request head and stops: a graceful close would wait for the
+    // header deadline (10 s); at the cap they must go at once.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(mut stream) = TcpStream::connect(&addr).await {
+            let _ = stream
+                .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+                .await;
+            held.push(stream);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut closed = 0;
+    for stream in &mut held {
+        let mut buf = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 250, "only {closed} of 400 were closed");
+    let ready = reqwest::get(format!("{}/readyz", app.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
     app.cleanup().await;
 }

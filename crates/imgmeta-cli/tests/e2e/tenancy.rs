@@ -279,7 +279,7 @@ async fn every_route_enforces_its_scopes() {
             let base = app.base.clone();
             Box::new(move |c| {
                 c.post(format!("{base}/v1/account/keys"))
-                    .json(&json!({ "name": "minted", "scopes": ["jobs:read"] }))
+                    .json(&json!({ "name": "minted", "scopes": ["keys:manage"] }))
             })
         }),
         ("DELETE /v1/account/keys/{prefix}", &["keys:manage"], {
@@ -323,6 +323,19 @@ async fn every_route_enforces_its_scopes() {
             }
         }
     }
+    // A key grants only scopes it holds.
+    let manager = authorized_client(&key_in(&app, Some(account), "keys:manage").await);
+    let escalation = manager
+        .post(format!("{}/v1/account/keys", app.base))
+        .json(&json!({ "name": "reader", "scopes": ["jobs:read"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(escalation.status(), 403);
+    assert_eq!(
+        code_of(&escalation.text().await.unwrap()),
+        "insufficient_scope"
+    );
     app.cleanup().await;
 }
 
