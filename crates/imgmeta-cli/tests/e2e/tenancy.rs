@@ -159,6 +159,22 @@ async fn another_accounts_job_answers_exactly_like_a_missing_one_on_every_route(
     let seen_by_a2: Value = a2.get(url(&id)).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen_by_a2["result"], finished["result"]);
     assert!(seen_by_a2["result"]["image"]["exif"]["gps"].is_object());
+    // A key of the account that may submit but not read gets the job back on a replay, but
+    // not its result.
+    let writer = authorized_client(&key_in(&app, Some(team), "jobs:write").await);
+    let replayed: Value = writer
+        .post(format!("{}/v1/jobs", app.base))
+        .header("Idempotency-Key", "order-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed["id"], job["id"]);
+    assert_eq!(replayed["status"], "succeeded");
+    assert!(replayed["result"].is_null(), "{replayed}");
     let (status, text) = answer(b.get(url(&id)).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert!(!text.contains("latitude") && !text.contains("camera_north_east"));
