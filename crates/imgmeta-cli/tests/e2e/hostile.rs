@@ -205,14 +205,28 @@ async fn slow_body_floods_from_anonymous_clients_and_one_key_do_not_lock_out_ano
 async fn a_client_that_never_reads_is_cut_off_by_the_write_deadline() {
     let app = TestApp::spawn_with(options(&[("IMGMETA_RESPONSE_WRITE_TIMEOUT_MS", "500")])).await;
     let addr = addr_of(&app);
+    let page = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .len();
+    // Enough pipelined requests for the metrics page that their answers (32 MiB) cannot all
+    // wait in the kernel's socket buffers (4 MiB at most here): the server must block writing.
+    let requests = ((32 << 20) / page.max(1)).clamp(400, 20_000);
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-    // Many pipelined requests for the metrics page, whose answers pile up unread.
     let one = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    let pipelined = one.repeat(400);
-    let _ = stream.write_all(pipelined.as_bytes()).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pipelined = one.repeat(requests);
+    // The server stops reading requests while it cannot write: the write may never finish.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.write_all(pipelined.as_bytes()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Now read: the server must have given up and closed, so the stream ends.
     let mut received = 0usize;
@@ -227,15 +241,8 @@ async fn a_client_that_never_reads_is_cut_off_by_the_write_deadline() {
     })
     .await;
     assert!(ended.is_ok(), "the connection was never closed");
-    let page = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .len();
     assert!(
-        received < page * 400,
+        received < page * requests,
         "every answer was delivered: the server never gave up ({received} bytes)"
     );
     app.cleanup().await;
