@@ -58,6 +58,16 @@ impl<T: AsyncWrite + Unpin> GuardedIo<T> {
     /// client to make room.
     fn write_with_deadline(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            // A partial write while the client lags behind does not restart the deadline: a
+            // client reading a trickle (a byte every few seconds) is cut off like one that
+            // reads nothing. Only a write the socket takes whole shows the client keeping up.
+            Poll::Ready(Ok(n)) if n < buf.len() && self.write_deadline.is_some() => {
+                if self.write_deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
+                    self.write_deadline = None;
+                    return Poll::Ready(Err(self.timed_out()));
+                }
+                Poll::Ready(Ok(n))
+            }
             Poll::Ready(result) => {
                 self.write_deadline = None;
                 Poll::Ready(result)
@@ -69,20 +79,22 @@ impl<T: AsyncWrite + Unpin> GuardedIo<T> {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 if deadline.as_mut().poll(cx).is_ready() {
                     self.write_deadline = None;
-                    tracing::warn!(
-                        kind = "security",
-                        event = "response_write_timeout",
-                        timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                        "client did not read its response in time; connection closed"
-                    );
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "response write timed out",
-                    )));
+                    return Poll::Ready(Err(self.timed_out()));
                 }
                 Poll::Pending
             }
         }
+    }
+
+    /// The error that ends a connection whose client did not read in time, logged once.
+    fn timed_out(&self) -> io::Error {
+        tracing::warn!(
+            kind = "security",
+            event = "response_write_timeout",
+            timeout_ms = u64::try_from(self.write_timeout.as_millis()).unwrap_or(u64::MAX),
+            "client did not read its response in time; connection closed"
+        );
+        io::Error::new(io::ErrorKind::TimedOut, "response write timed out")
     }
 }
 
@@ -193,7 +205,53 @@ fn enveloped(buf: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::enveloped;
+    use super::{GuardedIo, enveloped};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A client reading one byte every `every`, until the connection ends.
+    fn trickle_reader(
+        mut client: tokio::io::DuplexStream,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            loop {
+                tokio::time::sleep(every).await;
+                if client.read(&mut byte).await.map_or(true, |n| n == 0) {
+                    break;
+                }
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_client_reading_a_trickle_is_cut_off_like_one_that_reads_nothing() {
+        let (server, client) = tokio::io::duplex(16);
+        let mut io = GuardedIo::new(server, Duration::from_millis(200));
+        // Each stall is shorter than the deadline, but the whole answer would take minutes.
+        let reader = trickle_reader(client, Duration::from_millis(20));
+        let started = Instant::now();
+        let written = io.write_all(&[7u8; 4096]).await;
+        assert_eq!(written.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        reader.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_keeps_up_gets_its_whole_answer() {
+        let (server, mut client) = tokio::io::duplex(16);
+        let mut io = GuardedIo::new(server, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        io.write_all(&[7u8; 64 * 1024]).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        assert_eq!(reader.await.unwrap(), 64 * 1024);
+    }
 
     #[test]
     fn hypers_bare_error_answers_get_the_envelope() {
