@@ -63,6 +63,10 @@ impl From<imgmeta_store::StoreError> for ApiError {
                 "no such account",
             );
         }
+        if let imgmeta_store::StoreError::NotMigrated(detail) = &err {
+            tracing::error!(kind = "error", detail = %detail, "database not migrated");
+            return Self::unavailable("the database is not migrated (run `imgmeta migrate`)");
+        }
         if err.is_retryable() {
             tracing::warn!(kind = "error", error = %err, "database unavailable");
             Self::unavailable("the database is unavailable")

@@ -59,10 +59,32 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers with a schema this binary can use: every migration it
+    /// knows of applied (a newer schema, during a rolling upgrade, is fine).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::NotMigrated(_) => {
+                        StoreError::NotMigrated("no migrations applied".into())
+                    }
+                    other => other,
+                })?;
+        let needed = sqlx::migrate!("../../migrations")
+            .migrations
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        match applied {
+            Some(version) if version >= needed => Ok(()),
+            Some(version) => Err(StoreError::NotMigrated(format!(
+                "schema version {version}, this binary needs {needed}"
+            ))),
+            None => Err(StoreError::NotMigrated("no migrations applied".into())),
+        }
     }
 
     pub async fn close(&self) {

@@ -18,12 +18,15 @@ pub enum StoreError {
     CorruptKey { id: i64, reason: String },
     #[error("no such account")]
     NoSuchAccount,
+    /// The database is missing or its schema is older than this binary's.
+    #[error("database not migrated ({0}): run `imgmeta migrate`")]
+    NotMigrated(String),
 }
 
 impl StoreError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Unavailable(_) | Self::NotMigrated(_) => ErrorCode::ServiceUnavailable,
             Self::NoSuchAccount => ErrorCode::AccountNotFound,
             _ => ErrorCode::Internal,
         }
@@ -50,6 +53,14 @@ impl From<sqlx::Error> for StoreError {
                 }) =>
             {
                 Self::Unavailable(err)
+            }
+            // No such database, table or column: the schema is not (fully) migrated.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c == "3D000" || c == "42P01" || c == "42703") =>
+            {
+                Self::NotMigrated(db.message().to_owned())
             }
             _ => Self::Query(err),
         }

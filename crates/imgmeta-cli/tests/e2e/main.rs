@@ -12,6 +12,7 @@ mod observability;
 mod processes;
 mod reliability;
 mod security;
+mod startup;
 mod tenancy;
 mod traces;
 mod validation;
