@@ -48,7 +48,10 @@ fn install(format: LogFormat, traces: Option<&TraceExport>) {
         LogFormat::Json => true,
         LogFormat::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal: a file or a log collector gets plain text.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let logs: Box<dyn Layer<_> + Send + Sync> = match json {
         false => logs.boxed(),
         true => logs

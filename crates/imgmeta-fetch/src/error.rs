@@ -98,7 +98,9 @@ impl FetchError {
             Self::Timeout { .. } => ErrorCode::Timeout,
             Self::TooLarge { .. } => ErrorCode::TooLarge,
             Self::TooManyRedirects { .. } => ErrorCode::TooManyRedirects,
-            Self::Status { status, .. } if *status == 429 || *status >= 500 => {
+            // Only what HTTP defines as the server's trouble is worth another try; a status
+            // outside the standard range (LinkedIn's 999) is a refusal like any 4xx.
+            Self::Status { status, .. } if *status == 429 || (500..=599).contains(status) => {
                 ErrorCode::UpstreamUnavailable
             }
             Self::Status { .. } | Self::BadRedirect { .. } => ErrorCode::HttpStatus,
@@ -125,5 +127,28 @@ impl FetchError {
     /// The `{code, message}` pair a failed job stores.
     pub fn to_body(&self) -> imgmeta_domain::ErrorBody {
         imgmeta_domain::ErrorBody::new(self.code(), self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FetchError;
+
+    fn status(status: u16) -> FetchError {
+        FetchError::Status {
+            url: "http://example.com/a.jpg".into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn only_server_errors_and_429_are_worth_another_try() {
+        for retried in [429, 500, 503, 599] {
+            assert!(status(retried).is_retryable(), "{retried}");
+        }
+        for refused in [400, 403, 404, 410, 451, 600, 999] {
+            assert!(!status(refused).is_retryable(), "{refused}");
+            assert_eq!(status(refused).code().as_str(), "http_status");
+        }
     }
 }

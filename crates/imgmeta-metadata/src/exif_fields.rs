@@ -63,8 +63,30 @@ pub(crate) fn read_exif(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<Ex
 }
 
 fn summarise(exif: &Exif) -> ExifSummary {
-    let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
-    let text = |tag| field(tag).and_then(text_value).map(|(text, _)| text);
+    // Fields whose declared values are larger than any real one are never parsed whole (see
+    // `exif_scan`): their text comes from a prefix of their raw bytes, their numbers are
+    // reported as missing.
+    let oversized = crate::exif_scan::oversized(exif.buf(), exif.little_endian());
+    let field = |tag: Tag| {
+        if oversized.contains_key(&tag) {
+            return None;
+        }
+        exif.get_field(tag, In::PRIMARY).map(|f| &f.value)
+    };
+    let text_of = |tag: Tag| match oversized.get(&tag) {
+        Some(entry) if entry.is_text() => {
+            // Enough bytes for 256 characters and the sign that there were more.
+            let end = entry
+                .offset
+                .saturating_add(entry.len.min(RAW_TEXT_PREFIX_BYTES));
+            let raw = exif.buf().get(entry.offset..end)?;
+            let (text, cut) = cut_lossy(trim(raw));
+            (!text.is_empty()).then_some((text, cut))
+        }
+        Some(_) => None,
+        None => field(tag).and_then(text_value),
+    };
+    let text = |tag| text_of(tag).map(|(text, _)| text);
     let number = |tag| field(tag).and_then(|v| number_at(v, 0));
 
     // As exiftool does, a coordinate counts only with its reference: without one the
@@ -97,7 +119,7 @@ fn summarise(exif: &Exif) -> ExifSummary {
     // The reported text fields, noting which of them had to be cut.
     let mut truncated = Vec::new();
     let mut reported = |key: &str, tag| {
-        let (text, cut) = field(tag).and_then(text_value)?;
+        let (text, cut) = text_of(tag)?;
         if cut {
             truncated.push(key.to_owned());
         }
@@ -128,6 +150,10 @@ fn summarise(exif: &Exif) -> ExifSummary {
         truncated,
     }
 }
+
+/// Bytes of an oversized text field that are read: 256 characters of up to 4 bytes, and 4 more
+/// to tell that the text went on.
+const RAW_TEXT_PREFIX_BYTES: usize = 256 * 4 + 4;
 
 /// An ASCII field as exiftool reads it: up to the first NUL, without the trailing spaces
 /// cameras pad fixed-width fields with. Some writers store strings as UNDEFINED or BYTE, so

@@ -33,6 +33,7 @@ mod decode;
 mod describe;
 mod error;
 mod exif_fields;
+mod exif_scan;
 mod frames;
 mod hashes;
 mod icc;

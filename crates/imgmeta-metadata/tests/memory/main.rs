@@ -9,7 +9,7 @@
 #[path = "../support/bombs.rs"]
 mod bombs;
 
-use bombs::{exif_text_bomb, iccp_bomb};
+use bombs::{exif_text_bomb, exif_text_bomb_of, iccp_bomb};
 use cap::Cap;
 use imgmeta_domain::ErrorCode;
 use imgmeta_metadata::{DecodeLimits, decode, describe};
@@ -164,6 +164,20 @@ fn an_exif_text_bomb_is_described_within_a_few_copies_of_its_string() {
     // result holds 256 characters of each, not 15 MB.
     let png = exif_text_bomb(5_000_000);
     let (json, _) = within_budget(64 * MIB, || {
+        let decoded = decode(&png, &DecodeLimits::default()).expect("a valid 1x1 PNG");
+        serde_json::to_vec(&describe(&png, &decoded)).unwrap()
+    });
+    assert!(json.len() <= 256 * 1024, "{} bytes", json.len());
+}
+
+#[test]
+fn an_exif_bomb_of_nuls_is_not_parsed_whole() {
+    let _serial = serial();
+    // Three tags pointing at 5 MB of NULs: parsed whole, each would become five million empty
+    // strings (24 bytes each, 360 MB in all). They are over the field limit, so only a prefix
+    // of their raw bytes is looked at.
+    let png = exif_text_bomb_of(5_000_000, 0);
+    let (json, _) = within_budget(48 * MIB, || {
         let decoded = decode(&png, &DecodeLimits::default()).expect("a valid 1x1 PNG");
         serde_json::to_vec(&describe(&png, &decoded)).unwrap()
     });

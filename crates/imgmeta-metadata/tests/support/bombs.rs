@@ -40,7 +40,14 @@ fn png_with(extra: &[Vec<u8>]) -> Vec<u8> {
 /// A PNG whose eXIf Make and Model (IFD0) and LensModel (Exif IFD) all point at one
 /// `len`-byte string of `A`s: the file holds the string once, a naive reader copies it
 /// three times into the result.
+#[allow(dead_code)] // each suite that includes this file uses only some builders
 pub fn exif_text_bomb(len: u32) -> Vec<u8> {
+    exif_text_bomb_of(len, b'A')
+}
+
+/// The same with the string made of `fill` bytes: NULs make a naive parser allocate one empty
+/// string per byte.
+pub fn exif_text_bomb_of(len: u32, fill: u8) -> Vec<u8> {
     const ASCII: u16 = 2;
     const LONG: u16 = 4;
     let entry = |tag: u16, kind: u16, count: u32, value: u32| {
@@ -65,7 +72,7 @@ pub fn exif_text_bomb(len: u32) -> Vec<u8> {
     tiff.extend(1u16.to_be_bytes());
     tiff.extend(entry(0xa434, ASCII, len, text_at)); // LensModel
     tiff.extend(0u32.to_be_bytes());
-    tiff.resize(tiff.len() + len as usize - 1, b'A');
+    tiff.resize(tiff.len() + len as usize - 1, fill);
     tiff.push(0);
     png_with(&[chunk(b"eXIf", &tiff)])
 }
