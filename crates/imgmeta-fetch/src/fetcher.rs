@@ -298,7 +298,11 @@ fn next_hop(current: &Url, status: u16, response: &reqwest::Response) -> Result<
         .to_str()
         .map_err(|_| bad("with a Location header that is not ASCII"))?;
     current.join(location).map_err(|e| FetchError::InvalidUrl {
-        url: clean(location),
+        // Shown without its query, as every URL in a message is.
+        url: match location.find(['?', '#']) {
+            Some(at) => format!("{}?…", clean(&location[..at])),
+            None => clean(location),
+        },
         problem: format!("the redirect location does not parse: {e}"),
     })
 }
