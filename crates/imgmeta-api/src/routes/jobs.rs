@@ -120,7 +120,10 @@ pub(super) async fn submit(
 
 /// Reads `Idempotency-Key`: 1 to 255 visible ASCII characters. The stored digest covers the
 /// validated request, so the same job asked for in a different JSON spelling still matches.
-fn idempotency(headers: &HeaderMap, spec: &JobSpec) -> Result<Option<Idempotency>, ApiError> {
+pub(super) fn idempotency(
+    headers: &HeaderMap,
+    spec: &JobSpec,
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -7,7 +7,7 @@ use crate::auth::Caller;
 use crate::submit::{Accepted, submit as submit_job};
 use crate::{ApiError, AppState, JobResource};
 use axum::extract::{OriginalUri, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, Scope, TaskSet};
@@ -19,6 +19,7 @@ pub(super) async fn img(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     // It submits and answers with the result: both scopes.
     caller.require(Scope::JobsWrite)?;
@@ -29,8 +30,11 @@ pub(super) async fn img(
         tasks: TaskSet::all(),
         min_score: MinScore::DEFAULT,
     };
-    let mut job = match submit_job(&state, &caller, spec, None).await? {
-        Accepted::Created(job) | Accepted::Replayed(job) => job,
+    // An Idempotency-Key makes a retried legacy call find its first job, as on /v1/jobs.
+    let idempotency = super::jobs::idempotency(&headers, &spec)?;
+    let (mut job, replayed) = match submit_job(&state, &caller, spec, idempotency).await? {
+        Accepted::Created(job) => (job, false),
+        Accepted::Replayed(job) => (job, true),
     };
     let deadline = Instant::now() + state.legacy_wait;
     let mut pause = Duration::from_millis(50);
@@ -50,7 +54,13 @@ pub(super) async fn img(
         StatusCode::ACCEPTED
     };
     let job = JobResource::from(job);
-    Ok((status, [(header::LOCATION, job.location())], Json(job)))
+    let mut response = (status, [(header::LOCATION, job.location())], Json(job)).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// The old service took the whole query string as the URL, percent-encoded; `url=<...>` is

@@ -49,3 +49,28 @@ async fn legacy_img_without_a_url_is_a_clear_error() {
     assert_eq!(body["error"]["code"], "invalid_url");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_img_honours_idempotency_keys_and_takes_unencoded_urls_with_their_own_query() {
+    let app = TestApp::spawn().await;
+    // Sent unencoded, as old clients do: everything after the first `?` is the image URL,
+    // its own `&` included.
+    let target = format!("{}?size=small&v=2", app.image_url("alpha.png"));
+    let call = || {
+        app.client
+            .post(format!("{}/img?{target}", app.base))
+            .header("Idempotency-Key", "legacy-1")
+            .send()
+    };
+
+    let first = call().await.unwrap();
+    let second = call().await.unwrap();
+
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let (first, second): (Value, Value) =
+        (first.json().await.unwrap(), second.json().await.unwrap());
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(first["url"], target.as_str());
+    app.cleanup().await;
+}
