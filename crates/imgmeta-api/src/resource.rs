@@ -21,6 +21,9 @@ pub struct JobResource {
     /// When the result was erased (`DELETE ?purge=true` or the account's retention period);
     /// the job stays as a tombstone with `result: null`.
     pub purged_at: Option<DateTime<Utc>>,
+    /// The error of the latest run that failed but may be retried: while the job is queued
+    /// for its next run this says why (`error` stays `null` until the job finally fails).
+    pub last_error: Option<ErrorBody>,
 }
 
 impl From<JobRecord> for JobResource {
@@ -38,6 +41,7 @@ impl From<JobRecord> for JobResource {
             error: job.error,
             result: job.result,
             purged_at: job.purged_at,
+            last_error: job.last_error,
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct JobSummary {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorBody>,
     pub purged_at: Option<DateTime<Utc>>,
+    pub last_error: Option<ErrorBody>,
     pub location: String,
 }
 
@@ -74,6 +79,7 @@ impl From<JobRecord> for JobSummary {
             finished_at: job.finished_at,
             error: job.error,
             purged_at: job.purged_at,
+            last_error: job.last_error,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct JobRecord {
     pub result: Option<serde_json::Value>,
     /// When the result was erased (on request or by the retention sweep).
     pub purged_at: Option<DateTime<Utc>>,
+    /// The error of the latest run that failed in a way worth retrying (shown while the job
+    /// waits for its next run, and kept afterwards).
+    pub last_error: Option<ErrorBody>,
 }
 
 /// Who a job belongs to: every query about a job names its account.
@@ -110,7 +113,8 @@ pub struct JobPage {
 macro_rules! job_columns {
     () => {
         "id, url, tasks, min_score, status, attempts, created_at, started_at, \
-         finished_at, error_code, error_message, result, purged_at"
+         finished_at, error_code, error_message, result, purged_at, last_error_code, \
+         last_error_message"
     };
 }
 
@@ -118,7 +122,8 @@ macro_rules! job_columns {
 macro_rules! summary_columns {
     () => {
         "id, url, tasks, min_score, status, attempts, created_at, started_at, \
-         finished_at, error_code, error_message, NULL::jsonb AS result, purged_at"
+         finished_at, error_code, error_message, NULL::jsonb AS result, purged_at, \
+         last_error_code, last_error_message"
     };
 }
 
@@ -376,21 +381,28 @@ pub(crate) fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
     })
 }
 
+/// The `{code, message}` stored in the columns `<prefix>_code` and `<prefix>_message`.
+fn decode_error(
+    id: JobId,
+    row: &PgRow,
+    code_column: &str,
+    message_column: &str,
+) -> Result<Option<ErrorBody>, StoreError> {
+    let Some(code) = row.try_get::<Option<String>, _>(code_column)? else {
+        return Ok(None);
+    };
+    let parsed: ErrorCode = serde_json::from_value(serde_json::Value::String(code.clone()))
+        .map_err(|_| StoreError::Corrupt {
+            id: id.as_uuid(),
+            reason: format!("unknown error code {code:?}"),
+        })?;
+    let message: Option<String> = row.try_get(message_column)?;
+    Ok(Some(ErrorBody::new(parsed, message.unwrap_or_default())))
+}
+
 fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
     let id = JobId::from_uuid(row.try_get("id")?);
-    let error_code: Option<String> = row.try_get("error_code")?;
-    let error = match error_code {
-        None => None,
-        Some(code) => {
-            let code: ErrorCode = serde_json::from_value(serde_json::Value::String(code.clone()))
-                .map_err(|_| StoreError::Corrupt {
-                id: id.as_uuid(),
-                reason: format!("unknown error code {code:?}"),
-            })?;
-            let message: Option<String> = row.try_get("error_message")?;
-            Some(ErrorBody::new(code, message.unwrap_or_default()))
-        }
-    };
+    let error = decode_error(id, row, "error_code", "error_message")?;
     Ok(JobRecord {
         id,
         spec: decode_spec(row)?,
@@ -402,5 +414,6 @@ fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
         error,
         result: row.try_get("result")?,
         purged_at: row.try_get("purged_at")?,
+        last_error: decode_error(id, row, "last_error_code", "last_error_message")?,
     })
 }

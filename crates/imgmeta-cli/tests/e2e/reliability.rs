@@ -151,6 +151,54 @@ async fn transient_upstream_failures_are_retried_and_permanent_ones_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_for_its_retry_shows_why_its_last_run_failed() {
+    // A long back-off, so the job is seen waiting between its runs.
+    let app = TestApp::spawn_with(Options {
+        env: vec![("IMGMETA_RETRY_BASE_MS", "30000".into())],
+        ..Default::default()
+    })
+    .await;
+    let id = app
+        .submit_ok(json!({ "url": format!("{}/flaky/1/{}/alpha.png", app.images, token()), "tasks": ["metadata"] }))
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiting = loop {
+        let job: Value = app.get_job(&id).await.json().await.unwrap();
+        if job["attempts"] == 1 && job["status"] == "queued" {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(waiting["error"].is_null(), "{waiting:#}");
+    assert_eq!(
+        waiting["last_error"]["code"], "upstream_unavailable",
+        "{waiting:#}"
+    );
+    assert!(
+        waiting["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{waiting:#}"
+    );
+    let listed: Value = app
+        .client
+        .get(format!("{}/v1/jobs", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["jobs"][0]["last_error"]["code"],
+        "upstream_unavailable"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog() {
     let down = TestApp::spawn_with(Options {
         start_worker: false,
