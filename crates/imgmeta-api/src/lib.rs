@@ -28,6 +28,28 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
+/// Serves `/metrics` alone on `addr` (a worker's own port) until `shutdown` is cancelled;
+/// returns the bound address. Here so that only this crate knows HTTP serving.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    imgmeta_telemetry::install();
+    let app = Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { imgmeta_telemetry::render() }),
+    );
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    tracing::info!(addr = %bound, "metrics listening");
+    Ok(bound)
+}
+
 /// A bound, ready-to-serve API.
 pub struct Application {
     listener: TcpListener,

@@ -159,33 +159,12 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `/metrics` alone on `addr` (a worker's own port).
-pub async fn start_metrics(
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> anyhow::Result<SocketAddr> {
-    imgmeta_telemetry::install();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async { imgmeta_telemetry::render() }),
-    );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-    });
-    tracing::info!(addr = %bound, "metrics listening");
-    Ok(bound)
-}
-
 /// `imgmeta worker`.
 pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let shutdown = shutdown_on_signal();
     if let Some(addr) = settings.metrics_addr {
-        start_metrics(addr, shutdown.clone()).await?;
+        imgmeta_api::serve_metrics(addr, shutdown.clone()).await?;
     }
     let analyzer = Arc::new(analyzer(&settings).await?);
     start_worker(&settings, store(&settings)?, analyzer, shutdown)?.await?;

@@ -108,7 +108,7 @@ async fn metrics_move_when_jobs_succeed_fail_and_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_metrics_on_its_own_port() {
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let addr = imgmeta_cli::serve::start_metrics("127.0.0.1:0".parse().unwrap(), shutdown.clone())
+    let addr = imgmeta_api::serve_metrics("127.0.0.1:0".parse().unwrap(), shutdown.clone())
         .await
         .unwrap();
     metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => "timeout").increment(1);
