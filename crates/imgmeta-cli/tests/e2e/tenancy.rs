@@ -53,6 +53,17 @@ async fn key_in(app: &TestApp, account: Option<AccountId>, scopes: &str) -> Stri
         .key
 }
 
+/// Sends a request and reads its JSON answer, whatever its status.
+trait SendJson {
+    async fn send_json(self) -> Value;
+}
+
+impl SendJson for reqwest::RequestBuilder {
+    async fn send_json(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// Status and body text of a response.
 async fn answer(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
@@ -63,14 +74,7 @@ async fn answer(response: reqwest::Response) -> (u16, String) {
 async fn wait_terminal_as(client: &reqwest::Client, base: &str, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let job: Value = client
-            .get(format!("{base}/v1/jobs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let job: Value = client.get(format!("{base}/v1/jobs/{id}")).send_json().await;
         if matches!(
             job["status"].as_str(),
             Some("succeeded" | "failed" | "cancelled")
@@ -166,12 +170,8 @@ async fn another_accounts_job_answers_exactly_like_a_missing_one_on_every_route(
         .post(format!("{}/v1/jobs", app.base))
         .header("Idempotency-Key", "order-1")
         .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(replayed["id"], job["id"]);
     assert_eq!(replayed["status"], "succeeded");
     assert!(replayed["result"].is_null(), "{replayed}");
@@ -180,14 +180,7 @@ async fn another_accounts_job_answers_exactly_like_a_missing_one_on_every_route(
     assert!(!text.contains("latitude") && !text.contains("camera_north_east"));
 
     // Lists show only the account's own jobs.
-    let listed_by_b: Value = b
-        .get(format!("{}/v1/jobs", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed_by_b: Value = b.get(format!("{}/v1/jobs", app.base)).send_json().await;
     let b_ids: Vec<&str> = listed_by_b["jobs"]
         .as_array()
         .unwrap()
@@ -197,12 +190,8 @@ async fn another_accounts_job_answers_exactly_like_a_missing_one_on_every_route(
     assert_eq!(b_ids, [b_job["id"].as_str().unwrap()]);
     let listed_by_a2: Value = a2
         .get(format!("{}/v1/jobs?status=succeeded", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(listed_by_a2["jobs"][0]["id"], job["id"]);
     assert!(listed_by_a2["jobs"][0].get("result").is_none());
 
@@ -223,12 +212,8 @@ async fn another_accounts_job_answers_exactly_like_a_missing_one_on_every_route(
     assert_eq!(a1.get(url(&id)).send().await.unwrap().status(), 200);
     let b_keys: Value = b
         .get(format!("{}/v1/account/keys", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(b_keys["keys"].as_array().unwrap().len(), 1);
     assert!(!b_keys.to_string().contains(&a1_prefix));
 
@@ -433,12 +418,8 @@ async fn an_account_quota_caps_all_its_keys_across_api_processes_and_counts_acce
     assert_eq!(replay.json::<Value>().await.unwrap()["id"], id.as_str());
     let usage: Value = k1
         .get(format!("{}/v1/account", first.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(usage["id"], account.to_string());
     assert_eq!(usage["limits"]["daily_quota"], 3);
     assert_eq!(usage["usage"]["submissions"], 3);
@@ -457,7 +438,7 @@ async fn an_account_quota_caps_all_its_keys_across_api_processes_and_counts_acce
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_and_the_retention_sweep_erase_results_and_keep_tombstones() {
-    let app = TestApp::spawn_with(Options {
+    let mut app = TestApp::spawn_with(Options {
         start_worker: true,
         ..options(&[])
     })
@@ -477,12 +458,8 @@ async fn purging_and_the_retention_sweep_erase_results_and_keep_tombstones() {
     let purged: Value = app
         .client
         .delete(format!("{}?purge=true", url(&purged_now)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(purged["status"], "succeeded");
     assert!(purged["result"].is_null());
     assert!(purged["purged_at"].is_string());
@@ -549,27 +526,17 @@ async fn purging_and_the_retention_sweep_erase_results_and_keep_tombstones() {
         "a recent result was purged"
     );
 
-    // Purging a live job cancels it in the same step.
-    let mut idle = TestApp::spawn_with(Options {
-        database: Some(app.db_name.clone()),
-        ..options(&[])
-    })
-    .await;
-    let queued = idle.submit_ok(body.clone()).await;
-    let tombstone: Value = idle
+    // Purging a live job cancels it in the same step (with no worker, it stays queued).
+    app.stop_worker().await;
+    let queued = app.submit_ok(body.clone()).await;
+    let tombstone: Value = app
         .client
-        .delete(format!("{}/v1/jobs/{queued}?purge=true", idle.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .delete(format!("{}/v1/jobs/{queued}?purge=true", app.base))
+        .send_json()
+        .await;
     assert_eq!(tombstone["status"], "cancelled");
     assert!(tombstone["purged_at"].is_string());
-    idle.stop_worker().await;
     pool.close().await;
-    idle.cleanup().await;
     app.cleanup().await;
 }
 
@@ -592,12 +559,8 @@ async fn an_account_that_redacts_gps_stores_no_coordinates() {
     let redacted: Value = redacting
         .post(format!("{}/v1/jobs", app.base))
         .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     let redacted = redacted["id"].as_str().unwrap().to_owned();
     let plain = app.submit_ok(body).await;
     app.start_worker();
@@ -640,12 +603,8 @@ async fn with_authentication_disabled_everything_belongs_to_the_built_in_account
     let submitted: Value = anonymous
         .post(format!("{}/v1/jobs", app.base))
         .json(&json!({ "url": app.image_url("camera_orientation6.jpg") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     let id = submitted["id"].as_str().unwrap();
     let read = anonymous
         .get(format!("{}/v1/jobs/{id}", app.base))
@@ -655,12 +614,8 @@ async fn with_authentication_disabled_everything_belongs_to_the_built_in_account
     assert_eq!(read.status(), 200);
     let account: Value = anonymous
         .get(format!("{}/v1/account", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(account["id"], AccountId::BUILT_IN.to_string());
     assert!(account["key"].is_null());
     let owner: uuid::Uuid = sqlx::query_scalar("SELECT account_id FROM jobs WHERE id = $1")
@@ -796,12 +751,8 @@ async fn the_accounts_migration_keeps_every_key_and_job_of_an_older_database() {
     let old = authorized_client(&secrets[0]);
     let job: Value = old
         .get(format!("{}/v1/jobs/{}", app.base, jobs[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["result"]["image"]["width"], 1);
     // Its idempotency keys still replay within its account.
@@ -879,12 +830,8 @@ async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
     let submitted: Value = key(&k1)
         .post(format!("{}/v1/jobs", app.base))
         .json(&json!({ "url": app.image_url("camera_orientation6.jpg") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     let job = format!("{}/v1/jobs/{}", app.base, submitted["id"].as_str().unwrap());
     assert_eq!(key(&k2).get(&job).send().await.unwrap().status(), 200);
     assert_eq!(key(&solo).get(&job).send().await.unwrap().status(), 404);
@@ -892,12 +839,8 @@ async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
     assert_eq!(manager_read.status(), 403);
     let listed: Value = key(&manager)
         .get(format!("{}/v1/account/keys", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
 
     let changed = imgmeta(&[
@@ -982,12 +925,8 @@ async fn operators_mint_keys_into_an_existing_account_over_http() {
     let submitted: Value = writer
         .post(format!("{}/v1/jobs", app.base))
         .json(&json!({ "url": app.image_url("alpha.png") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     let job = format!("{}/v1/jobs/{}", app.base, submitted["id"].as_str().unwrap());
     assert_eq!(reader.get(&job).send().await.unwrap().status(), 200);
     let refused = reader
