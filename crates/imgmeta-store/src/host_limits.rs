@@ -69,31 +69,8 @@ impl Store {
         delay: Duration,
         free_for: Duration,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL,
-                    attempts = attempts - CASE WHEN created_at > now() - $5 THEN 1 ELSE 0 END,
-                    last_error_code = $3, last_error_message = $4, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(error.code.as_str())
-        .bind(&error.message)
-        .bind(micros(free_for))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO outbox (job_id, available_at) VALUES ($1, now() + $2)")
-            .bind(id.as_uuid())
-            .bind(delay)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.requeue(id, attempt, error, delay, Some(micros(free_for)))
+            .await
     }
 }
 

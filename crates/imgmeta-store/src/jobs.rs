@@ -118,6 +118,31 @@ macro_rules! job_columns {
     };
 }
 
+/// Counts one accepted submission against today's (UTC) quota of the row `$1` of `$table`
+/// (`api_keys` or `accounts`, which keep their quotas in the same columns); no row is updated
+/// when that quota is used up.
+macro_rules! charge_quota {
+    ($table:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                                    THEN quota_used + 1 ELSE 1 END,
+                  quota_day = (now() AT TIME ZONE 'UTC')::date
+              WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
+                                 OR quota_used < daily_quota)"
+        )
+    };
+}
+
+/// Runs a [`charge_quota!`] statement; whether the quota had room.
+async fn charged(
+    tx: &mut sqlx::PgConnection,
+    statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<bool, StoreError> {
+    Ok(statement.execute(tx).await?.rows_affected() == 1)
+}
+
 /// The same columns with the result left out, for lists.
 macro_rules! summary_columns {
     () => {
@@ -179,35 +204,19 @@ impl Store {
         // Each charge takes the row's lock, so concurrent submissions on any number of API
         // replicas cannot overrun a quota. Keys before accounts, always, so no two
         // transactions wait for each other.
-        if let Some(key_id) = job.owner.key_id {
-            let charged = sqlx::query(
-                "UPDATE api_keys SET
-                     quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
-                                       THEN quota_used + 1 ELSE 1 END,
-                     quota_day = (now() AT TIME ZONE 'UTC')::date
-                 WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
-                                    OR quota_used < daily_quota)",
-            )
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-            if charged.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(Submitted::QuotaExceeded);
+        let key_charged = match job.owner.key_id {
+            Some(key_id) => {
+                charged(&mut tx, sqlx::query(charge_quota!("api_keys")).bind(key_id)).await?
             }
-        }
-        let charged = sqlx::query(
-            "UPDATE accounts SET
-                 quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
-                                   THEN quota_used + 1 ELSE 1 END,
-                 quota_day = (now() AT TIME ZONE 'UTC')::date
-             WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
-                                OR quota_used < daily_quota)",
-        )
-        .bind(account)
-        .execute(&mut *tx)
-        .await?;
-        if charged.rows_affected() != 1 {
+            None => true,
+        };
+        if !key_charged
+            || !charged(
+                &mut tx,
+                sqlx::query(charge_quota!("accounts")).bind(account),
+            )
+            .await?
+        {
             tx.rollback().await?;
             return Ok(Submitted::QuotaExceeded);
         }

@@ -164,9 +164,25 @@ impl Store {
         error: &ErrorBody,
         delay: Duration,
     ) -> Result<bool, StoreError> {
+        self.requeue(id, attempt, error, delay, None).await
+    }
+
+    /// Queues run `attempt`'s job again after `delay`, keeping `error` as its last error, with
+    /// its next message in the outbox in the same transaction. With `free_for`, the run is given
+    /// back (not counted among the job's attempts) while the job is younger than that. False
+    /// when that run no longer owns the job.
+    pub(crate) async fn requeue(
+        &self,
+        id: JobId,
+        attempt: i32,
+        error: &ErrorBody,
+        delay: Duration,
+        free_for: Option<Duration>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', lease_until = NULL, worker_id = NULL,
+                    attempts = attempts - CASE WHEN created_at > now() - $5 THEN 1 ELSE 0 END,
                     last_error_code = $3, last_error_message = $4, updated_at = now()
              WHERE id = $1 AND attempts = $2 AND status = 'running'",
         )
@@ -174,6 +190,8 @@ impl Store {
         .bind(attempt)
         .bind(error.code.as_str())
         .bind(&error.message)
+        // No free time: the comparison with NULL is never true, so the run counts.
+        .bind(free_for)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
