@@ -37,6 +37,21 @@ pub(crate) fn imgmeta(
         .expect("starting the imgmeta binary")
 }
 
+/// Runs the real `imgmeta ARGS` to completion against the database of `settings` (the CLI's
+/// administrative commands), with quiet logs.
+pub(crate) fn run_cli(settings: &imgmeta_config::Settings, args: &[&str]) -> std::process::Output {
+    use secrecy::ExposeSecret;
+    std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
+        .args(args)
+        .env(
+            "IMGMETA_DATABASE_URL",
+            settings.database.url.expose_secret(),
+        )
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running imgmeta")
+}
+
 /// Collects a child's stderr lines in the background.
 pub(crate) fn collect(child: &mut Child) -> tokio::task::JoinHandle<Vec<String>> {
     let stderr = child.stderr.take().unwrap();

@@ -610,18 +610,9 @@ async fn spawn_redirector(target: &'static str) -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_created_listed_and_revoked_with_the_cli_work_against_the_api() {
-    use secrecy::ExposeSecret;
     let app = TestApp::spawn_with(options(&[])).await;
     let imgmeta = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-            .args(args)
-            .env(
-                "IMGMETA_DATABASE_URL",
-                app.settings.database.url.expose_secret(),
-            )
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("running imgmeta");
+        let output = crate::processes::run_cli(&app.settings, args);
         assert!(output.status.success(), "imgmeta {args:?}: {output:?}");
         String::from_utf8(output.stdout).unwrap()
     };

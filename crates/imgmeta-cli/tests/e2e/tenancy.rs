@@ -775,18 +775,9 @@ async fn the_accounts_migration_keeps_every_key_and_job_of_an_older_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
-    use secrecy::ExposeSecret;
     let app = TestApp::spawn_with(options(&[])).await;
     let imgmeta = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-            .args(args)
-            .env(
-                "IMGMETA_DATABASE_URL",
-                app.settings.database.url.expose_secret(),
-            )
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("running imgmeta");
+        let output = crate::processes::run_cli(&app.settings, args);
         assert!(output.status.success(), "imgmeta {args:?}: {output:?}");
         serde_json::from_slice::<Value>(&output.stdout).unwrap()
     };
@@ -814,15 +805,10 @@ async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
     // A name two accounts now share ("k1" the account of the solo key, not "team-cli") is fine;
     // an ambiguous one is refused.
     imgmeta(&["keys", "create", "--name", "k1"]);
-    let ambiguous = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-        .args(["keys", "create", "--name", "x", "--account", "k1"])
-        .env(
-            "IMGMETA_DATABASE_URL",
-            app.settings.database.url.expose_secret(),
-        )
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let ambiguous = crate::processes::run_cli(
+        &app.settings,
+        &["keys", "create", "--name", "x", "--account", "k1"],
+    );
     assert!(!ambiguous.status.success());
     assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("use an id"));
 
@@ -854,15 +840,7 @@ async fn accounts_and_shared_keys_made_with_the_cli_own_their_jobs() {
     ]);
     assert_eq!(changed["retention_days"], 7);
     assert_eq!(changed["redact_gps"], true);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"))
-        .args(["accounts", "list"])
-        .env(
-            "IMGMETA_DATABASE_URL",
-            app.settings.database.url.expose_secret(),
-        )
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = crate::processes::run_cli(&app.settings, &["accounts", "list"]);
     let accounts: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
