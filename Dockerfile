@@ -9,7 +9,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 imgmeta
+ && useradd --system --uid 10001 imgmeta \
+ && install -d -o imgmeta -g imgmeta -m 0700 /var/lib/imgmeta
 COPY --from=build /src/target/release/imgmeta /usr/local/bin/imgmeta
 COPY --from=build /models /models
 ENV IMGMETA_MODEL_DIR=/models \

@@ -9,4 +9,4 @@ mod token;
 
 pub use key::{ApiKey, InvalidKey, KeyHash, KeyPrefix};
 pub use scrub::clean;
-pub use token::tokens_match;
+pub use token::{generate_admin_token, tokens_match};

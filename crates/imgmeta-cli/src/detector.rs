@@ -27,11 +27,12 @@ impl DetectObjects for Yolo {
 /// loads the model. The error says what is wrong and which command fixes it.
 pub async fn load(settings: &Settings) -> Result<Arc<dyn DetectObjects>, String> {
     let (model, dir) = (settings.detector.model.clone(), settings.model_dir.clone());
+    let cargo_home = settings.cargo_home.clone();
     let device = DeviceKind::parse(&settings.detector.device).map_err(|e| e.to_string())?;
     let threads = settings.worker.inference_threads;
     let iou_threshold = settings.detector.iou_threshold;
     tokio::task::spawn_blocking(move || {
-        let files = imgmeta_models::ensure(&model, &dir).map_err(|e| e.to_string())?;
+        let files = imgmeta_models::ensure(&model, &dir, cargo_home.as_deref()).map_err(|e| e.to_string())?;
         let config = DetectorConfig {
             device,
             threads,

@@ -208,3 +208,71 @@ fn account_json(account: &AccountRecord) -> serde_json::Value {
         "created_at": account.created_at,
     })
 }
+
+/// What `imgmeta admin-token --file F` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminTokenOutcome {
+    /// The file already held a token: nothing changed, nothing printed.
+    Kept,
+    /// The token from `IMGMETA_ADMIN_TOKEN` was written to the file.
+    WroteConfigured,
+    /// A new token was generated, written and printed once.
+    Generated,
+}
+
+/// Makes sure `path` holds an admin token, for deployments that share it as a file (the
+/// Compose one-shot service `admin-token`, a Kubernetes init step): an existing token is
+/// kept and not shown again; otherwise the configured `IMGMETA_ADMIN_TOKEN` is written, or a
+/// new token is generated, written (mode 0600, never over an existing file) and printed once.
+pub fn ensure_admin_token(
+    settings: &Settings,
+    path: &std::path::Path,
+) -> anyhow::Result<AdminTokenOutcome> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    if let Ok(existing) = std::fs::read_to_string(path)
+        && existing.trim().len() >= 16
+    {
+        eprintln!(
+            "imgmeta: {} already holds an admin token; it is not shown again",
+            path.display()
+        );
+        return Ok(AdminTokenOutcome::Kept);
+    }
+    let (token, outcome) = match &settings.security.admin_token {
+        Some(token) => (
+            token.expose_secret().to_owned(),
+            AdminTokenOutcome::WroteConfigured,
+        ),
+        None => (
+            imgmeta_auth::generate_admin_token(),
+            AdminTokenOutcome::Generated,
+        ),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    // An empty or short file left by an interrupted run is replaced.
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    writeln!(file, "{token}")?;
+    file.sync_all()?;
+    if outcome == AdminTokenOutcome::Generated {
+        println!("{token}");
+        eprintln!(
+            "imgmeta: generated the admin token above and stored it in {}; it is not shown again. \
+             Mint an API key with `imgmeta keys create --name me`, or over HTTP with \
+             POST /v1/keys and `Authorization: Bearer <admin token>`.",
+            path.display()
+        );
+    } else {
+        eprintln!("imgmeta: wrote IMGMETA_ADMIN_TOKEN to {}", path.display());
+    }
+    Ok(outcome)
+}

@@ -8,9 +8,12 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
-/// Logs only (tests, and processes without trace export).
+/// The filter when `RUST_LOG` is unset.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,lapin=warn";
+
+/// Logs only (tests, and processes without trace export), at the default filter.
 pub fn init(format: LogFormat) {
-    install(format, None);
+    install(format, None, None);
 }
 
 /// Logs, and span export when `traces` is set. The exporter is returned so the caller can
@@ -18,6 +21,7 @@ pub fn init(format: LogFormat) {
 /// never a reason for the service not to run.
 pub fn init_with_traces(
     format: LogFormat,
+    filter: Option<&str>,
     traces: Option<&TraceExportSettings>,
     default_service_name: &str,
 ) -> Option<TraceExport> {
@@ -26,7 +30,10 @@ pub fn init_with_traces(
         Some(Ok(export)) => (Some(export), None),
         Some(Err(err)) => (None, Some(err)),
     };
-    install(format, export.as_ref());
+    let bad_filter = install(format, filter, export.as_ref());
+    if let Some(err) = bad_filter {
+        tracing::warn!(error = %err, "RUST_LOG is not a valid filter; using {DEFAULT_FILTER:?}");
+    }
     if let Some(err) = failure {
         tracing::warn!(kind = "error", error = %err, "cannot export traces; running without");
     }
@@ -40,9 +47,18 @@ pub fn init_with_traces(
     export
 }
 
-fn install(format: LogFormat, traces: Option<&TraceExport>) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+/// Installs the subscriber; answers the parse error of a `filter` that was replaced by the
+/// default.
+fn install(
+    format: LogFormat,
+    filter: Option<&str>,
+    traces: Option<&TraceExport>,
+) -> Option<String> {
+    let (filter, bad_filter) = match filter.map(EnvFilter::try_new) {
+        None => (EnvFilter::new(DEFAULT_FILTER), None),
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(err)) => (EnvFilter::new(DEFAULT_FILTER), Some(err.to_string())),
+    };
     let json = match format {
         LogFormat::Text => false,
         LogFormat::Json => true,
@@ -66,4 +82,5 @@ fn install(format: LogFormat, traces: Option<&TraceExport>) {
         .with(logs)
         .with(traces.map(|t| t.layer()))
         .try_init();
+    bad_filter
 }

@@ -34,6 +34,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Make sure FILE holds the operators' admin token: keep one that is there, else write
+    /// IMGMETA_ADMIN_TOKEN, else generate one and print it once (for Compose and Kubernetes).
+    AdminToken {
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
     /// Manage accounts, which own keys and jobs: create, list, set.
     Accounts {
         #[command(subcommand)]
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
     };
     let traces = imgmeta_cli::logging::init_with_traces(
         settings.log_format,
+        settings.log_filter.as_deref(),
         settings.traces.as_ref(),
         service_name,
     );
@@ -185,6 +192,7 @@ fn main() -> ExitCode {
                 KeysCommand::List => imgmeta_cli::keys::list(&settings).await,
                 KeysCommand::Revoke { prefix } => imgmeta_cli::keys::revoke(&settings, &prefix).await,
             },
+            Command::AdminToken { file } => imgmeta_cli::keys::ensure_admin_token(&settings, &file).map(|_| ()),
             Command::Accounts { command } => match command {
                 AccountsCommand::Create { name, daily_quota, retention_days, redact_gps } => {
                     imgmeta_cli::keys::create_account(&settings, &name, daily_quota, retention_days, redact_gps).await

@@ -14,7 +14,12 @@ pub fn fetch(settings: &Settings, name: Option<&str>, force: bool) -> anyhow::Re
     } else {
         FetchMode::IfNeeded
     };
-    let files = imgmeta_models::fetch(name, &settings.model_dir, mode)?;
+    let files = imgmeta_models::fetch(
+        name,
+        &settings.model_dir,
+        mode,
+        settings.cargo_home.as_deref(),
+    )?;
     println!(
         "{}",
         serde_json::json!({
@@ -34,7 +39,11 @@ pub fn bench_detect(
     runs: usize,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let files = imgmeta_models::ensure(&settings.detector.model, &settings.model_dir)?;
+    let files = imgmeta_models::ensure(
+        &settings.detector.model,
+        &settings.model_dir,
+        settings.cargo_home.as_deref(),
+    )?;
     let config = BenchConfig {
         runs,
         threads,

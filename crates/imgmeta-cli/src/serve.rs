@@ -5,7 +5,7 @@ use imgmeta_config::Settings;
 use imgmeta_fetch::{FetchConfig, Fetcher};
 use imgmeta_metadata::DecodeLimits;
 use imgmeta_pipeline::{Analyzer, DetectObjects};
-use imgmeta_queue::{Publisher, Topology};
+use imgmeta_queue::{Broker, Publisher, Topology};
 use imgmeta_relay::{BrokerHealth, ReconcileConfig};
 use imgmeta_store::Store;
 use imgmeta_worker::{Worker, WorkerConfig};
@@ -30,9 +30,18 @@ fn store(settings: &Settings) -> anyhow::Result<Store> {
 
 fn publisher(settings: &Settings) -> anyhow::Result<Arc<Publisher>> {
     Ok(Arc::new(Publisher::new(
-        &settings.amqp_url,
+        &broker(settings)?,
         Topology::new(&settings.queue_prefix),
     )?))
+}
+
+/// The broker as configured: its URL and, for `amqps://`, the operator's CA.
+pub fn broker(settings: &Settings) -> anyhow::Result<Broker> {
+    let broker = Broker::new(settings.amqp_url.clone());
+    Ok(match &settings.amqp_ca_pem {
+        Some(pem) => broker.with_ca_pem(pem.clone())?,
+        None => broker,
+    })
 }
 
 /// The fetcher as configured: secure defaults, loosened only by explicit settings.
@@ -107,7 +116,7 @@ pub fn start_worker(
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let config = WorkerConfig {
-        amqp_url: settings.amqp_url.clone(),
+        broker: broker(settings)?,
         topology: Topology::new(&settings.queue_prefix),
         concurrency: settings.worker.concurrency,
         lease: settings.worker.lease,

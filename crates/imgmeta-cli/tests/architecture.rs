@@ -2,7 +2,9 @@
 //! (`cargo metadata`): only `imgmeta-store` knows SQL (`sqlx`), only `imgmeta-queue` knows AMQP
 //! (`lapin`), only `imgmeta-vision` knows candle, only `imgmeta-api` knows HTTP serving
 //! (`axum`, `hyper`). Development dependencies (tests) and the black-box fault-injection
-//! harness, which plays clients, brokers and image servers, are outside the rule.
+//! harness, which plays clients, brokers and image servers, are outside the rule. And only
+//! `imgmeta-config` reads the environment: no other crate's `src/` calls `std::env::var*` or
+//! lets a library read it (tracing's `from_default_env`).
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::collections::BTreeMap;
 const OWNERS: &[(&str, &[&str])] = &[
     ("sqlx", &["imgmeta-store"]),
     ("lapin", &["imgmeta-queue"]),
-    ("deadpool-lapin", &["imgmeta-queue"]),
+    ("deadpool", &["imgmeta-queue"]),
     ("candle-core", &["imgmeta-vision"]),
     ("candle-nn", &["imgmeta-vision"]),
     ("axum", &["imgmeta-api"]),
@@ -70,4 +72,56 @@ fn only_the_owning_crate_depends_on_each_guarded_library() {
         "cargo metadata listed too few packages"
     );
     assert!(users.contains_key("sqlx") && users.contains_key("axum"));
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_config_crate_reads_the_environment() {
+    const READS: &[&str] = &[
+        "env::var(",
+        "env::var_os(",
+        "env::vars(",
+        "env::vars_os(",
+        "from_default_env",
+        "from_env_lossy",
+    ];
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let krate = entry.unwrap().path();
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        // The config crate is the reader; the fault-injection harness sets up child processes.
+        if name == "imgmeta-config" || name == HARNESS {
+            continue;
+        }
+        if krate.join("src").is_dir() {
+            rust_files(&krate.join("src"), &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // The settings' own entry point, Settings::from_env, is how the others read it.
+        for read in READS {
+            if text.contains(read) {
+                broken.push(format!("{} uses {read}", file.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "environment read outside imgmeta-config: {broken:?}"
+    );
 }

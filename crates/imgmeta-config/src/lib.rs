@@ -5,6 +5,7 @@
 //! variable is documented in the README's configuration table.
 
 mod security;
+mod tls;
 mod traces;
 
 pub use security::SecuritySettings;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseSettings,
     pub amqp_url: SecretString,
+    /// Extra CA certificates (PEM) trusted for `amqps://`, from `IMGMETA_AMQP_CA`.
+    pub amqp_ca_pem: Option<String>,
     pub queue_prefix: String,
     pub model_dir: PathBuf,
     pub worker: WorkerSettings,
@@ -52,6 +55,11 @@ pub struct Settings {
     /// How long `POST /img` waits for a job to finish before answering 202.
     pub legacy_wait: Duration,
     pub log_format: LogFormat,
+    /// The log filter (`RUST_LOG`, tracing's directive syntax); `None`: the default.
+    pub log_filter: Option<String>,
+    /// Cargo's home (`CARGO_HOME`, else `$HOME/.cargo`): `imgmeta models fetch` takes the
+    /// model's crate from its download cache before going to the network.
+    pub cargo_home: Option<PathBuf>,
     pub security: SecuritySettings,
     /// Span export over OTLP; `None` (the default) exports nothing.
     pub traces: Option<TraceExportSettings>,
@@ -59,6 +67,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
+    /// The connection URL, with `IMGMETA_DATABASE_CA` applied as `sslrootcert` and a
+    /// verifying `sslmode`.
     pub url: SecretString,
     pub max_connections: u32,
 }
@@ -132,14 +142,19 @@ impl Settings {
     /// Reads settings through `lookup`, so tests can supply their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let database_url = env.string("IMGMETA_DATABASE_URL", DEFAULT_DATABASE_URL);
-        parse_url(
-            "IMGMETA_DATABASE_URL",
-            &database_url,
-            &["postgres", "postgresql"],
+        let database_url = tls::database_url(
+            parse_url(
+                "IMGMETA_DATABASE_URL",
+                &env.string("IMGMETA_DATABASE_URL", DEFAULT_DATABASE_URL),
+                &["postgres", "postgresql"],
+            )?,
+            env.optional("IMGMETA_DATABASE_CA").as_deref(),
         )?;
         let amqp_url = env.string("IMGMETA_AMQP_URL", DEFAULT_AMQP_URL);
-        parse_url("IMGMETA_AMQP_URL", &amqp_url, &["amqp", "amqps"])?;
+        let amqp_ca_pem = tls::amqp_ca(
+            &parse_url("IMGMETA_AMQP_URL", &amqp_url, &["amqp", "amqps"])?,
+            env.optional("IMGMETA_AMQP_CA").as_deref(),
+        )?;
         let queue_prefix = env.string("IMGMETA_QUEUE", "imgmeta");
         if queue_prefix.is_empty()
             || queue_prefix.len() > 200
@@ -172,6 +187,7 @@ impl Settings {
                 max_connections: env.parse_in("IMGMETA_DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
             },
             amqp_url: amqp_url.into(),
+            amqp_ca_pem,
             queue_prefix,
             model_dir: PathBuf::from(env.string("IMGMETA_MODEL_DIR", "models")),
             worker: WorkerSettings {
@@ -244,6 +260,11 @@ impl Settings {
                 30_000,
                 0..=300_000,
             )?),
+            log_filter: env.optional("RUST_LOG"),
+            cargo_home: env.optional("CARGO_HOME").map(PathBuf::from).or_else(|| {
+                env.optional("HOME")
+                    .map(|h| PathBuf::from(h).join(".cargo"))
+            }),
             security: security::from_env(&env)?,
             traces: traces::from_env(&env)?,
             log_format: match env.string("IMGMETA_LOG_FORMAT", "auto").as_str() {
@@ -278,6 +299,13 @@ fn parse_url(var: &'static str, raw: &str, schemes: &[&str]) -> Result<url::Url,
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
+    /// The trimmed value, `None` when unset or blank.
+    fn optional(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
     fn string(&self, var: &str, default: &str) -> String {
         (self.0)(var)
             .map(|v| v.trim().to_owned())

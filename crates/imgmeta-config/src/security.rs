@@ -69,15 +69,7 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
             });
         }
     };
-    let admin_token = (env.0)("IMGMETA_ADMIN_TOKEN")
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-        return Err(ConfigError {
-            var: "IMGMETA_ADMIN_TOKEN",
-            reason: "use at least 16 characters".into(),
-        });
-    }
+    let admin_token = admin_token(env)?;
     Ok(SecuritySettings {
         auth_enabled,
         admin_token: admin_token.map(SecretString::from),
@@ -178,6 +170,36 @@ fn list(
     })
 }
 
+/// The admin token from `IMGMETA_ADMIN_TOKEN`, or from the file `IMGMETA_ADMIN_TOKEN_FILE`
+/// names (Docker and Kubernetes secrets are files); setting both is refused.
+fn admin_token(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    let direct = env.optional("IMGMETA_ADMIN_TOKEN");
+    let (var, token) = match (direct, env.optional("IMGMETA_ADMIN_TOKEN_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                var: "IMGMETA_ADMIN_TOKEN_FILE",
+                reason: "the admin token is set directly too: set only one of the two".into(),
+            });
+        }
+        (Some(token), None) => ("IMGMETA_ADMIN_TOKEN", token),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                var: "IMGMETA_ADMIN_TOKEN_FILE",
+                reason: format!("cannot read {path}: {e}"),
+            })?;
+            ("IMGMETA_ADMIN_TOKEN_FILE", text.trim().to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    if token.len() < 16 {
+        return Err(ConfigError {
+            var,
+            reason: "use at least 16 characters".into(),
+        });
+    }
+    Ok(Some(token))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::tests::settings;
@@ -214,6 +236,30 @@ mod tests {
         );
         let err = settings(&[("IMGMETA_AUTH", "off")]).unwrap_err();
         assert_eq!(err.var, "IMGMETA_AUTH");
+    }
+
+    #[test]
+    fn the_admin_token_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("imgmeta-admin-{}", std::process::id()));
+        std::fs::write(&path, "correct-horse-battery-staple\n").unwrap();
+        let file = path.to_str().unwrap();
+        let s = settings(&[("IMGMETA_ADMIN_TOKEN_FILE", file)]).unwrap();
+        assert_eq!(
+            s.security.admin_token.unwrap().expose_secret(),
+            "correct-horse-battery-staple"
+        );
+        let err = settings(&[
+            ("IMGMETA_ADMIN_TOKEN_FILE", file),
+            ("IMGMETA_ADMIN_TOKEN", "correct-horse-battery"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "IMGMETA_ADMIN_TOKEN_FILE");
+        std::fs::write(&path, "short\n").unwrap();
+        let err = settings(&[("IMGMETA_ADMIN_TOKEN_FILE", file)]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_ADMIN_TOKEN_FILE");
+        std::fs::remove_file(&path).unwrap();
+        let err = settings(&[("IMGMETA_ADMIN_TOKEN_FILE", file)]).unwrap_err();
+        assert!(err.reason.contains("cannot read"), "{}", err.reason);
     }
 
     #[test]

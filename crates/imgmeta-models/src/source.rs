@@ -16,9 +16,13 @@ const MAX_CRATE_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_ONNX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The verified `.crate` bytes for `source`.
-pub fn crate_archive(name: &str, source: &CrateSource) -> Result<Vec<u8>, ModelError> {
+pub fn crate_archive(
+    name: &str,
+    source: &CrateSource,
+    cargo_home: Option<&Path>,
+) -> Result<Vec<u8>, ModelError> {
     let file_name = format!("{}-{}.crate", source.crate_name, source.version);
-    for candidate in cargo_cache_candidates(&file_name) {
+    for candidate in cargo_cache_candidates(cargo_home, &file_name) {
         if let Ok(bytes) = std::fs::read(&candidate)
             && sha256_hex(&bytes) == source.crate_sha256
         {
@@ -114,11 +118,8 @@ fn tar_entry(crate_bytes: &[u8], wanted: &str) -> Result<Vec<u8>, ModelError> {
 
 /// `$CARGO_HOME/registry/cache/*/<file>`; cargo names the middle directory after the
 /// registry's URL hash, which we do not want to hard-code.
-fn cargo_cache_candidates(file_name: &str) -> Vec<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let Some(cache) = home.map(|h| h.join("registry").join("cache")) else {
+fn cargo_cache_candidates(cargo_home: Option<&Path>, file_name: &str) -> Vec<PathBuf> {
+    let Some(cache) = cargo_home.map(|h| h.join("registry").join("cache")) else {
         return Vec::new();
     };
     let Ok(dirs) = std::fs::read_dir(cache) else {

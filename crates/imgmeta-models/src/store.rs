@@ -54,13 +54,23 @@ pub fn locate(name: &str, model_dir: &Path) -> Result<ModelFiles, ModelError> {
 
 /// The verified weights of `name`, fetched and converted first if they are missing or corrupt.
 /// Progress goes to stderr.
-pub fn ensure(name: &str, model_dir: &Path) -> Result<ModelFiles, ModelError> {
-    fetch(name, model_dir, FetchMode::IfNeeded)
+/// `cargo_home` (the config's `cargo_home`) is where a cached copy of the model's crate may be.
+pub fn ensure(
+    name: &str,
+    model_dir: &Path,
+    cargo_home: Option<&Path>,
+) -> Result<ModelFiles, ModelError> {
+    fetch(name, model_dir, FetchMode::IfNeeded, cargo_home)
 }
 
 /// Obtains the model's published archive, checks every layer against the manifest's sha256,
 /// converts the ONNX weights to safetensors and stores both in `model_dir`. Idempotent.
-pub fn fetch(name: &str, model_dir: &Path, mode: FetchMode) -> Result<ModelFiles, ModelError> {
+pub fn fetch(
+    name: &str,
+    model_dir: &Path,
+    mode: FetchMode,
+    cargo_home: Option<&Path>,
+) -> Result<ModelFiles, ModelError> {
     let spec = Manifest::builtin()?.get(name)?;
     if mode == FetchMode::IfNeeded {
         match locate(name, model_dir) {
@@ -76,7 +86,7 @@ pub fn fetch(name: &str, model_dir: &Path, mode: FetchMode) -> Result<ModelFiles
         "imgmeta: fetching model {name} (crates.io {} {}, weights licensed {})",
         spec.source.crate_name, spec.source.version, spec.licence
     );
-    let crate_bytes = crate_archive(name, &spec.source)?;
+    let crate_bytes = crate_archive(name, &spec.source, cargo_home)?;
     let onnx = onnx_from_crate(name, &crate_bytes, &spec.source)?;
     eprintln!(
         "imgmeta: converting {} to safetensors",

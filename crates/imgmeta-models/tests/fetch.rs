@@ -10,12 +10,12 @@ use safetensors::SafeTensors;
 fn fetching_yolov12n_stores_verified_safetensors_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
 
-    let first = ensure("yolov12n", dir.path()).unwrap();
+    let first = ensure("yolov12n", dir.path(), cargo_home().as_deref()).unwrap();
     let modified = std::fs::metadata(&first.weights)
         .unwrap()
         .modified()
         .unwrap();
-    let second = ensure("yolov12n", dir.path()).unwrap();
+    let second = ensure("yolov12n", dir.path(), cargo_home().as_deref()).unwrap();
 
     assert_eq!(first.weights, second.weights);
     assert_eq!(
@@ -53,7 +53,13 @@ fn a_corrupt_weights_file_is_reported_with_the_command_that_fixes_it_and_refetch
         "{err}"
     );
 
-    let repaired = fetch("yolov12n", dir.path(), FetchMode::IfNeeded).unwrap();
+    let repaired = fetch(
+        "yolov12n",
+        dir.path(),
+        FetchMode::IfNeeded,
+        cargo_home().as_deref(),
+    )
+    .unwrap();
     assert_eq!(
         imgmeta_models::sha256_hex(&std::fs::read(repaired.weights).unwrap()),
         spec.weights_sha256
@@ -72,4 +78,11 @@ fn a_missing_model_is_reported_with_the_command_that_fetches_it() {
         "{err}"
     );
     assert_eq!(err.code(), imgmeta_domain::ErrorCode::ModelUnavailable);
+}
+
+/// Where cargo keeps its download cache (the model crate may be there already).
+fn cargo_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
 }

@@ -1,13 +1,12 @@
 //! Consuming job messages with manual acknowledgement and a bounded prefetch.
 
 use crate::publisher::connection_properties;
-use crate::{JobMessage, QueueError, Topology};
+use crate::{Broker, JobMessage, QueueError, Topology};
 use futures::StreamExt;
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, Consumer};
-use secrecy::{ExposeSecret, SecretString};
 
 /// A stream of deliveries from one queue over a connection of its own, so that a broken
 /// connection ends the stream and the caller can reconnect.
@@ -19,26 +18,25 @@ pub struct Deliveries {
 impl Deliveries {
     /// Consumes the jobs queue with at most `prefetch` unacknowledged messages.
     pub async fn jobs(
-        amqp_url: &SecretString,
+        broker: &Broker,
         topology: &Topology,
         prefetch: u16,
     ) -> Result<Self, QueueError> {
-        Self::open(amqp_url, topology, topology.jobs_queue(), prefetch).await
+        Self::open(broker, topology, topology.jobs_queue(), prefetch).await
     }
 
     /// Consumes the dead-letter queue (messages that hit the delivery limit).
-    pub async fn dead(amqp_url: &SecretString, topology: &Topology) -> Result<Self, QueueError> {
-        Self::open(amqp_url, topology, topology.dead_queue(), 1).await
+    pub async fn dead(broker: &Broker, topology: &Topology) -> Result<Self, QueueError> {
+        Self::open(broker, topology, topology.dead_queue(), 1).await
     }
 
     async fn open(
-        amqp_url: &SecretString,
+        broker: &Broker,
         topology: &Topology,
         queue: String,
         prefetch: u16,
     ) -> Result<Self, QueueError> {
-        let connection =
-            Connection::connect(amqp_url.expose_secret(), connection_properties()).await?;
+        let connection = broker.connect(connection_properties()).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
         channel

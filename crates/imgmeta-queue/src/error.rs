@@ -14,18 +14,20 @@ pub enum QueueError {
     Timeout,
     #[error("malformed message: {0}")]
     Malformed(String),
+    #[error("broker configuration: {0}")]
+    Config(String),
 }
 
 impl QueueError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => ErrorCode::Internal,
+            Self::Malformed(_) | Self::Config(_) => ErrorCode::Internal,
             _ => ErrorCode::ServiceUnavailable,
         }
     }
 
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Malformed(_))
+        !matches!(self, Self::Malformed(_) | Self::Config(_))
     }
 }
 

@@ -1,10 +1,10 @@
 //! Publishing job messages with publisher confirms, reconnecting after the broker restarts.
 
-use crate::{JobMessage, QueueError, Topology};
+use crate::broker::{Manager, Pool};
+use crate::{Broker, JobMessage, QueueError, Topology};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties};
-use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -16,11 +16,11 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Publishes job messages; shared by all request handlers of a process.
 ///
-/// Connections come from a deadpool-lapin pool, which checks a connection's health before
+/// Connections come from a deadpool pool, which checks a connection's health before
 /// handing it out; the confirm-mode channel on top is cached and replaced whenever it fails,
 /// so a broker restart costs the requests that were in flight, not the process.
 pub struct Publisher {
-    pool: deadpool_lapin::Pool,
+    pool: Pool,
     topology: Topology,
     channel: Mutex<Option<Channel>>,
 }
@@ -35,25 +35,17 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// Creates the publisher; no connection is made until the first use.
-    pub fn new(amqp_url: &SecretString, topology: Topology) -> Result<Self, QueueError> {
-        let config = deadpool_lapin::Config {
-            url: Some(amqp_url.expose_secret().to_owned()),
-            pool: Some(deadpool_lapin::PoolConfig {
-                max_size: 2,
-                timeouts: deadpool_lapin::Timeouts {
-                    wait: Some(Duration::from_secs(5)),
-                    create: Some(Duration::from_secs(5)),
-                    recycle: Some(Duration::from_secs(5)),
-                },
-                ..deadpool_lapin::PoolConfig::default()
-            }),
-        };
-        let pool = config
-            .create_pool(
-                ConnectionProperties::default,
-                deadpool_lapin::Runtime::Tokio1,
-            )
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+    pub fn new(broker: &Broker, topology: Topology) -> Result<Self, QueueError> {
+        let pool = Pool::builder(Manager {
+            broker: broker.clone(),
+        })
+        .max_size(2)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| QueueError::Config(e.to_string()))?;
         Ok(Self {
             pool,
             topology,
@@ -74,11 +66,10 @@ impl Publisher {
             return Ok(channel.clone());
         }
         *cached = None;
-        let connection = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let connection = self.pool.get().await.map_err(|e| match e {
+            deadpool::managed::PoolError::Backend(e) => e,
+            other => QueueError::Unavailable(other.to_string()),
+        })?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

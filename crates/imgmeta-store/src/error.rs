@@ -6,6 +6,10 @@ use imgmeta_domain::ErrorCode;
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The TLS handshake failed: an unknown CA, a certificate for another name, no TLS at
+    /// the server. Retried like any outage (a certificate may be rotated), but named.
+    #[error("database unavailable: TLS handshake failed: {0}")]
+    Tls(String),
     #[error("database error: {0}")]
     Query(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -26,7 +30,9 @@ pub enum StoreError {
 impl StoreError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unavailable(_) | Self::NotMigrated(_) => ErrorCode::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Tls(_) | Self::NotMigrated(_) => {
+                ErrorCode::ServiceUnavailable
+            }
             Self::NoSuchAccount => ErrorCode::AccountNotFound,
             _ => ErrorCode::Internal,
         }
@@ -34,18 +40,25 @@ impl StoreError {
 
     /// Connection-level failures are worth retrying; a bad query is a bug.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Tls(_))
     }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
+            sqlx::Error::Tls(inner) => Self::Tls(inner.to_string()),
+            sqlx::Error::Io(io)
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+            {
+                Self::Tls(io.to_string())
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_) => Self::Unavailable(err),
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
             // Admin shutdown, connection failure, cannot connect now, serialization/deadlock.
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| {

@@ -589,3 +589,79 @@ fn docker_compose_accepts_the_compose_file_with_prometheus_and_grafana() {
         "the shared settings are merged in"
     );
 }
+
+/// Every deployment has a way in: Compose's API reads the admin token from the file its
+/// one-shot `admin-token` service writes (into a volume both mount), and Kubernetes' API takes
+/// it from the Secret `imgmeta-admin-token`.
+#[test]
+fn every_deployment_gives_the_api_an_admin_token() {
+    let compose: Yaml = serde_norway::from_str(&read("docker-compose.yml")).expect("compose YAML");
+    let services = &compose["services"];
+    let api = &services["api"];
+    let token_file = api["environment"]["IMGMETA_ADMIN_TOKEN_FILE"]
+        .as_str()
+        .expect("the compose api reads IMGMETA_ADMIN_TOKEN_FILE");
+    let one_shot = &services["admin-token"];
+    let command: Vec<&str> = one_shot["command"]
+        .as_sequence()
+        .expect("admin-token command")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(command, ["admin-token", "--file", token_file]);
+    assert_eq!(
+        api["depends_on"]["admin-token"]["condition"],
+        "service_completed_successfully"
+    );
+    let mounts = |service: &Yaml| -> Vec<(String, String)> {
+        service["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Yaml::as_str)
+            .map(|m| {
+                let mut parts = m.split(':');
+                (
+                    parts.next().unwrap_or("").to_owned(),
+                    parts.next().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let token_dir = Path::new(token_file).parent().expect("a directory");
+    let shared = |service: &Yaml| {
+        mounts(service)
+            .into_iter()
+            .find(|(_, target)| Path::new(target) == token_dir)
+            .map(|(volume, _)| volume)
+    };
+    let volume = shared(one_shot).expect("admin-token mounts the token's directory");
+    assert_eq!(shared(api).as_deref(), Some(volume.as_str()));
+    assert!(
+        compose["volumes"]
+            .as_mapping()
+            .is_some_and(|v| v.contains_key(volume.as_str())),
+        "volume {volume} is declared"
+    );
+
+    let objects = k8s_objects();
+    let deployment = object(&objects, "Deployment", "imgmeta-api");
+    let api = containers(deployment)
+        .into_iter()
+        .find(|c| c["name"] == "api")
+        .expect("api container");
+    let token = api["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .find(|v| v["name"] == "IMGMETA_ADMIN_TOKEN")
+        .expect("the k8s api sets IMGMETA_ADMIN_TOKEN");
+    assert_eq!(
+        token["valueFrom"]["secretKeyRef"]["name"],
+        "imgmeta-admin-token"
+    );
+    assert!(
+        read("deploy/k8s/README.md").contains("create secret generic imgmeta-admin-token"),
+        "the k8s README says how to create the secret"
+    );
+}

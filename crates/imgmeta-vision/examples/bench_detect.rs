@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model_dir = std::env::var_os("IMGMETA_MODEL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models"));
-    let files = imgmeta_models::ensure("yolov12n", &model_dir)?;
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let files = imgmeta_models::ensure("yolov12n", &model_dir, cargo_home.as_deref())?;
     let report = detect(&BenchConfig {
         runs,
         threads,

@@ -22,6 +22,13 @@ fn tolerance(row: usize, value: f32) -> f32 {
     }
 }
 
+/// Where cargo keeps its download cache (the model crate may be there already).
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
 fn model_dir() -> PathBuf {
     std::env::var_os("IMGMETA_MODEL_DIR")
         .map(PathBuf::from)
@@ -31,7 +38,8 @@ fn model_dir() -> PathBuf {
 fn detector() -> &'static Detector {
     static DETECTOR: OnceLock<Detector> = OnceLock::new();
     DETECTOR.get_or_init(|| {
-        let files = imgmeta_models::ensure("yolov12n", &model_dir()).expect("fetching yolov12n");
+        let files = imgmeta_models::ensure("yolov12n", &model_dir(), cargo_home().as_deref())
+            .expect("fetching yolov12n");
         Detector::load(&DetectorConfig {
             threads: 2,
             ..DetectorConfig::new(files.weights)

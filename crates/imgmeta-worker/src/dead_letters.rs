@@ -2,21 +2,20 @@
 //! with the worker gone) mark their job as failed with code `poison`, unless the job barely
 //! ran: then it was a bystander of another job's crashes and is queued again.
 
-use imgmeta_queue::{Deliveries, Topology};
+use imgmeta_queue::{Broker, Deliveries, Topology};
 use imgmeta_store::{DeadLetter, Store};
-use secrecy::SecretString;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(
     store: Store,
-    amqp_url: SecretString,
+    broker: Broker,
     topology: Topology,
     max_attempts: i32,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
-        let mut deliveries = match Deliveries::dead(&amqp_url, &topology).await {
+        let mut deliveries = match Deliveries::dead(&broker, &topology).await {
             Ok(d) => d,
             Err(_) => {
                 tokio::select! {

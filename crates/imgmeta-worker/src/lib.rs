@@ -10,9 +10,8 @@ mod outcome;
 
 pub use imgmeta_config::TestHooks;
 use imgmeta_pipeline::Analyzer;
-use imgmeta_queue::{Deliveries, Topology};
+use imgmeta_queue::{Broker, Deliveries, Topology};
 use imgmeta_store::Store;
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// How a worker process runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub amqp_url: SecretString,
+    pub broker: Broker,
     pub topology: Topology,
     /// Jobs run at once; also the broker prefetch.
     pub concurrency: u16,
@@ -76,7 +75,7 @@ impl Worker {
         });
         let dead_letters = tokio::spawn(dead_letters::run(
             self.store.clone(),
-            self.config.amqp_url.clone(),
+            self.config.broker.clone(),
             self.config.topology.clone(),
             self.config.max_attempts,
             shutdown.clone(),
@@ -93,7 +92,7 @@ impl Worker {
         let mut connections = Vec::new();
         'connect: while !shutdown.is_cancelled() {
             let mut deliveries = match Deliveries::jobs(
-                &self.config.amqp_url,
+                &self.config.broker,
                 &self.config.topology,
                 self.config.concurrency,
             )

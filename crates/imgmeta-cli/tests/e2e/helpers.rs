@@ -242,7 +242,7 @@ impl TestApp {
 
     fn publisher(&self) -> Publisher {
         Publisher::new(
-            &self.settings.amqp_url,
+            &imgmeta_queue::Broker::new(self.settings.amqp_url.clone()),
             Topology::new(&self.settings.queue_prefix),
         )
         .unwrap()

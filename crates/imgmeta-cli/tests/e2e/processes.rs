@@ -87,7 +87,7 @@ pub(crate) async fn fresh_database() -> (String, String) {
 /// Removes what a test made: its database and its queues.
 pub(crate) async fn clean_up(db: &str, queue: &str) {
     let publisher = imgmeta_queue::Publisher::new(
-        &imgmeta_config::DEFAULT_AMQP_URL.to_owned().into(),
+        &imgmeta_queue::Broker::new(imgmeta_config::DEFAULT_AMQP_URL.to_owned().into()),
         imgmeta_queue::Topology::new(queue),
     );
     if let Ok(publisher) = publisher {
