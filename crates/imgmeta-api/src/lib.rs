@@ -28,17 +28,47 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
-/// Serves `/metrics` alone on `addr` (a worker's own port) until `shutdown` is cancelled;
+/// What a process without the API (a worker) reports on its own port: `/readyz` checks the
+/// database and broker it uses, as the API's does.
+#[derive(Clone)]
+pub struct ProcessHealth {
+    pub store: imgmeta_store::Store,
+    pub publisher: std::sync::Arc<imgmeta_queue::Publisher>,
+    pub fetch_allows_private: bool,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` (a worker's own port, or the
+/// API's second one when `IMGMETA_METRICS_ADDR` is set) until `shutdown` is cancelled;
 /// returns the bound address. Here so that only this crate knows HTTP serving.
 pub async fn serve_metrics(
     addr: SocketAddr,
+    health: ProcessHealth,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     imgmeta_telemetry::install();
-    let app = Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async { imgmeta_telemetry::render() }),
-    );
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { imgmeta_telemetry::render() }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let health = health.clone();
+                async move {
+                    routes::health::readiness(
+                        &health.store,
+                        &health.publisher,
+                        health.fetch_allows_private,
+                    )
+                    .await
+                }
+            }),
+        );
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -46,7 +76,7 @@ pub async fn serve_metrics(
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     });
-    tracing::info!(addr = %bound, "metrics listening");
+    tracing::info!(addr = %bound, "metrics and health listening");
     Ok(bound)
 }
 

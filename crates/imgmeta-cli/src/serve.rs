@@ -160,10 +160,32 @@ pub fn start_relay(
     health
 }
 
+/// `/metrics`, `/healthz` and `/readyz` on `IMGMETA_METRICS_ADDR`, when it is set: every
+/// process honours it (the API also serves them on its own port).
+pub async fn serve_own_port(
+    settings: &Settings,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(addr) = settings.metrics_addr else {
+        return Ok(None);
+    };
+    let health = imgmeta_api::ProcessHealth {
+        store,
+        publisher: publisher(settings)?,
+        fetch_allows_private: settings.fetch.allow_private,
+    };
+    Ok(Some(
+        imgmeta_api::serve_metrics(addr, health, shutdown).await?,
+    ))
+}
+
 /// `imgmeta api`.
 pub async fn api(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let running = start_api(&settings, store(&settings)?, shutdown).await?;
+    let store = store(&settings)?;
+    serve_own_port(&settings, store.clone(), shutdown.clone()).await?;
+    let running = start_api(&settings, store, shutdown).await?;
     running.task.await??;
     Ok(())
 }
@@ -172,11 +194,10 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
 pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let shutdown = shutdown_on_signal();
-    if let Some(addr) = settings.metrics_addr {
-        imgmeta_api::serve_metrics(addr, shutdown.clone()).await?;
-    }
+    let store = store(&settings)?;
+    serve_own_port(&settings, store.clone(), shutdown.clone()).await?;
     let analyzer = Arc::new(analyzer(&settings).await?);
-    start_worker(&settings, store(&settings)?, analyzer, shutdown)?.await?;
+    start_worker(&settings, store, analyzer, shutdown)?.await?;
     Ok(())
 }
 
@@ -185,6 +206,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     warn_if_private(&settings);
     let store = migrate(&settings).await?;
     let shutdown = shutdown_on_signal();
+    serve_own_port(&settings, store.clone(), shutdown.clone()).await?;
     let analyzer = Arc::new(analyzer(&settings).await?);
     let worker = start_worker(&settings, store.clone(), analyzer, shutdown.clone())?;
     crate::security::ensure_first_key(&settings, &store).await?;

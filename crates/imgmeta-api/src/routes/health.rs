@@ -4,6 +4,8 @@ use crate::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use imgmeta_queue::Publisher;
+use imgmeta_store::Store;
 use serde_json::{Value, json};
 
 pub(super) async fn healthz() -> Json<Value> {
@@ -11,14 +13,25 @@ pub(super) async fn healthz() -> Json<Value> {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let (database, broker) = tokio::join!(state.store.ping(), state.publisher.ping());
+    readiness(&state.store, &state.publisher, state.fetch_allows_private).await
+}
+
+/// Whether this process reaches PostgreSQL (with the schema it needs) and RabbitMQ: `200`
+/// with `"status": "ready"`, else `503` with each failing check's error, which names the fix
+/// ("run `imgmeta migrate`", a TLS failure, a refused connection).
+pub(crate) async fn readiness(
+    store: &Store,
+    publisher: &Publisher,
+    fetch_allows_private: bool,
+) -> (StatusCode, Json<Value>) {
+    let (database, broker) = tokio::join!(store.ping(), publisher.ping());
     let check = |r: Result<(), String>| match r {
         Ok(()) => json!({ "ok": true }),
         Err(e) => json!({ "ok": false, "error": e }),
     };
     let ready = database.is_ok() && broker.is_ok();
     let mut warnings = Vec::new();
-    if state.fetch_allows_private {
+    if fetch_allows_private {
         warnings.push(
             "IMGMETA_FETCH_ALLOW_PRIVATE is on: workers may fetch loopback and private addresses (development only)",
         );

@@ -1,7 +1,7 @@
 //! The route table, body limits and the JSON fallbacks for unknown routes and methods.
 
 mod account;
-mod health;
+pub(crate) mod health;
 mod jobs;
 mod legacy;
 mod metrics;

@@ -2,6 +2,7 @@
 //! a local HTTP server serving the fixture images. Each test gets its own database and queues.
 
 mod bombs;
+mod deployment;
 mod fanin;
 mod helpers;
 mod hostile;

@@ -1,6 +1,6 @@
 //! What operators see: `/metrics` on the API and on a worker's own port moves with the jobs.
 
-use crate::helpers::TestApp;
+use crate::helpers::{Options, TestApp};
 use serde_json::json;
 
 /// The value of one sample line (`name{labels} value`) in a Prometheus exposition.
@@ -106,11 +106,24 @@ async fn metrics_move_when_jobs_succeed_fail_and_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_serves_metrics_on_its_own_port() {
+async fn a_worker_serves_metrics_and_readiness_on_its_own_port() {
+    let app = TestApp::spawn_with(Options {
+        start_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let mut settings = app.settings.clone();
+    settings.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let addr = imgmeta_api::serve_metrics("127.0.0.1:0".parse().unwrap(), shutdown.clone())
+    let store = imgmeta_store::Store::connect_lazy(&settings.database.url, 2).unwrap();
+    let addr = imgmeta_cli::serve::serve_own_port(&settings, store, shutdown.clone())
         .await
-        .unwrap();
+        .unwrap()
+        .expect("IMGMETA_METRICS_ADDR is set");
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["ok"], true, "{body}");
     metrics::counter!(imgmeta_telemetry::JOBS_RETRIED, "code" => "timeout").increment(1);
     let text = reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -123,4 +136,5 @@ async fn a_worker_serves_metrics_on_its_own_port() {
         "{text}"
     );
     shutdown.cancel();
+    app.cleanup().await;
 }
