@@ -48,6 +48,9 @@ pub enum ErrorCode {
     Internal,
     // Fetching the image.
     FetchFailed,
+    /// The image host's TLS certificate was refused (unknown issuer, another name, expired):
+    /// trying again cannot change it.
+    TlsFailed,
     HttpStatus,
     UpstreamUnavailable,
     Timeout,
@@ -111,6 +114,7 @@ impl ErrorCode {
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
             Self::FetchFailed => "fetch_failed",
+            Self::TlsFailed => "tls_failed",
             Self::HttpStatus => "http_status",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Timeout => "timeout",
@@ -187,6 +191,7 @@ mod tests {
             ErrorCode::JobAlreadyFinished,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::HttpStatus,
+            ErrorCode::TlsFailed,
             ErrorCode::NotAnImage,
             ErrorCode::ImageTooLarge,
             ErrorCode::BlockedDestination,

@@ -41,6 +41,12 @@ pub enum FetchError {
         #[source]
         source: BoxError,
     },
+    #[error("{host} presented a certificate that is refused: {source}")]
+    Certificate {
+        host: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("request to {host} failed: {source}")]
     Request {
         host: String,
@@ -95,6 +101,7 @@ impl FetchError {
             | Self::NoAddresses { .. }
             | Self::Connect { .. }
             | Self::Request { .. } => ErrorCode::FetchFailed,
+            Self::Certificate { .. } => ErrorCode::TlsFailed,
             Self::Timeout { .. } => ErrorCode::Timeout,
             Self::TooLarge { .. } => ErrorCode::TooLarge,
             Self::TooManyRedirects { .. } => ErrorCode::TooManyRedirects,

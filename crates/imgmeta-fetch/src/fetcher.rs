@@ -347,6 +347,11 @@ fn request_error(err: reqwest::Error, host: &str, connect_timeout: Duration) -> 
             stage: "connecting",
             after: connect_timeout,
         }
+    } else if refused_certificate(&err) {
+        FetchError::Certificate {
+            host,
+            source: Box::new(err.without_url()),
+        }
     } else if err.is_connect() {
         FetchError::Connect {
             host,
@@ -358,4 +363,28 @@ fn request_error(err: reqwest::Error, host: &str, connect_timeout: Duration) -> 
             source: Box::new(err.without_url()),
         }
     }
+}
+
+/// Whether the TLS handshake failed on the host's certificate (unknown issuer, a name it does
+/// not carry, expired, revoked): the same certificate will be refused on every try, unlike a
+/// connection that broke.
+fn refused_certificate(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        // An io::Error's source() skips the error it wraps: step into that one instead.
+        source = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    false
 }

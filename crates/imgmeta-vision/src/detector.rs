@@ -3,7 +3,7 @@
 
 use crate::VisionError;
 use crate::model::{RawOutput, YoloV12};
-use crate::objects::{BoundingBox, Detection, ModelUsed, Objects};
+use crate::objects::{BoundingBox, Detection, ModelUsed, Objects, decimal};
 use crate::postprocess::{Suppression, detections};
 use crate::preprocess::{Letterbox, letterbox};
 use crate::weights::Weights;
@@ -64,6 +64,12 @@ pub struct DetectorConfig {
     pub iou_threshold: f32,
     pub max_detections: usize,
 }
+
+/// Boxes are reported to a hundredth of a pixel, and as fractions of the image to a
+/// millionth (a tenth of a pixel up to 100,000 pixels a side): the model's own precision is far
+/// coarser, and digits beyond it are noise in every result document.
+const PIXEL_DECIMALS: i32 = 2;
+const FRACTION_DECIMALS: i32 = 6;
 
 impl DetectorConfig {
     pub const DEFAULT_IOU_THRESHOLD: f32 = 0.45;
@@ -220,19 +226,21 @@ impl Detector {
             .map(|c| Detection {
                 label: self.class_names[c.class_id].clone(),
                 class_id: c.class_id,
-                score: c.score,
+                score: decimal(c.score),
                 bbox: BoundingBox {
                     x_min: c.corners.x_min,
                     y_min: c.corners.y_min,
                     x_max: c.corners.x_max,
                     y_max: c.corners.y_max,
-                },
+                }
+                .rounded(PIXEL_DECIMALS),
                 box_normalized: BoundingBox {
                     x_min: c.corners.x_min / w,
                     y_min: c.corners.y_min / h,
                     x_max: c.corners.x_max / w,
                     y_max: c.corners.y_max / h,
-                },
+                }
+                .rounded(FRACTION_DECIMALS),
             })
             .collect();
         Objects {
@@ -240,8 +248,8 @@ impl Detector {
                 name: self.name.clone(),
                 weights_sha256: self.weights_sha256.clone(),
                 input_size: self.input_size,
-                min_score,
-                iou_threshold: self.iou_threshold,
+                min_score: decimal(min_score),
+                iou_threshold: decimal(self.iou_threshold),
             },
             detections,
         }

@@ -24,5 +24,5 @@ pub use detector::{Detector, DetectorConfig, DeviceKind, StageTimes};
 pub use error::VisionError;
 pub use image_io::{decode_oriented, open_oriented};
 pub use model::RawOutput;
-pub use objects::{BoundingBox, Detection, ModelUsed, Objects};
+pub use objects::{BoundingBox, Detection, ModelUsed, Objects, decimal};
 pub use preprocess::Letterbox;

@@ -146,7 +146,7 @@ fn assert_detections_match(name: &str) {
         let (overlap, d) =
             best.unwrap_or_else(|| panic!("{name}: no {} found in {found:?}", e["label"]));
         assert!(overlap >= 0.99, "{name}: {} box IoU {overlap}", d.label);
-        let score_diff = (d.score - f32_of(&e["score"])).abs();
+        let score_diff = (d.score as f32 - f32_of(&e["score"])).abs();
         assert!(
             score_diff <= 0.005,
             "{name}: {} score differs by {score_diff}",

@@ -3,6 +3,7 @@
 
 mod bombs;
 mod deployment;
+mod examples;
 mod fanin;
 mod helpers;
 mod hostile;

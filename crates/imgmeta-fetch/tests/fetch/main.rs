@@ -8,3 +8,4 @@ mod hostile_urls;
 mod logging;
 mod redirects;
 mod support;
+mod tls;
