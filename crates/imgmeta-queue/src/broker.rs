@@ -75,7 +75,9 @@ impl Broker {
             .await
             .map_err(|err| {
                 let text = err.to_string();
-                if self.is_tls() {
+                if let QueueError::NotReady(_) = QueueError::from(err) {
+                    QueueError::NotReady(text)
+                } else if self.is_tls() {
                     QueueError::Unavailable(format!("TLS connection to the broker failed: {text}"))
                 } else {
                     QueueError::Unavailable(text)

@@ -36,6 +36,18 @@ impl Deliveries {
         queue: String,
         prefetch: u16,
     ) -> Result<Self, QueueError> {
+        crate::error::retry_while_starting(|| {
+            Self::open_once(broker, topology, queue.clone(), prefetch)
+        })
+        .await
+    }
+
+    async fn open_once(
+        broker: &Broker,
+        topology: &Topology,
+        queue: String,
+        prefetch: u16,
+    ) -> Result<Self, QueueError> {
         let connection = broker.connect(connection_properties()).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;

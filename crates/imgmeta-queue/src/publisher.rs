@@ -57,8 +57,13 @@ impl Publisher {
         &self.topology
     }
 
-    /// Returns a healthy confirm-mode channel, opening one (and declaring the topology) if needed.
+    /// Returns a healthy confirm-mode channel, opening one (and declaring the topology) if
+    /// needed; a broker that is still starting is waited for (see `retry_while_starting`).
     async fn channel(&self) -> Result<Channel, QueueError> {
+        crate::error::retry_while_starting(|| self.channel_once()).await
+    }
+
+    async fn channel_once(&self) -> Result<Channel, QueueError> {
         let mut cached = self.channel.lock().await;
         if let Some(channel) = cached.as_ref()
             && channel.status().connected()
