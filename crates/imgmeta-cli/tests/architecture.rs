@@ -4,7 +4,8 @@
 //! (`axum`, `hyper`). Development dependencies (tests) and the black-box fault-injection
 //! harness, which plays clients, brokers and image servers, are outside the rule. And only
 //! `imgmeta-config` reads the environment: no other crate's `src/` calls `std::env::var*` or
-//! lets a library read it (tracing's `from_default_env`).
+//! lets a library read it (tracing's `from_default_env`); and only `imgmeta-metadata` decodes
+//! images (with its limits): no other crate's `src/` opens an `image` decoder.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -123,5 +124,43 @@ fn only_the_config_crate_reads_the_environment() {
     assert!(
         broken.is_empty(),
         "environment read outside imgmeta-config: {broken:?}"
+    );
+}
+
+#[test]
+fn only_the_metadata_crate_decodes_images() {
+    const DECODES: &[&str] = &[
+        "ImageReader",
+        "load_from_memory",
+        "image::open(",
+        "from_decoder(",
+        "image::load(",
+    ];
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let krate = entry.unwrap().path();
+        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "imgmeta-metadata" || name == HARNESS {
+            continue;
+        }
+        if krate.join("src").is_dir() {
+            rust_files(&krate.join("src"), &mut files);
+        }
+    }
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Tests inside a file may build images; only the code above them counts.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for call in DECODES {
+            if code.contains(call) {
+                broken.push(format!("{} uses {call}", file.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "images decoded outside imgmeta-metadata: {broken:?}"
     );
 }

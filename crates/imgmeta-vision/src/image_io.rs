@@ -1,44 +1,40 @@
-//! Reading an image upright: decoded, then rotated/flipped by its EXIF orientation, so that
-//! boxes are in the frame a viewer sees.
+//! Reading an image upright for the detector's own tools (`bench detect`, the parity tests):
+//! decoded by the metadata crate, with its limits and its EXIF orientation, so that this
+//! crate never decodes images itself and boxes are in the frame a viewer sees.
 
 use crate::VisionError;
-use image::{DynamicImage, ImageDecoder, ImageReader};
-use std::io::{BufRead, Cursor, Seek};
+use image::DynamicImage;
+use imgmeta_metadata::{DecodeLimits, decode};
 use std::path::Path;
 
-/// Decodes the file at `path` and applies its EXIF orientation.
+/// Decodes the file at `path` within the default decode limits, upright.
 pub fn open_oriented(path: &Path) -> Result<DynamicImage, VisionError> {
     let failed = |reason: String| VisionError::Image {
         path: path.to_owned(),
         reason,
     };
-    let reader = ImageReader::open(path).map_err(|e| failed(e.to_string()))?;
-    oriented(reader).map_err(failed)
+    let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    oriented(&bytes).map_err(failed)
 }
 
-/// Decodes image bytes and applies their EXIF orientation.
+/// Decodes image bytes within the default decode limits, upright.
 pub fn decode_oriented(bytes: &[u8]) -> Result<DynamicImage, VisionError> {
-    oriented(ImageReader::new(Cursor::new(bytes))).map_err(|reason| VisionError::Image {
+    oriented(bytes).map_err(|reason| VisionError::Image {
         path: "<bytes>".into(),
         reason,
     })
 }
 
-fn oriented<R: BufRead + Seek>(reader: ImageReader<R>) -> Result<DynamicImage, String> {
-    let mut decoder = reader
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .into_decoder()
-        .map_err(|e| e.to_string())?;
-    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
-    image.apply_orientation(orientation);
-    Ok(image)
+fn oriented(bytes: &[u8]) -> Result<DynamicImage, String> {
+    decode(bytes, &DecodeLimits::default())
+        .map(|decoded| decoded.into_image())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     /// A JPEG whose EXIF says "rotate 90° clockwise to display" (orientation 6).
     fn jpeg_with_orientation_6(width: u32, height: u32) -> Vec<u8> {
