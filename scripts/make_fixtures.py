@@ -3,12 +3,23 @@
 
 Every fixture is drawn here from code, so the set can be rebuilt exactly. For each image a
 `<name>.expected.json` records what exiftool reads from it (dimensions, orientation, camera
-fields, GPS, ICC description, frame count), mapped to the key names of `result.image`; the
-Rust tests of `imgmeta-metadata` compare their own reading against these files, so the tests
-need neither Python nor exiftool.
+fields, GPS, ICC description, frame count, stored colour layout), mapped to the key names of
+`result.image`; the Rust tests of `imgmeta-metadata` compare their own reading against these
+files, so the tests need neither Python nor exiftool.
+
+Where exiftool reports nothing, or only a header's claim, the value comes from a small walk of
+the file written here, independent of the Rust one: frames of an APNG (its fcTL chunks, not
+acTL's count), of a WebP (ANMF chunks) and pages of a TIFF (its IFD chain); the alpha hint of
+a lossless WebP without a VP8X header. `warnings` lists the codes we must give: GPS off the
+globe and a PNG trailer as exiftool reads them, and the damage a fixture is built with.
+
+The encoders' output depends on their versions: with another libwebp, exif_icc.webp comes out
+different; restore the committed one (`git checkout fixtures/images/exif_icc.webp*`) rather
+than commit a changed picture that no test asked for.
 
 Needs: Pillow and piexif (pip install pillow piexif) and exiftool (libimage-exiftool-perl).
 Run from the repository root:  .venv-dev/bin/python scripts/make_fixtures.py
+With --expected-only, only the .expected.json files are written, from the images as they are.
 """
 
 import datetime
@@ -18,6 +29,7 @@ import json
 import math
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -165,6 +177,46 @@ def bomb_png(width, height):
     )
 
 
+def raw_png(width, height, bit_depth, color_type, rows, chunks=()):
+    """A PNG written byte by byte, for layouts Pillow does not write (2-bit grey, 4-bit palette,
+    16-bit RGB): `rows` are the packed scanlines, `chunks` (kind, data) go before IDAT."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    body = b"".join(b"\0" + row for row in rows)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + b"".join(png_chunk(kind, data) for kind, data in chunks)
+        + png_chunk(b"IDAT", zlib.compress(body, 9))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def packed_rows(width, height, bits, value):
+    """Scanlines of `bits`-bit samples, `value(x, y)` each, packed most significant first."""
+    rows = []
+    for y in range(height):
+        acc, n, row = 0, 0, bytearray()
+        for x in range(width):
+            acc = (acc << bits) | value(x, y)
+            n += bits
+            if n == 8:
+                row.append(acc)
+                acc, n = 0, 0
+        if n:
+            row.append(acc << (8 - n))
+        rows.append(bytes(row))
+    return rows
+
+
+def with_actl_frames(png, num_frames):
+    """The APNG with its acTL chunk's declared frame count replaced (the real frames stay)."""
+    at = png.index(b"acTL") - 4
+    length = struct.unpack(">I", png[at : at + 4])[0]
+    plays = png[at + 12 : at + 16]
+    chunk = png_chunk(b"acTL", struct.pack(">I", num_frames) + plays)
+    return png[:at] + chunk + png[at + 12 + length :]
+
+
 def frames(count, size=(48, 32)):
     out = []
     for i in range(count):
@@ -282,6 +334,61 @@ def make_images():
     base.resize((40, 30)).save(OUT / "orientation6.tiff", compression="tiff_deflate",
                                tiffinfo={274: 6, 271: "Imgmeta Optics"})
 
+    # Stored layouts the decoder widens: an opaque GIF87a and a GIF89a with a transparent
+    # index, 1- and 2-bit grey, 4-bit palette, 8-bit palette with tRNS, 16-bit RGB PNGs, a
+    # 16-bit grey TIFF, a CMYK JPEG.
+    small = base.resize((48, 36))
+    small.quantize(colors=16).save(OUT / "opaque87a.gif")
+    assert (OUT / "opaque87a.gif").read_bytes()[:6] == b"GIF87a"
+    small.quantize(colors=16).save(OUT / "transparent89a.gif", transparency=0)
+    assert (OUT / "transparent89a.gif").read_bytes()[:6] == b"GIF89a"
+    small.convert("L").point(lambda v: 255 if v > 110 else 0).convert("1").save(OUT / "grey1.png")
+    (OUT / "grey2.png").write_bytes(
+        raw_png(24, 16, 2, 0, packed_rows(24, 16, 2, lambda x, y: (x // 6 + y // 8) % 4))
+    )
+    palette16 = bytes(c for i in range(16) for c in (i * 16, 255 - i * 16, (i * 40) % 256))
+    (OUT / "palette4.png").write_bytes(
+        raw_png(24, 16, 4, 3, packed_rows(24, 16, 4, lambda x, y: (x + y) % 16),
+                chunks=[(b"PLTE", palette16)])
+    )
+    small.quantize(colors=64).save(OUT / "palette8_trns.png", transparency=0)
+    rgb16 = [
+        b"".join(struct.pack(">HHH", x * 2700, y * 4000, 65535 - x * 1000) for x in range(24))
+        for y in range(16)
+    ]
+    (OUT / "rgb16.png").write_bytes(raw_png(24, 16, 16, 2, rgb16))
+    grey16 = Image.new("I;16", (24, 16))
+    grey16.putdata([(x * 2800 + y * 200) for y in range(16) for x in range(24)])
+    grey16.save(OUT / "grey16.tiff")
+    small.convert("CMYK").save(OUT / "cmyk.jpg", quality=90)
+
+    # Frames and pages counted by walking the file: a 3-page TIFF, and APNGs whose acTL
+    # header says 1 frame over 4 real ones, and 100,000 over 2.
+    pages = frames(3)
+    pages[0].save(OUT / "pages3.tiff", save_all=True, append_images=pages[1:],
+                  compression="tiff_deflate")
+    for declared, real in [(1, 4), (100_000, 2)]:
+        apng = io.BytesIO()
+        shown = frames(real)
+        shown[0].save(apng, "PNG", save_all=True, append_images=shown[1:], duration=100)
+        name = f"apng_declares{declared}_has{real}.png"
+        (OUT / name).write_bytes(with_actl_frames(apng.getvalue(), declared))
+
+    # GPS off the globe (latitude -91, longitude 200): exiftool passes it through, we do not.
+    base.resize((48, 36)).save(
+        OUT / "gps_off_globe.jpg",
+        quality=90,
+        exif=camera_exif(
+            1, -91.0, 200.0, 10.0, "Imgmeta Optics", "IM-500",
+            "IM 28mm F2", "2020:02:29 23:59:59", None,
+        ),
+    )
+
+    # A PNG with bytes after its IEND chunk.
+    trailer = io.BytesIO()
+    small.save(trailer, "PNG")
+    (OUT / "trailer.png").write_bytes(trailer.getvalue() + b"appended by a broken uploader")
+
     # Things that must not decode.
     (OUT / "page.html").write_bytes(
         b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head>"
@@ -340,6 +447,93 @@ def webp_frames(path):
     return count or None
 
 
+def png_frames(path):
+    """An APNG's frames are its fcTL chunks (exiftool reports acTL's declared count)."""
+    data = path.read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    animated, controls, pos = False, 0, 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I", data[pos : pos + 4])[0], data[pos + 4 : pos + 8]
+        animated |= kind == b"acTL"
+        controls += kind == b"fcTL"
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return controls if animated and controls else None
+
+
+def tiff_pages(path):
+    """A TIFF's pages: the IFDs of the chain from the header (classic TIFF only)."""
+    data = path.read_bytes()
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None:
+        return None
+    offset, seen = struct.unpack(order + "I", data[4:8])[0], set()
+    while offset and offset not in seen and offset + 2 <= len(data):
+        seen.add(offset)
+        count = struct.unpack(order + "H", data[offset : offset + 2])[0]
+        offset = struct.unpack(order + "I", data[offset + 2 + 12 * count : offset + 6 + 12 * count])[0]
+    return len(seen) or None
+
+
+def webp_lossless_alpha(path):
+    """The "alpha is used" bit of a VP8L header, which exiftool does not report."""
+    data = path.read_bytes()
+    if data[12:16] != b"VP8L":
+        return False
+    return bool(struct.unpack("<I", data[21:25])[0] >> 28 & 1)
+
+
+def numbers(value):
+    """exiftool's list values ("8 8 8") or a single number, as a list of ints."""
+    return [int(v) for v in str(value).split()] if value is not None else []
+
+
+def layout(t, path):
+    """(color_type, bit_depth, has_alpha) from exiftool's tags: PNG IHDR, GIF screen
+    descriptor, JPEG frame header, TIFF tags, WebP VP8X flags, BMP header."""
+    mime = pick(t, "File:MIMEType")
+    if mime in ("image/png", "image/apng"):
+        kind, bits = pick(t, "PNG:ColorType"), pick(t, "PNG:BitDepth")
+        channels = {0: "l", 2: "rgb", 3: "indexed", 4: "la", 6: "rgba"}[kind]
+        alpha = kind in (4, 6) or pick(t, "PNG:Transparency") is not None
+    elif mime == "image/gif":
+        # exiftool reads the transparent index from any frame's graphic control extension.
+        channels, bits = "indexed", pick(t, "GIF:BitsPerPixel")
+        alpha = pick(t, "GIF:TransparentColor") is not None
+    elif mime == "image/jpeg":
+        channels = {1: "l", 3: "rgb", 4: "cmyk"}[pick(t, "File:ColorComponents")]
+        bits, alpha = pick(t, "File:BitsPerSample"), False
+    elif mime == "image/tiff":
+        photometric = pick(t, "EXIF:PhotometricInterpretation")
+        samples = pick(t, "EXIF:SamplesPerPixel") or 1
+        bits = numbers(pick(t, "EXIF:BitsPerSample"))[0]
+        base, names = {0: (1, "l"), 1: (1, "l"), 2: (3, "rgb"), 3: (1, "indexed"),
+                       5: (4, "cmyk"), 6: (3, "rgb")}[photometric]
+        alpha = samples > base and names != "indexed"
+        channels = names + ("a" if alpha else "")
+        if (numbers(pick(t, "EXIF:SampleFormat")) or [1])[0] == 3:
+            bits = f"{bits}f"
+    elif mime == "image/webp":
+        flags = pick(t, "RIFF:WebP_Flags")
+        alpha = bool(flags & 0x10) if flags is not None else webp_lossless_alpha(path)
+        channels, bits = "rgba" if alpha else "rgb", 8
+    elif mime == "image/bmp" and pick(t, "File:BitDepth") in (1, 2, 4, 8, 24):
+        # 16- and 32-bit pixels depend on channel masks exiftool does not interpret.
+        depth = pick(t, "File:BitDepth")
+        channels, bits, alpha = ("indexed", depth, False) if depth <= 8 else ("rgb", 8, False)
+    else:
+        return None, None, None
+    bit_depth = int(str(bits).rstrip("f"))
+    name = "indexed" if channels == "indexed" else f"{channels}{bits}"
+    return name, bit_depth, alpha
+
+
+# What a fixture is built to set off, beyond what exiftool's reading shows.
+BUILT_WITH = {"icc_damaged.png": ["icc_unparsed"]}
+
+
 def expected(path):
     t = exiftool(path)
     size = pick(t, "Composite:ImageSize")
@@ -349,6 +543,16 @@ def expected(path):
     lat = pick(t, "Composite:GPSLatitude")
     lon = pick(t, "Composite:GPSLongitude")
     alt = pick(t, "Composite:GPSAltitude")
+    warnings = list(BUILT_WITH.get(path.name, []))
+    # A position off the globe is not reported (exiftool passes it through).
+    if (lat is not None and abs(lat) > 90) or (lon is not None and abs(lon) > 180):
+        warnings.append("gps_out_of_range")
+        lat = lon = alt = None
+        off_globe = True
+    else:
+        off_globe = False
+    if "Trailer data" in str(pick(t, "ExifTool:Warning")):
+        warnings.append("trailing_data")
     exif_present = any(k.startswith("EXIF:") for k in t)
     exif = None
     if exif_present:
@@ -366,11 +570,12 @@ def expected(path):
             "iso": first_number(pick(t, "EXIF:ISO")),
             "focal_length_mm": pick(t, "EXIF:FocalLength"),
             "gps": None
-            if lat is None and lon is None and alt is None
+            if off_globe or (lat is None and lon is None and alt is None)
             else {"latitude": lat, "longitude": lon, "altitude_m": alt},
         }
     has_icc = any(k.startswith("ICC") for k in t)
-    return {
+    color_type, bit_depth, has_alpha = layout(t, path)
+    out = {
         "source": "exiftool " + str(pick(t, "ExifTool:ExifToolVersion")) + ", Python hashlib",
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "mime": pick(t, "File:MIMEType"),
@@ -378,14 +583,27 @@ def expected(path):
         "height": height,
         "oriented_width": height if swapped else width,
         "oriented_height": width if swapped else height,
-        "frames": pick(t, "GIF:FrameCount", "PNG:AnimationFrames") or webp_frames(path) or 1,
+        "frames": pick(t, "GIF:FrameCount")
+        or png_frames(path)
+        or webp_frames(path)
+        or tiff_pages(path)
+        or 1,
+        "color_type": color_type,
+        "bit_depth": bit_depth,
+        "has_alpha": has_alpha,
         "exif": exif,
         "icc": {"description": pick(t, "ICC_Profile:ProfileDescription")} if has_icc else None,
+        "warnings": sorted(warnings),
     }
+    if pick(t, "PNG:AnimationFrames") is not None:
+        # exiftool's reading of the acTL header, kept to show where it differs from `frames`.
+        out["frames_declared"] = pick(t, "PNG:AnimationFrames")
+    return out
 
 
 def main():
-    make_images()
+    if "--expected-only" not in sys.argv[1:]:
+        make_images()
     skip = {"page.html", "truncated.jpg", "bomb_100000x100000.png"}
     for path in sorted(OUT.iterdir()):
         if path.name.endswith(".json") or path.name in skip:

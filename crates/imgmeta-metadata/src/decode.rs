@@ -1,15 +1,16 @@
 //! The decode stage: sniff the format, check header dimensions and frame count against the
 //! limits, decode the first frame and apply the EXIF orientation.
 
-use crate::frames::count_frames;
+use crate::container;
 use crate::icc::EmbeddedIcc;
+use crate::layout::Layout;
 use crate::png_iccp::{self, PngIccp, WithoutRange};
 use crate::{DecodeLimits, Format, MetadataError, sniff};
 use image::metadata::Orientation;
-use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 
 /// A decoded image: the pixels in display orientation plus what the metadata stage needs
-/// from the decoder (stored dimensions, source colour type, embedded profiles).
+/// from the file and the decoder (stored dimensions and layout, frames, embedded profiles).
 #[derive(Clone)]
 pub struct Decoded {
     pub(crate) format: Format,
@@ -17,7 +18,10 @@ pub struct Decoded {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) frames: u32,
-    pub(crate) source_color: ExtendedColorType,
+    /// The pixel layout as the file stores it.
+    pub(crate) layout: Layout,
+    /// Bytes after the image's end marker.
+    pub(crate) trailing_bytes: usize,
     pub(crate) icc_profile: Option<EmbeddedIcc>,
     pub(crate) exif_block: Option<Vec<u8>>,
 }
@@ -30,7 +34,9 @@ impl std::fmt::Debug for Decoded {
             .field("stored", &(self.width, self.height))
             .field("oriented", &(self.image.width(), self.image.height()))
             .field("color", &self.image.color())
+            .field("stored_color", &self.layout.color_type())
             .field("frames", &self.frames)
+            .field("trailing_bytes", &self.trailing_bytes)
             .field(
                 "icc_profile_bytes",
                 &self.icc_profile.as_ref().map(EmbeddedIcc::held_bytes),
@@ -59,7 +65,7 @@ impl Decoded {
         (self.width, self.height)
     }
 
-    /// Frame count: 1 for still images.
+    /// Frames of an animation or pages of a TIFF: 1 for still images.
     pub fn frames(&self) -> u32 {
         self.frames
     }
@@ -85,8 +91,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     let mut decoder = reader.into_decoder().map_err(fail)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(format, width, height, limits)?;
-    let frames = count_frames(format, bytes, limits)?;
-    if format == Format::Jpeg && !jpeg_is_complete(bytes) {
+    // Frames are counted (and capped) from the file's own structure before any pixel is
+    // decoded; the same walk finds the stored layout and the image's end.
+    let walked = container::walk(format, bytes, limits)?;
+    if format == Format::Jpeg && walked.end.is_none() {
         // The JPEG decoder fills a cut-off scan with grey rather than failing; a truncated
         // download must not be described as if it were the whole picture.
         return Err(MetadataError::DecodeFailed {
@@ -121,14 +129,18 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
     let exif_block = exif_block.filter(|exif| budget.reserve(exif.len() as u64).is_ok());
     let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
     image.apply_orientation(orientation);
+    let layout = walked
+        .layout
+        .unwrap_or_else(|| Layout::from_decoder(source_color, image.color()));
 
     Ok(Decoded {
         format,
         image,
         width,
         height,
-        frames,
-        source_color,
+        frames: walked.frames,
+        layout,
+        trailing_bytes: walked.trailing_bytes(bytes.len()),
         icc_profile,
         exif_block,
     })
@@ -178,64 +190,5 @@ where
         Err(_) => Err(MetadataError::TimedOut {
             limit_ms: limits.timeout.as_millis(),
         }),
-    }
-}
-
-/// Whether a JPEG has an end-of-image marker after its first scan.
-///
-/// Walks the marker segments up to the first start-of-scan (so an embedded EXIF thumbnail's
-/// own end marker is skipped over), then looks for `FF D9` in the rest: inside entropy-coded
-/// data a `FF` byte is always followed by `00` or a restart marker, so `FF D9` there is the
-/// real end. Hand-written because no decoder we use reports truncation.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let mut pos = 2; // after SOI
-    while pos + 4 <= bytes.len() {
-        if bytes[pos] != 0xff {
-            return false;
-        }
-        let marker = bytes[pos + 1];
-        match marker {
-            // Fill bytes before a marker.
-            0xff => pos += 1,
-            // Standalone markers without a length.
-            0x01 | 0xd0..=0xd7 => pos += 2,
-            0xd9 => return false,
-            _ => {
-                let length = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
-                if marker == 0xda {
-                    let scan = bytes.get(pos + 2 + length..).unwrap_or_default();
-                    return scan.windows(2).any(|w| w == [0xff, 0xd9]);
-                }
-                pos += 2 + length;
-            }
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::jpeg_is_complete;
-
-    /// SOI, an APP1 segment holding a thumbnail's own end marker, a scan header, scan data.
-    fn jpeg(scan: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![0xff, 0xd8];
-        bytes.extend([0xff, 0xe1, 0x00, 0x06, 0xab, 0xff, 0xd9, 0xcd]);
-        bytes.extend([0xff, 0xda, 0x00, 0x04, 0x01, 0x00]);
-        bytes.extend(scan);
-        bytes
-    }
-
-    #[test]
-    fn a_jpeg_ending_in_its_end_marker_is_complete() {
-        assert!(jpeg_is_complete(&jpeg(&[
-            0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56, 0xff, 0xd9
-        ])));
-    }
-
-    #[test]
-    fn an_end_marker_inside_a_thumbnail_does_not_make_a_cut_jpeg_complete() {
-        assert!(!jpeg_is_complete(&jpeg(&[0x12, 0xff, 0x00, 0x34])));
-        assert!(!jpeg_is_complete(&[0xff, 0xd8, 0xff, 0xe1, 0x00]));
     }
 }

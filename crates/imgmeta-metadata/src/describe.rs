@@ -5,11 +5,15 @@ use crate::colors::{DominantColor, dominant_colors};
 use crate::exif_fields::{ExifSummary, read_exif};
 use crate::hashes::{phash_hex, sha256_hex};
 use crate::icc::{IccSummary, read_icc};
+use crate::warnings::{Warning, WarningCode};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
-use image::{ColorType, DynamicImage};
+use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
 /// `result.image`: exactly these keys, in this order.
+///
+/// Every number is printed as its shortest decimal: integers as integers, colour fractions
+/// to at most 4 decimals, EXIF numbers to at most 15 significant digits (as exiftool `-n`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageMetadata {
     /// Lowercase format name from the magic bytes: "jpeg", "png", "gif", "webp", "bmp", "tiff".
@@ -23,13 +27,23 @@ pub struct ImageMetadata {
     /// Dimensions after the EXIF orientation is applied (what a viewer shows).
     pub oriented_width: u32,
     pub oriented_height: u32,
-    /// The decoded pixel layout: "l8", "la8", "rgb8", "rgba8", "l16", "la16", "rgb16",
-    /// "rgba16", "rgb32f", "rgba32f".
+    /// How the file stores a pixel, read from its headers (PNG `IHDR`, GIF colour tables,
+    /// TIFF tags, JPEG frame header, WebP chunks, BMP header), not the layout decoding
+    /// widened it to: the channels, then the bits per sample, then `f` for floating point.
+    /// Channels are `l` (grey), `la` (grey and alpha), `rgb`, `rgba`, `cmyk` (CMYK or YCCK
+    /// JPEG and TIFF) and `cmyka`, so "l1", "l2", "l4", "l8", "l16", "la8", "la16", "rgb8",
+    /// "rgb16", "rgba8", "rgba16", "cmyk8", "rgb32f", "rgba32f" and so on. A palette image
+    /// (every GIF, palette PNG, BMP and TIFF) is "indexed". A JPEG's YCbCr and a lossy
+    /// WebP's YUV are reported as "rgb8", which is what they decode to.
     pub color_type: String,
-    /// Bits per channel in the file (1, 2, 4, 8, 16, 32), before decoding widened it.
+    /// Bits per sample as stored: 1, 2, 4, 8, 16 or 32 (12 for a 12-bit JPEG). For
+    /// "indexed", bits per palette index (a GIF's from its largest colour table).
     pub bit_depth: u8,
+    /// Whether a pixel can be less than opaque: an alpha channel, a PNG `tRNS` chunk, a GIF
+    /// transparent index on any frame, WebP's alpha flag or lossless alpha hint.
     pub has_alpha: bool,
-    /// Animation frames; 1 for still images.
+    /// Frames of an animation (GIF, APNG, WebP) or pages of a TIFF, counted by walking the
+    /// file (an APNG's `fcTL` chunks, never its `acTL` header alone); 1 for still images.
     pub frames: u32,
     /// SHA-256 of the file bytes, lowercase hex.
     pub sha256: String,
@@ -39,6 +53,11 @@ pub struct ImageMetadata {
     pub dominant_colors: Vec<DominantColor>,
     pub exif: Option<ExifSummary>,
     pub icc: Option<IccSummary>,
+    /// What was odd about the file but did not stop us describing it, with stable codes:
+    /// `gps_out_of_range`, `text_truncated`, `icc_unparsed`, `trailing_data`. Empty when
+    /// nothing was.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 /// Longest side of the copy that hashing and colour analysis work on; shrinking once with
@@ -46,7 +65,8 @@ pub struct ImageMetadata {
 const ANALYSIS_SIDE: u32 = 512;
 
 /// Describes `decoded`, which must have been decoded from `bytes`. Never fails: metadata
-/// that cannot be read is reported as `null`. CPU-bound (hashing): call it from a blocking
+/// that cannot be read is reported as `null`, and what was odd is listed in `warnings`.
+/// CPU-bound (hashing): call it from a blocking
 /// thread for large images.
 pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
     let image = decoded.image();
@@ -54,6 +74,23 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
     let (width, height) = (decoded.width, decoded.height);
     // The pixels were rotated in `decode`, so their dimensions are the oriented ones.
     let (oriented_width, oriented_height) = (image.width(), image.height());
+    let mut warnings = Vec::new();
+    let exif = read_exif(bytes, decoded.exif_block.as_deref(), &mut warnings);
+    let icc = decoded
+        .icc_profile
+        .as_ref()
+        .and_then(|icc| read_icc(icc, &mut warnings));
+    if decoded.trailing_bytes > 0 {
+        warnings.push(Warning::new(
+            WarningCode::TrailingData,
+            format!(
+                "{} bytes follow the end of the {} image",
+                decoded.trailing_bytes,
+                decoded.format.name()
+            ),
+        ));
+    }
+    let layout = &decoded.layout;
     ImageMetadata {
         format: decoded.format.name().to_owned(),
         mime: decoded.format.mime().to_owned(),
@@ -62,15 +99,16 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         height,
         oriented_width,
         oriented_height,
-        color_type: color_type_name(image.color()).to_owned(),
-        bit_depth: bit_depth(decoded),
-        has_alpha: image.color().has_alpha(),
+        color_type: layout.color_type(),
+        bit_depth: layout.bit_depth,
+        has_alpha: layout.has_alpha,
         frames: decoded.frames,
         sha256: sha256_hex(bytes),
         phash: phash_hex(&small),
         dominant_colors: dominant_colors(&small),
-        exif: read_exif(bytes, decoded.exif_block.as_deref()),
-        icc: decoded.icc_profile.as_ref().map(read_icc),
+        exif,
+        icc,
+        warnings,
     }
 }
 
@@ -90,34 +128,4 @@ fn shrink(image: &DynamicImage) -> DynamicImage {
         // A pixel layout fast_image_resize does not handle takes the slower portable path.
         Err(_) => image.thumbnail(ANALYSIS_SIDE, ANALYSIS_SIDE),
     }
-}
-
-fn color_type_name(color: ColorType) -> &'static str {
-    match color {
-        ColorType::L8 => "l8",
-        ColorType::La8 => "la8",
-        ColorType::Rgb8 => "rgb8",
-        ColorType::Rgba8 => "rgba8",
-        ColorType::L16 => "l16",
-        ColorType::La16 => "la16",
-        ColorType::Rgb16 => "rgb16",
-        ColorType::Rgba16 => "rgba16",
-        ColorType::Rgb32F => "rgb32f",
-        ColorType::Rgba32F => "rgba32f",
-        _ => "other",
-    }
-}
-
-fn bit_depth(decoded: &Decoded) -> u8 {
-    let source = decoded.source_color;
-    let channels = u16::from(source.channel_count().max(1));
-    let bits = source.bits_per_pixel() / channels;
-    if bits == 0 {
-        // Unknown source layouts: fall back to what it decoded to.
-        let color = decoded.image.color();
-        let decoded_bits =
-            u16::from(color.bytes_per_pixel()) * 8 / u16::from(color.channel_count());
-        return u8::try_from(decoded_bits).unwrap_or(8);
-    }
-    u8::try_from(bits).unwrap_or(u8::MAX)
 }

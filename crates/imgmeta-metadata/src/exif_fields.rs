@@ -1,12 +1,16 @@
 //! Reading the EXIF fields we report (camera, exposure, capture time, GPS) with kamadak-exif.
 
 use crate::bounded::cut_lossy;
+use crate::warnings::{Warning, WarningCode};
 use exif::{Exif, In, Tag, Value};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
 /// The EXIF fields reported in `result.image.exif`. Every field is `null` when the image
 /// does not carry it or carries a value that cannot be read.
+///
+/// Numbers are printed as exiftool `-n` prints them: to at most 15 significant digits, as
+/// their shortest decimal (`0.004`, `2.8`, `48.8583694444444`).
 ///
 /// Text (`make`, `model`, `lens`) is at most 256 characters: a longer value is cut to its
 /// first 256 on a character boundary and its key is listed in `truncated`.
@@ -35,7 +39,8 @@ pub struct ExifSummary {
 }
 
 /// Where the picture was taken: signed decimal degrees (north and east positive) and
-/// metres above sea level (negative below).
+/// metres above sea level (negative below). A position off the globe (latitude beyond ±90°,
+/// longitude beyond ±180°) is not reported: `gps` is `null` and `warnings` says why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpsPosition {
     pub latitude: Option<f64>,
@@ -44,8 +49,13 @@ pub struct GpsPosition {
 }
 
 /// Reads EXIF from the container (JPEG APP1, PNG eXIf, WebP EXIF chunk, TIFF IFDs); when
-/// that finds nothing, falls back to the raw block the image decoder extracted.
-pub(crate) fn read_exif(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<ExifSummary> {
+/// that finds nothing, falls back to the raw block the image decoder extracted. What was
+/// odd (a position off the globe, a text cut) is added to `warnings`.
+pub(crate) fn read_exif(
+    bytes: &[u8],
+    decoder_block: Option<&[u8]>,
+    warnings: &mut Vec<Warning>,
+) -> Option<ExifSummary> {
     let mut reader = exif::Reader::new();
     // Keep what parsed even when a later IFD is damaged, as exiftool does.
     reader.continue_on_error(true);
@@ -59,10 +69,23 @@ pub(crate) fn read_exif(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<Ex
         Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
         Err(_) => None,
     })?;
-    Some(summarise(&parsed))
+    let summary = summarise(&parsed, warnings);
+    if !summary.truncated.is_empty() {
+        warnings.push(Warning::new(
+            WarningCode::TextTruncated,
+            format!(
+                "EXIF {} longer than 256 characters and reported cut (exif.truncated)",
+                match summary.truncated.as_slice() {
+                    [one] => format!("{one} is"),
+                    many => format!("{} are", many.join(", ")),
+                }
+            ),
+        ));
+    }
+    Some(summary)
 }
 
-fn summarise(exif: &Exif) -> ExifSummary {
+fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> ExifSummary {
     // Fields whose declared values are larger than any real one are never parsed whole (see
     // `exif_scan`): their text comes from a prefix of their raw bytes, their numbers are
     // reported as missing.
@@ -87,18 +110,22 @@ fn summarise(exif: &Exif) -> ExifSummary {
         None => field(tag).and_then(text_value),
     };
     let text = |tag| text_of(tag).map(|(text, _)| text);
-    let number = |tag| field(tag).and_then(|v| number_at(v, 0));
+    let number = |tag| {
+        field(tag)
+            .and_then(|v| number_at(v, 0))
+            .map(as_exiftool_prints)
+    };
 
     // As exiftool does, a coordinate counts only with its reference: without one the
     // hemisphere (or the side of sea level) is unknown, so the value is reported as missing.
     let latitude = field(Tag::GPSLatitude)
         .and_then(degrees)
         .zip(text(Tag::GPSLatitudeRef))
-        .map(|(d, r)| signed(d, &r, 'S'));
+        .map(|(d, r)| as_exiftool_prints(signed(d, &r, 'S')));
     let longitude = field(Tag::GPSLongitude)
         .and_then(degrees)
         .zip(text(Tag::GPSLongitudeRef))
-        .map(|(d, r)| signed(d, &r, 'W'));
+        .map(|(d, r)| as_exiftool_prints(signed(d, &r, 'W')));
     let altitude_m = number(Tag::GPSAltitude)
         .zip(field(Tag::GPSAltitudeRef).and_then(|v| v.get_uint(0)))
         .map(|(alt, below_sea_level)| {
@@ -108,13 +135,26 @@ fn summarise(exif: &Exif) -> ExifSummary {
                 alt
             }
         });
-    let gps = (latitude.is_some() || longitude.is_some() || altitude_m.is_some()).then_some(
-        GpsPosition {
+    let placed = on_globe(latitude, longitude);
+    if !placed {
+        // No coordinates in the message: an account that has GPS redacted gets `gps: null`
+        // from the pipeline, and a bad latitude may come with a real longitude.
+        let off = match (on_globe(latitude, None), on_globe(None, longitude)) {
+            (false, false) => "latitude is beyond ±90° and its longitude beyond ±180°",
+            (false, true) => "latitude is beyond ±90°",
+            _ => "longitude is beyond ±180°",
+        };
+        warnings.push(Warning::new(
+            WarningCode::GpsOutOfRange,
+            format!("the EXIF GPS position is off the globe (its {off}) and is not reported"),
+        ));
+    }
+    let gps = (placed && (latitude.is_some() || longitude.is_some() || altitude_m.is_some()))
+        .then_some(GpsPosition {
             latitude,
             longitude,
             altitude_m,
-        },
-    );
+        });
 
     // The reported text fields, noting which of them had to be cut.
     let mut truncated = Vec::new();
@@ -174,6 +214,23 @@ fn trim(raw: &[u8]) -> &[u8] {
     raw[..end].trim_ascii_end()
 }
 
+/// Whether a position is on the globe: |latitude| ≤ 90 and |longitude| ≤ 180 (a missing
+/// coordinate is no evidence against it).
+fn on_globe(latitude: Option<f64>, longitude: Option<f64>) -> bool {
+    latitude.is_none_or(|lat| (-90.0..=90.0).contains(&lat))
+        && longitude.is_none_or(|lon| (-180.0..=180.0).contains(&lon))
+}
+
+/// `x` to 15 significant digits, as exiftool `-n` prints numbers (Perl's `%.15g`): a
+/// rational's quotient or a sum of degrees, minutes and seconds then prints as the same
+/// short decimal (`48.8583694444444`), not its binary value's 17 digits.
+fn as_exiftool_prints(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.14e}").parse().unwrap_or(x)
+}
+
 /// The `index`th element of a numeric field as f64; `None` for a zero denominator.
 fn number_at(value: &Value, index: usize) -> Option<f64> {
     let n = match value {
@@ -185,20 +242,22 @@ fn number_at(value: &Value, index: usize) -> Option<f64> {
             let r = v.get(index)?;
             (r.denom != 0).then(|| r.to_f64())?
         }
-        Value::Float(v) => f64::from(*v.get(index)?),
+        // The decimal an f32 stands for (0.1, not 0.10000000149011612).
+        Value::Float(v) => v.get(index)?.to_string().parse().ok()?,
         Value::Double(v) => *v.get(index)?,
         other => f64::from(other.get_uint(index)?),
     };
     n.is_finite().then_some(n)
 }
 
-/// Degrees, minutes and seconds as decimal degrees. Writers that store decimal degrees
-/// put them in the first element with zero minutes and seconds, which sums the same.
+/// Degrees, minutes and seconds as decimal degrees, summed in exiftool's order so that the
+/// last digit agrees. Writers that store decimal degrees put them in the first element with
+/// zero minutes and seconds, which sums the same.
 fn degrees(value: &Value) -> Option<f64> {
     let degrees = number_at(value, 0)?;
     let minutes = number_at(value, 1).unwrap_or(0.0);
     let seconds = number_at(value, 2).unwrap_or(0.0);
-    Some(degrees + minutes / 60.0 + seconds / 3600.0)
+    Some(degrees + (minutes + seconds / 60.0) / 60.0)
 }
 
 /// Negative when the reference starts with `negative` ('S' or 'W'), in either case.
@@ -289,6 +348,28 @@ mod tests {
     fn zero_denominators_read_as_missing() {
         let value = Value::Rational(vec![exif::Rational { num: 1, denom: 0 }]);
         assert_eq!(number_at(&value, 0), None);
+    }
+
+    #[test]
+    fn numbers_print_to_15_significant_digits_as_exiftool_prints_them() {
+        // 48°51'30.13": the sum's binary value has 17 digits, exiftool prints 15.
+        let sum = 48.0 + (51.0 + 30.13 / 60.0) / 60.0;
+        assert_eq!(as_exiftool_prints(sum).to_string(), "48.8583694444444");
+        assert_eq!(as_exiftool_prints(1.0 / 250.0).to_string(), "0.004");
+        assert_eq!(as_exiftool_prints(-12.5), -12.5);
+        assert_eq!(as_exiftool_prints(0.0), 0.0);
+        let float = Value::Float(vec![0.1]);
+        assert_eq!(number_at(&float, 0), Some(0.1));
+    }
+
+    #[test]
+    fn positions_off_the_globe_are_refused() {
+        assert!(on_globe(Some(-90.0), Some(180.0)));
+        assert!(on_globe(None, Some(-180.0)));
+        assert!(on_globe(None, None));
+        assert!(!on_globe(Some(-91.0), Some(10.0)));
+        assert!(!on_globe(Some(10.0), Some(200.0)));
+        assert!(!on_globe(Some(f64::NAN), None));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! small `desc`-tag reader when moxcms rejects the profile as a whole.
 
 use crate::bounded::cut;
+use crate::warnings::{Warning, WarningCode};
 use moxcms::{ColorProfile, ProfileText};
 use serde::{Deserialize, Serialize};
 
@@ -10,13 +11,18 @@ use serde::{Deserialize, Serialize};
 /// not worth holding, and in a PNG it is usually a compressed bomb.
 pub(crate) const MAX_ICC_BYTES: usize = 4 * 1024 * 1024;
 
-/// The profile the decode stage found, or the fact that it was too large to read.
+/// The profile the decode stage found, or the fact that it was too large or too damaged
+/// to read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EmbeddedIcc {
     Profile(Vec<u8>),
     /// Over [`MAX_ICC_BYTES`] (a PNG's compressed profile is not inflated past that), or
     /// more than the decode memory limit left room for.
     TooLarge,
+    /// A PNG `iCCP` chunk whose checksum, name or compressed data is broken: the png
+    /// decoder ignores such a chunk, and so is the profile reported (`icc: null`), with a
+    /// warning.
+    Damaged,
 }
 
 impl EmbeddedIcc {
@@ -33,7 +39,7 @@ impl EmbeddedIcc {
     pub(crate) fn held_bytes(&self) -> usize {
         match self {
             Self::Profile(profile) => profile.len(),
-            Self::TooLarge => 0,
+            Self::TooLarge | Self::Damaged => 0,
         }
     }
 }
@@ -54,34 +60,66 @@ pub struct IccSummary {
     pub truncated: Vec<String>,
 }
 
-pub(crate) fn read_icc(icc: &EmbeddedIcc) -> IccSummary {
+/// `result.image.icc` for the embedded profile, noting in `warnings` a profile that could
+/// not be parsed and a description that had to be cut.
+pub(crate) fn read_icc(icc: &EmbeddedIcc, warnings: &mut Vec<Warning>) -> Option<IccSummary> {
     let profile = match icc {
         EmbeddedIcc::Profile(profile) => profile,
         EmbeddedIcc::TooLarge => {
-            return IccSummary {
+            warnings.push(Warning::new(
+                WarningCode::IccUnparsed,
+                "the ICC profile is larger than 4 MiB (or than the memory limit left room \
+                 for) and was not read",
+            ));
+            return Some(IccSummary {
                 description: None,
                 truncated: vec!["profile".to_owned()],
-            };
+            });
+        }
+        EmbeddedIcc::Damaged => {
+            warnings.push(Warning::new(
+                WarningCode::IccUnparsed,
+                "the PNG's iCCP chunk is damaged (checksum, name or compressed data); \
+                 its profile was not read",
+            ));
+            return None;
         }
     };
     let description = match ColorProfile::new_from_slice(profile) {
         Ok(parsed) => parsed.description.and_then(|text| describe(&text)),
         // moxcms validates every tag it knows, so one damaged curve loses the whole
         // profile; the description tag alone is often still intact (exiftool reads it).
-        Err(_) => desc_tag::read(profile),
+        Err(_) => {
+            let description = desc_tag::read(profile);
+            warnings.push(Warning::new(
+                WarningCode::IccUnparsed,
+                if description.is_some() {
+                    "the ICC profile does not parse; its description was read from its desc \
+                     tag alone"
+                } else {
+                    "the ICC profile does not parse, and it has no readable description"
+                },
+            ));
+            description
+        }
     };
     let mut truncated = Vec::new();
     let description = description.map(|text| match cut(&text) {
         (kept, true) => {
             truncated.push("description".to_owned());
+            warnings.push(Warning::new(
+                WarningCode::TextTruncated,
+                "the ICC profile's description is longer than 256 characters and is reported \
+                 cut (icc.truncated)",
+            ));
             kept.to_owned()
         }
         (_, false) => text,
     });
-    IccSummary {
+    Some(IccSummary {
         description,
         truncated,
-    }
+    })
 }
 
 fn describe(text: &ProfileText) -> Option<String> {
@@ -179,12 +217,13 @@ mod tests {
     fn a_profile_moxcms_rejects_still_yields_its_description() {
         let profile = embedded_profile("icc_damaged.png");
         assert!(ColorProfile::new_from_slice(&profile).is_err());
+        let mut warnings = Vec::new();
+        let summary = read_icc(&EmbeddedIcc::Profile(profile), &mut warnings).unwrap();
         assert_eq!(
-            read_icc(&EmbeddedIcc::Profile(profile))
-                .description
-                .as_deref(),
+            summary.description.as_deref(),
             Some("Damaged but described")
         );
+        assert_eq!(codes(&warnings), [WarningCode::IccUnparsed]);
     }
 
     /// A profile moxcms rejects (no valid header) holding only a v2 `desc` tag.
@@ -203,27 +242,65 @@ mod tests {
         profile
     }
 
+    fn codes(warnings: &[Warning]) -> Vec<WarningCode> {
+        warnings.iter().map(|w| w.code).collect()
+    }
+
     #[test]
     fn a_description_longer_than_256_characters_is_cut_and_flagged() {
         let long = format!("{}ß and more", "Ö".repeat(255));
-        let summary = read_icc(&EmbeddedIcc::Profile(profile_described_as(&long)));
+        let mut warnings = Vec::new();
+        let summary = read_icc(
+            &EmbeddedIcc::Profile(profile_described_as(&long)),
+            &mut warnings,
+        )
+        .unwrap();
         assert_eq!(summary.description, Some(format!("{}ß", "Ö".repeat(255))));
         assert_eq!(summary.truncated, ["description"]);
+        // The hand-made profile has no valid header, so moxcms rejects it too.
+        assert_eq!(
+            codes(&warnings),
+            [WarningCode::IccUnparsed, WarningCode::TextTruncated]
+        );
 
-        let short = read_icc(&EmbeddedIcc::Profile(profile_described_as("Short")));
+        let mut warnings = Vec::new();
+        let short = read_icc(
+            &EmbeddedIcc::Profile(profile_described_as("Short")),
+            &mut warnings,
+        )
+        .unwrap();
         assert_eq!(short.description.as_deref(), Some("Short"));
         assert!(short.truncated.is_empty());
+        assert_eq!(codes(&warnings), [WarningCode::IccUnparsed]);
     }
 
     #[test]
     fn a_profile_over_4_mib_is_not_read_and_reported_as_cut() {
         let huge = EmbeddedIcc::bounded(vec![0; MAX_ICC_BYTES + 1]);
         assert_eq!(huge, EmbeddedIcc::TooLarge);
-        let summary = read_icc(&huge);
+        let mut warnings = Vec::new();
+        let summary = read_icc(&huge, &mut warnings).unwrap();
         assert_eq!(summary.description, None);
         assert_eq!(summary.truncated, ["profile"]);
         let json = serde_json::to_string(&summary).unwrap();
         assert_eq!(json, r#"{"description":null,"truncated":["profile"]}"#);
+        assert_eq!(codes(&warnings), [WarningCode::IccUnparsed]);
+    }
+
+    #[test]
+    fn a_damaged_png_profile_is_null_with_a_warning() {
+        let mut warnings = Vec::new();
+        assert_eq!(read_icc(&EmbeddedIcc::Damaged, &mut warnings), None);
+        assert_eq!(codes(&warnings), [WarningCode::IccUnparsed]);
+    }
+
+    #[test]
+    fn a_profile_that_parses_gives_no_warning() {
+        let mut warnings = Vec::new();
+        let profile = embedded_profile("icc_display_p3.jpg");
+        let summary = read_icc(&EmbeddedIcc::Profile(profile), &mut warnings).unwrap();
+        assert!(summary.description.is_some());
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

@@ -13,7 +13,15 @@
 //! - A JPEG with no end-of-image marker is `decode_failed`: the JPEG decoder would otherwise
 //!   return a grey-filled picture for a cut-off download.
 //! - `mime` follows `format`, so an APNG is `image/png` (exiftool says `image/apng`).
-//! - `color_type` is the decoded pixel layout; `bit_depth` is bits per channel in the file.
+//! - `color_type`, `bit_depth` and `has_alpha` say how the file stores its pixels, read from
+//!   its headers (`container/`), not what the decoder widened them to: a 1-bit PNG is `l1`,
+//!   every GIF `indexed`, a CMYK JPEG `cmyk8`; `has_alpha` only when a pixel can be less
+//!   than opaque.
+//! - `frames` is counted by walking the file (GIF images, APNG `fcTL` chunks, WebP `ANMF`
+//!   chunks, TIFF IFDs), never from a header's count alone, and capped by `max_frames`.
+//! - `warnings` lists what was odd but survivable, with stable codes (`warnings.rs`): GPS
+//!   off the globe (then `gps` is `null`), text cut, an ICC profile not parsed, bytes after
+//!   the image's end marker.
 //! - `phash` is a DCT hash (8×8 lowest frequencies of a 16×16 grayscale copy, median
 //!   threshold). Re-encoded copies usually hash identically; resized copies differ in at most
 //!   a few bits. Compare with [`phash_distance`] (≤ 6 is "the same picture").
@@ -29,17 +37,19 @@
 
 mod bounded;
 mod colors;
+mod container;
 mod decode;
 mod describe;
 mod error;
 mod exif_fields;
 mod exif_scan;
-mod frames;
 mod hashes;
 mod icc;
+mod layout;
 mod limits;
 mod png_iccp;
 mod sniff;
+mod warnings;
 
 pub use colors::DominantColor;
 pub use decode::{Decoded, decode, decode_with_timeout};
@@ -50,3 +60,4 @@ pub use hashes::phash_distance;
 pub use icc::IccSummary;
 pub use limits::DecodeLimits;
 pub use sniff::{Format, sniff};
+pub use warnings::{Warning, WarningCode};

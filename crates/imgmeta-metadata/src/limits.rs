@@ -11,7 +11,8 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Most pixels on either side.
     pub max_side: u32,
-    /// Most animation frames (GIF, APNG, animated WebP).
+    /// Most animation frames (GIF, APNG, animated WebP) or TIFF pages, counted by walking
+    /// the file before anything is decoded.
     pub max_frames: u32,
     /// Most bytes a decoder may allocate. The decoded pixels and the EXIF and ICC copies
     /// kept with them count against it together.

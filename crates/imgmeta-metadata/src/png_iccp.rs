@@ -19,8 +19,8 @@ const SIGNATURE_LEN: usize = 8;
 pub(crate) struct PngIccp {
     /// The whole chunk (length, type, data, CRC), to be hidden from the decoder.
     pub(crate) chunk: Range<usize>,
-    /// The profile, as the png decoder would have read it: `None` when the chunk is damaged
-    /// (the decoder ignores a damaged iCCP chunk too).
+    /// The profile, as the png decoder would have read it: [`EmbeddedIcc::Damaged`] when
+    /// the chunk is damaged (the decoder ignores a damaged iCCP chunk).
     pub(crate) profile: Option<EmbeddedIcc>,
 }
 
@@ -56,14 +56,18 @@ pub(crate) fn find(bytes: &[u8]) -> Result<PngIccp, MetadataError> {
         pos = end;
     }
     Ok(found.map_or_else(PngIccp::default, |chunk| PngIccp {
-        profile: read_chunk(&bytes[chunk.clone()]),
+        profile: Some(read_chunk(&bytes[chunk.clone()])),
         chunk,
     }))
 }
 
 /// The profile in a whole iCCP chunk, checked as the png decoder checks it: CRC, a 1 to 79
 /// byte name, compression method 0, then a zlib stream inflated to at most `MAX_ICC_BYTES`.
-fn read_chunk(chunk: &[u8]) -> Option<EmbeddedIcc> {
+fn read_chunk(chunk: &[u8]) -> EmbeddedIcc {
+    checked_chunk(chunk).unwrap_or(EmbeddedIcc::Damaged)
+}
+
+fn checked_chunk(chunk: &[u8]) -> Option<EmbeddedIcc> {
     let (typed, crc) = chunk[4..].split_at(chunk.len() - 8);
     if crc32fast::hash(typed).to_be_bytes() != crc {
         return None;
@@ -214,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn damaged_iccp_chunks_yield_no_profile_as_with_the_png_decoder() {
+    fn damaged_iccp_chunks_yield_no_profile_as_with_the_png_decoder_but_are_noted() {
         let mut bad_crc = iccp(b"name", &zlib(b"profile"));
         let last = bad_crc.len() - 1;
         bad_crc[last] ^= 1;
@@ -226,7 +230,7 @@ mod tests {
         ] {
             let found = find(&png_with(&[damaged])).unwrap();
             assert!(!found.chunk.is_empty());
-            assert_eq!(found.profile, None);
+            assert_eq!(found.profile, Some(EmbeddedIcc::Damaged));
         }
     }
 

@@ -3,6 +3,7 @@
 #[path = "../support/bombs.rs"]
 mod bombs;
 mod errors;
+mod exact_fields;
 mod exiftool_agreement;
 mod fixtures;
 mod hashes_and_colours;

@@ -33,6 +33,7 @@ fn the_result_has_exactly_the_agreed_keys() {
         "dominant_colors",
         "exif",
         "icc",
+        "warnings",
     ]
     .into();
     assert_eq!(keys(&value), top);
