@@ -26,6 +26,23 @@ pub struct JobResource {
     pub last_error: Option<ErrorBody>,
 }
 
+/// `result.artifacts[].url`: where each artifact the job made is served.
+fn with_artifact_urls(
+    id: JobId,
+    mut result: Option<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let artifacts = result
+        .as_mut()
+        .and_then(|r| r.get_mut("artifacts"))
+        .and_then(|a| a.as_array_mut());
+    for artifact in artifacts.into_iter().flatten() {
+        if let Some(name) = artifact["name"].as_str().map(str::to_owned) {
+            artifact["url"] = format!("/v1/jobs/{id}/artifacts/{name}").into();
+        }
+    }
+    result
+}
+
 impl From<JobRecord> for JobResource {
     fn from(job: JobRecord) -> Self {
         Self {
@@ -39,7 +56,7 @@ impl From<JobRecord> for JobResource {
             started_at: job.started_at,
             finished_at: job.finished_at,
             error: job.error,
-            result: job.result,
+            result: with_artifact_urls(job.id, job.result),
             purged_at: job.purged_at,
             last_error: job.last_error,
         }

@@ -6,12 +6,15 @@ use imgmeta_domain::{ErrorBody, ErrorCode, ImageUrl, MinScore, TaskSet};
 use imgmeta_pipeline::Request;
 use std::time::Instant;
 
-/// Analyses `target` and returns the result JSON, or the error envelope JSON.
+/// Analyses `target` and returns the result JSON, or the error envelope JSON. The images the
+/// analysis made (`annotate`) are written into `out` when given, each under its name, and
+/// `result.artifacts[].path` says where.
 pub async fn run(
     settings: &Settings,
     target: &str,
     tasks: &[String],
     min_score: f64,
+    out: Option<&std::path::Path>,
 ) -> Result<serde_json::Value, serde_json::Value> {
     let fail = |code: ErrorCode, message: String| ErrorBody::new(code, message).envelope();
     let tasks = TaskSet::parse(tasks).map_err(|e| fail(e.code, e.message))?;
@@ -22,7 +25,11 @@ pub async fn run(
         redact_gps: false,
     };
     // Only load (and if need be fetch) the model when objects were asked for.
-    let detector = if request.tasks.contains(imgmeta_domain::Task::Objects) {
+    let detector = if request
+        .tasks
+        .iter()
+        .any(imgmeta_domain::Task::needs_detector)
+    {
         crate::detector::load(settings).await
     } else {
         Err("objects were not requested".to_owned())
@@ -45,5 +52,25 @@ pub async fn run(
             .await
     };
     let result = result.map_err(|e| e.body().envelope())?;
-    serde_json::to_value(&result).map_err(|e| fail(ErrorCode::Internal, e.to_string()))
+    let mut value =
+        serde_json::to_value(&result).map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            fail(
+                ErrorCode::Internal,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+        for (i, file) in result.files.iter().enumerate() {
+            let path = dir.join(&file.info.name);
+            std::fs::write(&path, &file.bytes).map_err(|e| {
+                fail(
+                    ErrorCode::Internal,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+            value["artifacts"][i]["path"] = path.display().to_string().into();
+        }
+    }
+    Ok(value)
 }

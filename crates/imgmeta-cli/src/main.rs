@@ -49,12 +49,15 @@ enum Command {
     Analyze {
         /// A file path or an http(s) URL.
         target: String,
-        /// Comma-separated tasks: metadata, objects.
+        /// Comma-separated tasks: metadata, objects, annotate.
         #[arg(long, value_delimiter = ',', default_value = "metadata,objects")]
         tasks: Vec<String>,
         /// Minimum detection score, 0..1.
         #[arg(long, default_value_t = 0.25)]
         min_score: f64,
+        /// Write the images the analysis makes (the annotate task's) into this directory.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Manage the detector's model files.
     Models {
@@ -215,8 +218,8 @@ fn main() -> ExitCode {
                 .await
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),
-            Command::Analyze { target, tasks, min_score } => {
-                return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score).await {
+            Command::Analyze { target, tasks, min_score, out } => {
+                return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score, out.as_deref()).await {
                     Ok(result) => {
                         println!("{result}");
                         ExitCode::SUCCESS

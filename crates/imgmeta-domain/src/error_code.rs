@@ -17,6 +17,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     JobNotFound,
+    /// The job is the caller's but has no artifact of that name (or it was purged).
+    ArtifactNotFound,
     JobAlreadyFinished,
     InvalidIdempotencyKey,
     IdempotencyKeyReused,
@@ -87,6 +89,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::JobNotFound => "job_not_found",
+            Self::ArtifactNotFound => "artifact_not_found",
             Self::JobAlreadyFinished => "job_already_finished",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -188,6 +191,7 @@ mod tests {
         for code in [
             ErrorCode::InvalidUrl,
             ErrorCode::JobNotFound,
+            ErrorCode::ArtifactNotFound,
             ErrorCode::JobAlreadyFinished,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::HttpStatus,

@@ -46,18 +46,25 @@ impl std::fmt::Display for JobId {
 pub enum Task {
     Metadata,
     Objects,
+    /// The image with its detections drawn, as the artifact `annotated.jpg` (or `.png`); it
+    /// reports `result.objects` too.
+    Annotate,
 }
 
 impl Task {
-    pub const ALL: [Task; 2] = [Task::Metadata, Task::Objects];
+    /// What a job runs when it names no tasks.
+    pub const DEFAULT: [Task; 2] = [Task::Metadata, Task::Objects];
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         match raw {
             "metadata" => Ok(Self::Metadata),
             "objects" => Ok(Self::Objects),
+            "annotate" => Ok(Self::Annotate),
             other => Err(ValidationError::new(
                 ErrorCode::InvalidTask,
-                format!("unknown task {other:?}; known tasks are \"metadata\" and \"objects\""),
+                format!(
+                    "unknown task {other:?}; known tasks are \"metadata\", \"objects\" and \"annotate\""
+                ),
             )),
         }
     }
@@ -66,7 +73,13 @@ impl Task {
         match self {
             Self::Metadata => "metadata",
             Self::Objects => "objects",
+            Self::Annotate => "annotate",
         }
+    }
+
+    /// Whether the task needs the object detector.
+    pub fn needs_detector(self) -> bool {
+        matches!(self, Self::Objects | Self::Annotate)
     }
 }
 
@@ -77,7 +90,7 @@ pub struct TaskSet(Vec<Task>);
 
 impl TaskSet {
     pub fn all() -> Self {
-        Self(Task::ALL.to_vec())
+        Self(Task::DEFAULT.to_vec())
     }
 
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, ValidationError> {

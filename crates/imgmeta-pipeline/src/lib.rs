@@ -4,10 +4,12 @@
 //! result and the command's output are the same document. It knows nothing of queues or
 //! databases.
 
+mod artifacts;
 mod error;
 mod objects;
 mod result;
 
+pub use artifacts::{Artifact, ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use error::AnalysisError;
 // The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
 pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
@@ -114,10 +116,14 @@ impl Analyzer {
                 imgmeta_metadata::describe(&bytes, &decoded)
             })
             .await?;
-            if request.redact_gps
-                && let Some(exif) = metadata.exif.as_mut()
-            {
-                exif.gps = None;
+            if request.redact_gps {
+                if let Some(exif) = metadata.exif.as_mut() {
+                    exif.gps = None;
+                }
+                // Even "the position was off the globe" says the image carried one.
+                metadata
+                    .warnings
+                    .retain(|w| w.code != imgmeta_metadata::WarningCode::GpsOutOfRange);
             }
             timings.metadata = Some(elapsed_ms(started));
             Some(metadata)
@@ -125,10 +131,11 @@ impl Analyzer {
             None
         };
 
-        let objects = if request.tasks.contains(Task::Objects) {
+        let objects = if request.tasks.iter().any(Task::needs_detector) {
             let detector = self.detector()?;
             let started = Instant::now();
             let min_score = request.min_score.value();
+            let decoded = decoded.clone();
             let objects = blocking(tracing::info_span!("objects"), move || {
                 detector.detect(decoded.image(), min_score)
             })
@@ -139,13 +146,30 @@ impl Analyzer {
             None
         };
 
+        let mut files = Vec::new();
+        if request.tasks.contains(Task::Annotate)
+            && let Some(objects) = &objects
+        {
+            let started = Instant::now();
+            let objects = objects.clone();
+            let artifact = blocking(tracing::info_span!("annotate"), move || {
+                artifacts::annotated(decoded.image(), &objects)
+            })
+            .await??;
+            timings.annotate = Some(elapsed_ms(started));
+            files.push(artifact);
+        }
+
         observe("decode", Some(timings.decode));
         observe("metadata", timings.metadata);
         observe("objects", timings.objects);
+        observe("annotate", timings.annotate);
         Ok(JobResult {
             image,
             objects,
+            artifacts: files.iter().map(|f| f.info.clone()).collect(),
             timings_ms: timings,
+            files,
         })
     }
 
@@ -156,7 +180,7 @@ impl Analyzer {
     }
 
     fn check_tasks(&self, request: &Request) -> Result<(), AnalysisError> {
-        if request.tasks.contains(Task::Objects) {
+        if request.tasks.iter().any(Task::needs_detector) {
             self.detector()?;
         }
         Ok(())

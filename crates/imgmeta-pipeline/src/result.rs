@@ -1,5 +1,7 @@
-//! The job result document: `result.image`, `result.objects` and `result.timings_ms`.
+//! The job result document: `result.image`, `result.objects`, `result.artifacts` and
+//! `result.timings_ms`; the artifacts' bytes travel beside it, never inside the JSON.
 
+use crate::artifacts::{Artifact, ArtifactInfo};
 use imgmeta_metadata::ImageMetadata;
 use serde::Serialize;
 
@@ -9,7 +11,13 @@ pub struct JobResult {
     pub image: Option<ImageMetadata>,
     /// The detector's `result.objects` document.
     pub objects: Option<serde_json::Value>,
+    /// The images the job made (`annotate`), present only when it made some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactInfo>,
     pub timings_ms: Timings,
+    /// The artifacts' bytes, in the order of `artifacts`.
+    #[serde(skip)]
+    pub files: Vec<Artifact>,
 }
 
 /// Milliseconds spent in each stage; `null` for stages that did not run.
@@ -19,4 +27,7 @@ pub struct Timings {
     pub decode: f64,
     pub metadata: Option<f64>,
     pub objects: Option<f64>,
+    /// Present only for jobs that drew an annotated image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotate: Option<f64>,
 }

@@ -324,7 +324,7 @@ impl Store {
         }
     }
 
-    async fn exists_anywhere(&self, id: JobId) -> Result<bool, StoreError> {
+    pub(crate) async fn exists_anywhere(&self, id: JobId) -> Result<bool, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)")
                 .bind(id.as_uuid())

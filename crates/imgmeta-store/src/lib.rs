@@ -5,6 +5,7 @@
 //! guarded by the attempt number that run was given.
 
 mod accounts;
+mod artifacts;
 mod database;
 mod error;
 mod host_limits;
@@ -16,6 +17,7 @@ mod runs;
 pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
 };
+pub use artifacts::{ArtifactLookup, ArtifactStore, NewArtifact, StoredArtifact};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{

@@ -113,27 +113,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores the result of run `attempt`; false when that run no longer owns the job
-    /// (a newer run took over, or the job was cancelled), in which case nothing is written.
-    pub async fn complete(
-        &self,
-        id: JobId,
-        attempt: i32,
-        result: &serde_json::Value,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
-                    lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(result)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Ends run `attempt` as failed; false when that run no longer owns the job.
     pub async fn fail(
         &self,

@@ -5,7 +5,7 @@ use crate::outcome::{FREE_HOST_DEFERRALS_FOR, Outcome, decide};
 use imgmeta_domain::{JobId, JobSpec};
 use imgmeta_pipeline::{Analyzer, Request};
 use imgmeta_queue::JobDelivery;
-use imgmeta_store::{Claim, Store, StoreError};
+use imgmeta_store::{Claim, NewArtifact, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +91,20 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     let store_started = Instant::now();
     let stored = persist(&hand_back, || async {
         match &outcome {
-            Outcome::Succeeded(result) => shared.store.complete(id, attempt, result).await,
+            Outcome::Succeeded(result, files) => {
+                let artifacts: Vec<NewArtifact<'_>> = files
+                    .iter()
+                    .map(|f| NewArtifact {
+                        name: &f.info.name,
+                        mime: &f.info.mime,
+                        width: f.info.width,
+                        height: f.info.height,
+                        sha256: &f.info.sha256,
+                        bytes: &f.bytes,
+                    })
+                    .collect();
+                shared.store.complete(id, attempt, result, &artifacts).await
+            }
             Outcome::Failed(error) => shared.store.fail(id, attempt, error).await,
             Outcome::Retry { error, delay } => {
                 shared.store.retry_later(id, attempt, error, *delay).await
@@ -112,7 +125,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         Some(true) => {
             record(&outcome);
             match &outcome {
-                Outcome::Succeeded(_) => {
+                Outcome::Succeeded(..) => {
                     tracing::info!(
                         kind = "analytics",
                         event = "job_succeeded",
@@ -307,7 +320,7 @@ impl Drop for InFlight {
 
 fn record(outcome: &Outcome) {
     match outcome {
-        Outcome::Succeeded(_) => metrics::counter!(imgmeta_telemetry::JOBS_SUCCEEDED).increment(1),
+        Outcome::Succeeded(..) => metrics::counter!(imgmeta_telemetry::JOBS_SUCCEEDED).increment(1),
         Outcome::Failed(error) => {
             metrics::counter!(imgmeta_telemetry::JOBS_FAILED, "code" => error.code.as_str())
                 .increment(1)

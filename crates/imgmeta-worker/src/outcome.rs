@@ -2,7 +2,7 @@
 //! another attempt later, or the same attempt later (its image host was busy).
 
 use imgmeta_domain::{ErrorBody, ErrorCode};
-use imgmeta_pipeline::{AnalysisError, JobResult};
+use imgmeta_pipeline::{AnalysisError, Artifact, JobResult};
 use std::time::Duration;
 
 /// The largest result stored, as compact JSON. Results are read whole on every status poll,
@@ -17,7 +17,8 @@ pub(crate) const MAX_RESULT_BYTES: usize = 256 * 1024;
 pub(crate) const FREE_HOST_DEFERRALS_FOR: Duration = Duration::from_secs(3600);
 
 pub(crate) enum Outcome {
-    Succeeded(serde_json::Value),
+    /// The result as stored, and the images the job made (stored beside it).
+    Succeeded(serde_json::Value, Vec<Artifact>),
     Failed(ErrorBody),
     Retry {
         error: ErrorBody,
@@ -88,7 +89,7 @@ fn succeeded(result: &JobResult) -> Outcome {
             ),
         ));
     }
-    Outcome::Succeeded(value)
+    Outcome::Succeeded(value, result.files.clone())
 }
 
 /// Counts bytes written, failing once they pass `MAX_RESULT_BYTES`.
@@ -148,7 +149,9 @@ mod tests {
         JobResult {
             image: None,
             objects: Some(objects),
+            artifacts: Vec::new(),
             timings_ms: Timings::default(),
+            files: Vec::new(),
         }
     }
 
@@ -237,7 +240,7 @@ mod tests {
         let fits = "a".repeat(MAX_RESULT_BYTES - frame.len());
 
         match decide(Ok(result_with_objects(fits.into())), 1, 5, Duration::ZERO) {
-            Outcome::Succeeded(value) => {
+            Outcome::Succeeded(value, _) => {
                 assert_eq!(serde_json::to_vec(&value).unwrap().len(), MAX_RESULT_BYTES);
             }
             _ => panic!("a result of exactly the limit must be stored"),

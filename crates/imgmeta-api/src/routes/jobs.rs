@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use imgmeta_domain::{ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, TaskSet};
-use imgmeta_store::{Cancelled, Idempotency, JobLookup, PurgeOutcome};
+use imgmeta_store::{
+    ArtifactLookup, ArtifactStore, Cancelled, Idempotency, JobLookup, PurgeOutcome,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -221,6 +223,63 @@ pub(super) async fn get(
     match state.store.get_job(caller.account, id).await? {
         JobLookup::Found(job) => Ok(Json(job.into())),
         JobLookup::NotFound { foreign } => Err(not_found(&caller, id, foreign)),
+    }
+}
+
+/// `GET /v1/jobs/{id}/artifacts/{name}`: an image the job made, to its account only. The
+/// bytes never change (a name is written once per successful run), so the answer is cacheable
+/// for a year by the client alone, with the sha256 as its `ETag`.
+pub(super) async fn artifact(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((raw_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    caller.require(Scope::JobsRead)?;
+    let id = JobId::parse(&raw_id)?;
+    let store: &dyn ArtifactStore = &state.store;
+    match store.artifact(caller.account, id, &name).await? {
+        ArtifactLookup::Found(artifact) => {
+            let etag = format!("\"{}\"", artifact.sha256);
+            let cache = "private, max-age=31536000, immutable";
+            let matches = headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == etag || tag == "*");
+            if matches {
+                return Ok((
+                    StatusCode::NOT_MODIFIED,
+                    [
+                        (header::ETAG, etag),
+                        (header::CACHE_CONTROL, cache.to_owned()),
+                    ],
+                )
+                    .into_response());
+            }
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, artifact.mime),
+                    (header::ETAG, etag),
+                    (header::CACHE_CONTROL, cache.to_owned()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                ],
+                artifact.bytes,
+            )
+                .into_response())
+        }
+        ArtifactLookup::NoSuchArtifact => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ArtifactNotFound,
+            format!(
+                "job {id} has no artifact named {:?}",
+                imgmeta_auth::clean(&name)
+            ),
+        )),
+        ArtifactLookup::NoSuchJob { foreign } => Err(not_found(&caller, id, foreign)),
     }
 }
 

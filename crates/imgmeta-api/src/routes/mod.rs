@@ -43,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let with_key = Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
         .route("/v1/account", get(account::get))
         .route(
             "/v1/account/keys",

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real API and worker against the real PostgreSQL and RabbitMQ, with
 //! a local HTTP server serving the fixture images. Each test gets its own database and queues.
 
+mod artifacts;
 mod bombs;
 mod deployment;
 mod examples;
