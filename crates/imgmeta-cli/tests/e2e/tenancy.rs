@@ -444,7 +444,11 @@ async fn purging_and_the_retention_sweep_erase_results_and_keep_tombstones() {
     })
     .await;
     let store = store_of(&app);
-    let body = json!({ "url": app.image_url("camera_north_east.jpg"), "tasks": ["metadata"] });
+    // With an artifact each (the annotated image), which every purge erases too.
+    let body = json!({
+        "url": app.image_url("camera_north_east.jpg"),
+        "tasks": ["metadata", "annotate"],
+    });
     let purged_now = app.submit_ok(body.clone()).await;
     let kept = app.submit_ok(body.clone()).await;
     let expiring = app.submit_ok(body.clone()).await;
@@ -524,6 +528,16 @@ async fn purging_and_the_retention_sweep_erase_results_and_keep_tombstones() {
         state_of(&kept),
         (false, false),
         "a recent result was purged"
+    );
+    let with_artifacts: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT job_id FROM job_artifacts")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        with_artifacts,
+        vec![uuid::Uuid::parse_str(&kept).unwrap()],
+        "the purge and the retention sweep erased the purged jobs' artifacts"
     );
 
     // Purging a live job cancels it in the same step (with no worker, it stays queued).
