@@ -69,6 +69,18 @@ def compare(path, got, want):
                 problems.append(
                     f"{path}: gps.{key}: ours {gg.get(key)!r}, exiftool {wg.get(key)!r}"
                 )
+    # Descriptive metadata: XMP, else IPTC-IIM, else EXIF, each as exiftool decodes it.
+    gd, wd = got.get("descriptive"), want["descriptive"]
+    if (gd is None) != (wd is None):
+        problems.append(
+            f"{path}: descriptive presence: ours {gd is not None}, exiftool {wd is not None}"
+        )
+    elif gd is not None:
+        for key in [*wd.keys(), "truncated"]:
+            if gd.get(key) != wd.get(key):
+                problems.append(
+                    f"{path}: descriptive.{key}: ours {gd.get(key)!r}, exiftool {wd.get(key)!r}"
+                )
     if got["icc"] != want["icc"]:
         problems.append(f"{path}: icc: ours {got['icc']!r}, exiftool {want['icc']!r}")
     return problems

@@ -398,6 +398,84 @@ def make_images():
     base.save(whole, "JPEG", quality=90)
     (OUT / "truncated.jpg").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
     (OUT / "bomb_100000x100000.png").write_bytes(bomb_png(100_000, 100_000))
+    make_descriptive_images(base)
+
+
+def exiftool_write(path, *assignments):
+    """Writes tags into `path` with exiftool itself, so the fixtures hold what it writes."""
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", *assignments, str(path)], check=True
+    )
+
+
+def make_descriptive_images(base):
+    """Images carrying XMP, IPTC-IIM and EXIF descriptive metadata (`descriptive`)."""
+    small = base.resize((48, 36))
+    # XMP and IIM disagree on everything they share: XMP wins. EXIF adds an artist that
+    # both override, and a description that only EXIF carries.
+    path = OUT / "descriptive_xmp_over_iim.jpg"
+    small.save(path, quality=85)
+    exiftool_write(
+        path,
+        "-XMP-dc:Title=Harbour at dawn", "-XMP-dc:Subject=harbour", "-XMP-dc:Subject=boats",
+        "-XMP-dc:Subject=morning", "-XMP-dc:Creator=Ann Example", "-XMP-dc:Creator=Bob Example",
+        "-XMP-dc:Rights=© 2024 Ann Example", "-XMP-photoshop:Credit=Example Agency",
+        "-IPTC:ObjectName=IIM title", "-IPTC:Keywords=iim-only", "-IPTC:By-line=IIM Person",
+        "-IPTC:CopyrightNotice=IIM copyright", "-IPTC:Credit=IIM credit",
+        "-EXIF:ImageDescription=EXIF description", "-EXIF:Artist=EXIF artist",
+    )
+    # IIM only, without a coded character set: Latin-1 on disk.
+    path = OUT / "descriptive_iim_latin1.jpg"
+    small.save(path, quality=85)
+    exiftool_write(
+        path,
+        "-IPTC:ObjectName=Café au lait", "-IPTC:Caption-Abstract=Crème brûlée, Zürich",
+        "-IPTC:Keywords=café", "-IPTC:Keywords=crème", "-IPTC:By-line=Jérôme",
+        "-IPTC:By-line=Zoë", "-IPTC:CopyrightNotice=© Jérôme", "-IPTC:Credit=Agence Française",
+        "-EXIF:Copyright=EXIF copyright",
+    )
+    # IIM only, marked UTF-8 (1:90 ESC % G), with characters Latin-1 cannot hold.
+    path = OUT / "descriptive_iim_utf8.jpg"
+    small.save(path, quality=85)
+    exiftool_write(
+        path,
+        "-IPTC:CodedCharacterSet=UTF8", "-IPTC:ObjectName=Zürich ☕ 東京",
+        "-IPTC:Keywords=東京", "-IPTC:Keywords=Łódź", "-IPTC:By-line=Ω photographer",
+    )
+    # A PNG whose XMP is an iTXt chunk, with a description in two languages.
+    path = OUT / "descriptive_xmp.png"
+    small.save(path)
+    exiftool_write(
+        path,
+        "-XMP-dc:Title=Lighthouse", "-XMP-dc:Description-fr=Un phare",
+        "-XMP-dc:Description=A lighthouse", "-XMP-dc:Subject=coast",
+        "-XMP-dc:Creator=Cleo Example",
+    )
+    # A 300-character title and 100 keywords: cut to 256 characters and 64 keywords.
+    path = OUT / "descriptive_long.jpg"
+    small.save(path, quality=85)
+    exiftool_write(
+        path,
+        "-XMP-dc:Title=" + "Long title " * 27 + "end",
+        *[f"-XMP-dc:Subject=keyword {i:03}" for i in range(100)],
+    )
+    # A WebP marked as made by generative AI (XMP chunk).
+    path = OUT / "descriptive_ai.webp"
+    small.save(path, "WEBP", quality=80)
+    exiftool_write(
+        path,
+        "-XMP-iptcExt:DigitalSourceType="
+        "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+        "-XMP-dc:Title=Generated harbour",
+    )
+    # A TIFF with XMP (tag 700) and IIM (tag 33723).
+    path = OUT / "descriptive.tiff"
+    small.save(path)
+    exiftool_write(
+        path,
+        "-XMP-dc:Creator=Tia Example", "-IPTC:Keywords=scan", "-IPTC:Keywords=archive",
+        "-IPTC:ObjectName=Archive scan",
+    )
 
 
 def exiftool(path):
@@ -534,6 +612,56 @@ def layout(t, path):
 BUILT_WITH = {"icc_damaged.png": ["icc_unparsed"]}
 
 
+MAX_TEXT_CHARS = 256
+MAX_KEYWORDS = 64
+
+
+def as_list(value):
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def descriptive(t):
+    """`descriptive` from exiftool's reading: each field from XMP, else IPTC-IIM, else EXIF;
+    texts cut to 256 characters and keywords to 64, the cut keys listed in `truncated`."""
+
+    def first(*names):
+        for name in names:
+            value = pick(t, name)
+            if value not in (None, ""):
+                return str(value)
+        return None
+
+    def joined(name):
+        return "; ".join(as_list(pick(t, name))) or None
+
+    found = {
+        "title": first("XMP:Title", "IPTC:ObjectName"),
+        "description": first("XMP:Description", "IPTC:Caption-Abstract", "EXIF:ImageDescription"),
+        "keywords": as_list(pick(t, "XMP:Subject")) or as_list(pick(t, "IPTC:Keywords")),
+        "creator": joined("XMP:Creator") or joined("IPTC:By-line") or first("EXIF:Artist"),
+        "copyright": first("XMP:Rights", "IPTC:CopyrightNotice", "EXIF:Copyright"),
+        "credit": first("XMP:Credit", "IPTC:Credit"),
+        "digital_source_type": first("XMP:DigitalSourceType"),
+    }
+    if not any(found.values()):
+        return None
+    truncated = []
+    for key, value in found.items():
+        if key == "keywords":
+            cut = len(value) > MAX_KEYWORDS or any(len(k) > MAX_TEXT_CHARS for k in value)
+            found[key] = [k[:MAX_TEXT_CHARS] for k in value[:MAX_KEYWORDS]]
+        else:
+            cut = value is not None and len(value) > MAX_TEXT_CHARS
+            found[key] = None if value is None else value[:MAX_TEXT_CHARS]
+        if cut:
+            truncated.append(key)
+    if truncated:
+        found["truncated"] = truncated
+    return found
+
+
 def expected(path):
     t = exiftool(path)
     size = pick(t, "Composite:ImageSize")
@@ -553,6 +681,9 @@ def expected(path):
         off_globe = False
     if "Trailer data" in str(pick(t, "ExifTool:Warning")):
         warnings.append("trailing_data")
+    described = descriptive(t)
+    if described and described.get("truncated"):
+        warnings.append("text_truncated")
     exif_present = any(k.startswith("EXIF:") for k in t)
     exif = None
     if exif_present:
@@ -593,6 +724,7 @@ def expected(path):
         "has_alpha": has_alpha,
         "exif": exif,
         "icc": {"description": pick(t, "ICC_Profile:ProfileDescription")} if has_icc else None,
+        "descriptive": described,
         "warnings": sorted(warnings),
     }
     if pick(t, "PNG:AnimationFrames") is not None:

@@ -2,6 +2,8 @@
 
 use crate::Decoded;
 use crate::colors::{DominantColor, dominant_colors};
+use crate::container::embedded;
+use crate::descriptive::{Descriptive, read_descriptive};
 use crate::exif_fields::{ExifSummary, read_exif};
 use crate::hashes::{phash_hex, sha256_hex};
 use crate::icc::{IccSummary, read_icc};
@@ -53,8 +55,13 @@ pub struct ImageMetadata {
     pub dominant_colors: Vec<DominantColor>,
     pub exif: Option<ExifSummary>,
     pub icc: Option<IccSummary>,
+    /// Title, description, keywords, creator, copyright, credit and digital source type,
+    /// from XMP, else IPTC-IIM, else EXIF; `null` when the file carries none of them.
+    #[serde(default)]
+    pub descriptive: Option<Descriptive>,
     /// What was odd about the file but did not stop us describing it, with stable codes:
-    /// `gps_out_of_range`, `text_truncated`, `icc_unparsed`, `trailing_data`. Empty when
+    /// `gps_out_of_range`, `text_truncated`, `icc_unparsed`, `trailing_data`,
+    /// `metadata_too_large`, `xmp_unparsed`. Empty when
     /// nothing was.
     #[serde(default)]
     pub warnings: Vec<Warning>,
@@ -75,11 +82,12 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
     // The pixels were rotated in `decode`, so their dimensions are the oriented ones.
     let (oriented_width, oriented_height) = (image.width(), image.height());
     let mut warnings = Vec::new();
-    let exif = read_exif(bytes, decoded.exif_block.as_deref(), &mut warnings);
+    let (exif, exif_texts) = read_exif(bytes, decoded.exif_block.as_deref(), &mut warnings);
     let icc = decoded
         .icc_profile
         .as_ref()
         .and_then(|icc| read_icc(icc, &mut warnings));
+    let descriptive = read_descriptive(embedded(decoded.format, bytes), exif_texts, &mut warnings);
     if decoded.trailing_bytes > 0 {
         warnings.push(Warning::new(
             WarningCode::TrailingData,
@@ -108,6 +116,7 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         dominant_colors: dominant_colors(&small),
         exif,
         icc,
+        descriptive,
         warnings,
     }
 }

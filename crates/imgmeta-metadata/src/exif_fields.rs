@@ -50,16 +50,38 @@ pub struct GpsPosition {
 
 /// Reads EXIF from the container (JPEG APP1, PNG eXIf, WebP EXIF chunk, TIFF IFDs); when
 /// that finds nothing, falls back to the raw block the image decoder extracted. What was
-/// odd (a position off the globe, a text cut) is added to `warnings`.
+/// odd (a position off the globe, a text cut) is added to `warnings`. The descriptive texts
+/// come back apart, for `descriptive` to use where XMP and IPTC-IIM have none.
 pub(crate) fn read_exif(
     bytes: &[u8],
     decoder_block: Option<&[u8]>,
     warnings: &mut Vec<Warning>,
-) -> Option<ExifSummary> {
+) -> (Option<ExifSummary>, ExifTexts) {
+    match parse(bytes, decoder_block) {
+        Some(parsed) => {
+            let (summary, texts) = summarise(&parsed, warnings);
+            (Some(summary), texts)
+        }
+        None => (None, ExifTexts::default()),
+    }
+}
+
+/// EXIF's descriptive texts, each cut to 256 characters with whether it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ExifTexts {
+    /// ImageDescription (0x010E).
+    pub(crate) description: Option<(String, bool)>,
+    /// Artist (0x013B).
+    pub(crate) artist: Option<(String, bool)>,
+    /// Copyright (0x8298), its photographer part (before the first NUL).
+    pub(crate) copyright: Option<(String, bool)>,
+}
+
+fn parse(bytes: &[u8], decoder_block: Option<&[u8]>) -> Option<Exif> {
     let mut reader = exif::Reader::new();
     // Keep what parsed even when a later IFD is damaged, as exiftool does.
     reader.continue_on_error(true);
-    let parsed = match reader.read_from_container(&mut Cursor::new(bytes)) {
+    match reader.read_from_container(&mut Cursor::new(bytes)) {
         Ok(exif) => Some(exif),
         Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
         Err(_) => None,
@@ -68,8 +90,11 @@ pub(crate) fn read_exif(
         Ok(exif) => Some(exif),
         Err(exif::Error::PartialResult(partial)) => Some(partial.into_inner().0),
         Err(_) => None,
-    })?;
-    let summary = summarise(&parsed, warnings);
+    })
+}
+
+fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> (ExifSummary, ExifTexts) {
+    let (summary, texts) = fields(exif, warnings);
     if !summary.truncated.is_empty() {
         warnings.push(Warning::new(
             WarningCode::TextTruncated,
@@ -82,10 +107,10 @@ pub(crate) fn read_exif(
             ),
         ));
     }
-    Some(summary)
+    (summary, texts)
 }
 
-fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> ExifSummary {
+fn fields(exif: &Exif, warnings: &mut Vec<Warning>) -> (ExifSummary, ExifTexts) {
     // Fields whose declared values are larger than any real one are never parsed whole (see
     // `exif_scan`): their text comes from a prefix of their raw bytes, their numbers are
     // reported as missing.
@@ -156,6 +181,11 @@ fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> ExifSummary {
             altitude_m,
         });
 
+    let texts = ExifTexts {
+        description: text_of(Tag::ImageDescription),
+        artist: text_of(Tag::Artist),
+        copyright: text_of(Tag::Copyright),
+    };
     // The reported text fields, noting which of them had to be cut.
     let mut truncated = Vec::new();
     let mut reported = |key: &str, tag| {
@@ -169,7 +199,7 @@ fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> ExifSummary {
     let model = reported("model", Tag::Model);
     let lens = reported("lens", Tag::LensModel);
 
-    ExifSummary {
+    let summary = ExifSummary {
         make,
         model,
         lens,
@@ -188,7 +218,8 @@ fn summarise(exif: &Exif, warnings: &mut Vec<Warning>) -> ExifSummary {
         focal_length_mm: number(Tag::FocalLength),
         gps,
         truncated,
-    }
+    };
+    (summary, texts)
 }
 
 /// Bytes of an oversized text field that are read: 256 characters of up to 4 bytes, and 4 more

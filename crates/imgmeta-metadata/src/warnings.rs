@@ -22,6 +22,12 @@ pub enum WarningCode {
     /// Bytes follow the image's end marker (JPEG end-of-image, PNG `IEND`, GIF trailer, the
     /// end of a WebP's RIFF container): appended data, another file, or a broken writer.
     TrailingData,
+    /// An XMP packet or IPTC-IIM block is larger than we read (1 MiB of XMP, 256 KiB of
+    /// IIM) and was skipped; `descriptive` comes from the other sources.
+    MetadataTooLarge,
+    /// The XMP packet declares a document type (entities are never expanded) or is not
+    /// well-formed; only the properties before that point are reported.
+    XmpUnparsed,
 }
 
 impl WarningCode {
@@ -32,6 +38,8 @@ impl WarningCode {
             Self::TextTruncated => "text_truncated",
             Self::IccUnparsed => "icc_unparsed",
             Self::TrailingData => "trailing_data",
+            Self::MetadataTooLarge => "metadata_too_large",
+            Self::XmpUnparsed => "xmp_unparsed",
         }
     }
 }
@@ -70,6 +78,8 @@ mod tests {
             WarningCode::TextTruncated,
             WarningCode::IccUnparsed,
             WarningCode::TrailingData,
+            WarningCode::MetadataTooLarge,
+            WarningCode::XmpUnparsed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str());

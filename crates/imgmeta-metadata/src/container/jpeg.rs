@@ -3,7 +3,7 @@
 //! Hand-written because no decoder we use reports truncation: the JPEG decoder fills a
 //! cut-off scan with grey rather than failing.
 
-use super::Walked;
+use super::{Embedded, Walked, be_u16, be_u32};
 use crate::layout::{Channels, Layout};
 
 /// Walks the marker segments up to the first start-of-scan (so an embedded EXIF thumbnail's
@@ -39,6 +39,56 @@ pub(super) fn walk(bytes: &[u8]) -> Walked {
             }
         }
     }
+}
+
+/// The XMP packet (APP1) and IPTC-IIM block (APP13 Photoshop resource 0x0404) among the
+/// segments before the first scan. The first of each counts; Adobe's extended XMP, split
+/// over further APP1 segments, is not read.
+pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
+    const XMP: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+    const PHOTOSHOP: &[u8] = b"Photoshop 3.0\0";
+    let mut found = Embedded::default();
+    let mut pos = 2;
+    while let Some(&[0xff, marker]) = bytes.get(pos..pos + 2) {
+        match marker {
+            0xff => pos += 1,
+            0x01 | 0xd0..=0xd7 => pos += 2,
+            0xd9 | 0xda => break,
+            _ => {
+                let Some(length) = segment_length(bytes, pos).filter(|&l| l >= 2) else {
+                    break;
+                };
+                let data = bytes.get(pos + 4..(pos + 2 + length).min(bytes.len()));
+                let data = data.unwrap_or(&[]);
+                if marker == 0xe1 && found.xmp.is_none() {
+                    found.xmp = data.strip_prefix(XMP);
+                } else if marker == 0xed && found.iim.is_none() {
+                    found.iim = data.strip_prefix(PHOTOSHOP).and_then(photoshop_iim);
+                }
+                pos += 2 + length;
+            }
+        }
+    }
+    found
+}
+
+/// The IPTC-IIM resource (0x0404) among Photoshop image resources: each is `8BIM`, a 2-byte
+/// id, a Pascal name padded to an even length, a 4-byte size and the data padded to even.
+fn photoshop_iim(resources: &[u8]) -> Option<&[u8]> {
+    let mut pos = 0usize;
+    while resources.get(pos..pos + 4) == Some(b"8BIM") {
+        let id = be_u16(resources, pos + 4)?;
+        let name_len = usize::from(*resources.get(pos + 6)?);
+        let size_at = pos + 6 + ((name_len + 2) & !1);
+        let size = be_u32(resources, size_at)? as usize;
+        let start = size_at + 4;
+        let end = start.checked_add(size)?;
+        if id == 0x0404 {
+            return resources.get(start..end.min(resources.len()));
+        }
+        pos = end.checked_add(size & 1)?;
+    }
+    None
 }
 
 /// The declared length of the segment whose marker is at `pos` (it counts itself).
@@ -122,6 +172,25 @@ mod tests {
         let bytes = jpeg(&scan);
         let walked = walk(&bytes);
         assert_eq!(walked.trailing_bytes(bytes.len()), 8);
+    }
+
+    #[test]
+    fn xmp_and_the_photoshop_iim_resource_are_found_before_the_scan() {
+        let mut bytes = vec![0xff, 0xd8];
+        let xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>";
+        bytes.extend([0xff, 0xe1, 0x00, (xmp.len() + 2) as u8]);
+        bytes.extend(xmp);
+        // A 0x0425 resource with a 1-character name, then the IIM one with an odd size.
+        let mut app13 = b"Photoshop 3.0\0".to_vec();
+        app13.extend(b"8BIM\x04\x25\x01a\x00\x00\x00\x02zz");
+        app13.extend(b"8BIM\x04\x04\x00\x00\x00\x00\x00\x03\x1c\x02\x05\x00");
+        bytes.extend([0xff, 0xed, 0x00, (app13.len() + 2) as u8]);
+        bytes.extend(&app13);
+        bytes.extend([0xff, 0xda, 0x00, 0x04, 0x01, 0x00, 0xff, 0xd9]);
+        let found = embedded(&bytes);
+        assert_eq!(found.xmp, Some(&b"<x:xmpmeta/>"[..]));
+        assert_eq!(found.iim, Some(&b"\x1c\x02\x05"[..]));
+        assert_eq!(embedded(&bytes[..10]), Embedded::default());
     }
 
     #[test]

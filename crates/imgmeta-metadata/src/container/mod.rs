@@ -7,6 +7,9 @@
 //! and the walk stops as soon as the count passes `DecodeLimits::max_frames`. Every walk
 //! costs at most one step per structure in the file and allocates nothing per step (TIFF
 //! keeps the offsets it has visited, at most `max_frames + 1` of them, to stop at a loop).
+//!
+//! [`embedded`] walks the same structures for the descriptive metadata blocks (XMP, IPTC-IIM)
+//! and hands them back as borrowed slices of the file, so finding them copies nothing.
 
 mod bmp;
 mod gif;
@@ -70,6 +73,28 @@ pub(crate) fn walk(
     Ok(walked)
 }
 
+/// The raw descriptive metadata blocks of a file, borrowed from it; not yet parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Embedded<'a> {
+    /// The XMP packet: JPEG APP1 `http://ns.adobe.com/xap/1.0/`, PNG `iTXt`
+    /// `XML:com.adobe.xmp` (uncompressed), WebP `XMP ` chunk, TIFF tag 700.
+    pub(crate) xmp: Option<&'a [u8]>,
+    /// The IPTC-IIM datasets: JPEG APP13 Photoshop resource 0x0404, TIFF tag 33723.
+    pub(crate) iim: Option<&'a [u8]>,
+}
+
+/// Finds the first XMP packet and IPTC-IIM block of `bytes`, each as declared by its
+/// container (cut where the file ends). Formats without them give neither.
+pub(crate) fn embedded(format: Format, bytes: &[u8]) -> Embedded<'_> {
+    match format {
+        Format::Jpeg => jpeg::embedded(bytes),
+        Format::Png => png::embedded(bytes),
+        Format::WebP => webp::embedded(bytes),
+        Format::Tiff => tiff::embedded(bytes),
+        Format::Gif | Format::Bmp | Format::Ico | Format::Pnm | Format::Qoi => Embedded::default(),
+    }
+}
+
 /// Counts frames against the cap.
 struct FrameCounter {
     format: Format,
@@ -95,6 +120,13 @@ impl FrameCounter {
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(
         bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// A big-endian `u16` at `at`.
+fn be_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(
+        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
     ))
 }
 

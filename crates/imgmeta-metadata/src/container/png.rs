@@ -1,7 +1,7 @@
 //! PNG and APNG: the `IHDR` layout, transparency (`tRNS`), the frames of an animation
 //! (`fcTL` chunks, never `acTL`'s declared count alone) and the end (`IEND`).
 
-use super::{FrameCounter, Walked, be_u32};
+use super::{Embedded, FrameCounter, Walked, be_u32};
 use crate::MetadataError;
 use crate::layout::{Channels, Layout};
 
@@ -48,6 +48,47 @@ pub(super) fn walk(bytes: &[u8], counter: &FrameCounter) -> Result<Walked, Metad
         layout: layout.map(|l: Layout| l.with_transparency(transparency)),
         end,
     })
+}
+
+/// The XMP packet of the first `iTXt` chunk keyed `XML:com.adobe.xmp`: keyword, NUL,
+/// compression flag and method, language tag, NUL, translated keyword, NUL, then the text.
+/// A compressed packet is not inflated (writers store XMP uncompressed so that it can be
+/// found without parsing), and PNG has no IPTC-IIM block.
+pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
+    let mut pos = SIGNATURE_LEN;
+    while let (Some(length), Some(kind)) = (be_u32(bytes, pos), bytes.get(pos + 4..pos + 8)) {
+        let Some(next) = (pos + 12).checked_add(length as usize) else {
+            break;
+        };
+        let data = &bytes[(pos + 8).min(bytes.len())..(next - 4).min(bytes.len())];
+        match kind {
+            b"iTXt" => {
+                if let Some(xmp) = data
+                    .strip_prefix(b"XML:com.adobe.xmp\0")
+                    .and_then(itxt_text)
+                {
+                    return Embedded {
+                        xmp: Some(xmp),
+                        iim: None,
+                    };
+                }
+            }
+            b"IEND" => break,
+            _ => {}
+        }
+        pos = next;
+    }
+    Embedded::default()
+}
+
+/// The uncompressed text of an `iTXt` chunk after its keyword.
+fn itxt_text(rest: &[u8]) -> Option<&[u8]> {
+    let (&[0, _], rest) = (rest.get(..2)?, rest.get(2..)?) else {
+        return None;
+    };
+    let mut parts = rest.splitn(3, |&b| b == 0);
+    let (_language, _translated) = (parts.next()?, parts.next()?);
+    parts.next()
 }
 
 /// `IHDR`: width, height, bit depth, colour type, compression, filter, interlace.
@@ -150,6 +191,18 @@ mod tests {
         // fcTL without acTL is not an animation.
         let still = png(8, 2, &[], &[fctl(), fctl()]);
         assert_eq!(walk(&still, &counter(1)).unwrap().frames, 1);
+    }
+
+    #[test]
+    fn an_uncompressed_xmp_itxt_chunk_is_found() {
+        let text = chunk(b"tEXt", b"Comment\0hi");
+        let xmp = chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta/>");
+        let bytes = png(8, 2, &[text, xmp], &[]);
+        let found = embedded(&bytes);
+        assert_eq!(found.xmp, Some(&b"<x:xmpmeta/>"[..]));
+        let compressed = chunk(b"iTXt", b"XML:com.adobe.xmp\0\x01\0\0\0x");
+        let bytes = png(8, 2, &[compressed], &[]);
+        assert_eq!(embedded(&bytes).xmp, None);
     }
 
     #[test]

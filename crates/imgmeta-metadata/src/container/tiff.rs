@@ -1,7 +1,7 @@
 //! TIFF (and BigTIFF): the first page's layout from its tags, and the pages, one per IFD in
 //! the chain each IFD's "next" offset makes.
 
-use super::{FrameCounter, Walked};
+use super::{Embedded, FrameCounter, Walked};
 use crate::MetadataError;
 use crate::layout::{Channels, Layout};
 use std::collections::HashSet;
@@ -10,6 +10,8 @@ const BITS_PER_SAMPLE: u16 = 258;
 const PHOTOMETRIC: u16 = 262;
 const SAMPLES_PER_PIXEL: u16 = 277;
 const SAMPLE_FORMAT: u16 = 339;
+const XMP_PACKET: u16 = 700;
+const IPTC_NAA: u16 = 33723;
 /// Entries of the first IFD read at most (a real one has a few dozen).
 const MAX_ENTRIES: u64 = 4096;
 
@@ -114,6 +116,66 @@ pub(super) fn walk(bytes: &[u8], counter: &FrameCounter) -> Result<Walked, Metad
         layout,
         end: None,
     })
+}
+
+/// The first page's XMP packet (tag 700) and IPTC-IIM block (tag 33723), whatever type
+/// the writer gave them (BYTE, UNDEFINED, LONG...): the bytes their count and type span.
+pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
+    let little_endian = bytes.starts_with(b"II");
+    let version = if little_endian { [43, 0] } else { [0, 43] };
+    let big = bytes.get(2..4) == Some(&version[..]);
+    let reader = Reader {
+        bytes,
+        little_endian,
+        big,
+    };
+    let mut found = Embedded::default();
+    let Some(at) = reader.offset(if big { 8 } else { 4 }) else {
+        return found;
+    };
+    let Some((count, _)) = reader.ifd(at) else {
+        return found;
+    };
+    for i in 0..count.min(MAX_ENTRIES) as usize {
+        let entry = at + reader.count_width() + i * reader.entry_len();
+        let Some(tag) = reader.uint(entry, 2) else {
+            break;
+        };
+        let slot = match u16::try_from(tag) {
+            Ok(XMP_PACKET) => &mut found.xmp,
+            Ok(IPTC_NAA) => &mut found.iim,
+            _ => continue,
+        };
+        *slot = reader.entry_bytes(entry);
+    }
+    found
+}
+
+impl<'a> Reader<'a> {
+    /// The bytes an entry's values occupy, cut where the file ends.
+    fn entry_bytes(&self, entry: usize) -> Option<&'a [u8]> {
+        let width: u64 = match self.uint(entry + 2, 2)? {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 | 11 => 4,
+            16..=18 => 8,
+            _ => return None,
+        };
+        let len = self
+            .uint(entry + 4, self.offset_width())?
+            .checked_mul(width)?;
+        let field = entry + 4 + self.offset_width();
+        let at = if len <= self.offset_width() as u64 {
+            field
+        } else {
+            self.offset(field)?
+        };
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| at.checked_add(len));
+        let end = end.unwrap_or(usize::MAX).min(self.bytes.len());
+        self.bytes.get(at..end)
+    }
 }
 
 /// The layout of the page whose IFD is at `at`.

@@ -1,7 +1,7 @@
 //! WebP: the layout (lossy `VP8 `, lossless `VP8L` with its alpha hint, extended `VP8X` with
 //! its alpha flag), the `ANMF` frames of an animation and the end of the RIFF container.
 
-use super::{FrameCounter, Walked, le_u32};
+use super::{Embedded, FrameCounter, Walked, le_u32};
 use crate::MetadataError;
 use crate::layout::{Channels, Layout};
 
@@ -53,6 +53,23 @@ pub(super) fn walk(bytes: &[u8], counter: &FrameCounter) -> Result<Walked, Metad
         layout: Some(Layout::new(channels, 8)),
         end,
     })
+}
+
+/// The first `XMP ` chunk's data (WebP carries no IPTC-IIM block).
+pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
+    let mut pos = RIFF_HEADER_LEN;
+    while let (Some(kind), Some(size)) = (bytes.get(pos..pos + 4), le_u32(bytes, pos + 4)) {
+        let start = pos + 8;
+        let end = start.saturating_add(size as usize);
+        if kind == b"XMP " {
+            return Embedded {
+                xmp: bytes.get(start..end.min(bytes.len())),
+                iim: None,
+            };
+        }
+        pos = end.saturating_add(size as usize & 1);
+    }
+    Embedded::default()
 }
 
 #[cfg(test)]

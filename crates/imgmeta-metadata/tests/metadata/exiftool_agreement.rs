@@ -123,6 +123,42 @@ fn icc_descriptions_agree_with_exiftool_for_every_fixture() {
 }
 
 #[test]
+fn descriptive_fields_agree_with_exiftool_for_every_fixture() {
+    let mut seen = 0;
+    for (name, expected) in with_expectations() {
+        let ours = serde_json::to_value(describe_fixture(&name)).unwrap();
+        let (ours, theirs) = (&ours["descriptive"], &expected["descriptive"]);
+        assert_eq!(
+            ours.is_null(),
+            theirs.is_null(),
+            "{name}: descriptive: {ours}"
+        );
+        if theirs.is_null() {
+            continue;
+        }
+        for key in [
+            "title",
+            "description",
+            "keywords",
+            "creator",
+            "copyright",
+            "credit",
+            "digital_source_type",
+        ] {
+            assert_eq!(ours[key], theirs[key], "{name}: descriptive.{key}");
+        }
+        let cut = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            cut(&ours["truncated"]),
+            cut(&theirs["truncated"]),
+            "{name}: descriptive.truncated"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 7, "{seen} fixtures with descriptive metadata");
+}
+
+#[test]
 fn the_fixture_set_covers_each_required_format_and_feature() {
     let all = with_expectations();
     for mime in [

@@ -33,6 +33,7 @@ fn the_result_has_exactly_the_agreed_keys() {
         "dominant_colors",
         "exif",
         "icc",
+        "descriptive",
         "warnings",
     ]
     .into();
@@ -62,10 +63,29 @@ fn the_result_has_exactly_the_agreed_keys() {
 }
 
 #[test]
-fn missing_exif_and_icc_are_null() {
+fn missing_exif_icc_and_descriptive_metadata_are_null() {
     let value = serde_json::to_value(describe_fixture("alpha.png")).unwrap();
     assert!(value["exif"].is_null());
     assert!(value["icc"].is_null());
+    assert!(value["descriptive"].is_null());
+}
+
+#[test]
+fn descriptive_metadata_has_every_key_even_when_only_some_are_found() {
+    let value = serde_json::to_value(describe_fixture("descriptive_ai.webp")).unwrap();
+    let descriptive: BTreeSet<&str> = [
+        "title",
+        "description",
+        "keywords",
+        "creator",
+        "copyright",
+        "credit",
+        "digital_source_type",
+    ]
+    .into();
+    assert_eq!(keys(&value["descriptive"]), descriptive);
+    assert_eq!(value["descriptive"]["keywords"], serde_json::json!([]));
+    assert!(value["descriptive"]["credit"].is_null());
 }
 
 #[test]
