@@ -87,23 +87,15 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn only_the_config_crate_reads_the_environment() {
-    const READS: &[&str] = &[
-        "env::var(",
-        "env::var_os(",
-        "env::vars(",
-        "env::vars_os(",
-        "from_default_env",
-        "from_env_lossy",
-    ];
+/// `file: needle` for each of `needles` found in the `src/` of a crate other than `owner`
+/// (and the fault-injection harness), looking only at the part of each file `code_of` keeps.
+fn uses_outside(owner: &str, needles: &[&str], code_of: fn(&str) -> &str) -> Vec<String> {
     let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&crates).unwrap() {
         let krate = entry.unwrap().path();
         let name = krate.file_name().unwrap().to_string_lossy().into_owned();
-        // The config crate is the reader; the fault-injection harness sets up child processes.
-        if name == "imgmeta-config" || name == HARNESS {
+        if name == owner || name == HARNESS {
             continue;
         }
         if krate.join("src").is_dir() {
@@ -111,16 +103,34 @@ fn only_the_config_crate_reads_the_environment() {
         }
     }
     assert!(files.len() > 50, "found only {} source files", files.len());
-    let mut broken = Vec::new();
+    let mut found = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        // The settings' own entry point, Settings::from_env, is how the others read it.
-        for read in READS {
-            if text.contains(read) {
-                broken.push(format!("{} uses {read}", file.display()));
+        let code = code_of(&text);
+        for needle in needles {
+            if code.contains(needle) {
+                found.push(format!("{} uses {needle}", file.display()));
             }
         }
     }
+    found
+}
+
+#[test]
+fn only_the_config_crate_reads_the_environment() {
+    // The settings' own entry point, Settings::from_env, is how the others read it.
+    let broken = uses_outside(
+        "imgmeta-config",
+        &[
+            "env::var(",
+            "env::var_os(",
+            "env::vars(",
+            "env::vars_os(",
+            "from_default_env",
+            "from_env_lossy",
+        ],
+        |text| text,
+    );
     assert!(
         broken.is_empty(),
         "environment read outside imgmeta-config: {broken:?}"
@@ -129,36 +139,18 @@ fn only_the_config_crate_reads_the_environment() {
 
 #[test]
 fn only_the_metadata_crate_decodes_images() {
-    const DECODES: &[&str] = &[
-        "ImageReader",
-        "load_from_memory",
-        "image::open(",
-        "from_decoder(",
-        "image::load(",
-    ];
-    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&crates).unwrap() {
-        let krate = entry.unwrap().path();
-        let name = krate.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "imgmeta-metadata" || name == HARNESS {
-            continue;
-        }
-        if krate.join("src").is_dir() {
-            rust_files(&krate.join("src"), &mut files);
-        }
-    }
-    let mut broken = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        // Tests inside a file may build images; only the code above them counts.
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for call in DECODES {
-            if code.contains(call) {
-                broken.push(format!("{} uses {call}", file.display()));
-            }
-        }
-    }
+    // Tests inside a file may build images; only the code above them counts.
+    let broken = uses_outside(
+        "imgmeta-metadata",
+        &[
+            "ImageReader",
+            "load_from_memory",
+            "image::open(",
+            "from_decoder(",
+            "image::load(",
+        ],
+        |text| text.split("#[cfg(test)]").next().unwrap_or(""),
+    );
     assert!(
         broken.is_empty(),
         "images decoded outside imgmeta-metadata: {broken:?}"

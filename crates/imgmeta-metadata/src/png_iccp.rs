@@ -154,18 +154,19 @@ impl Seek for WithoutRange<'_> {
     }
 }
 
+/// A PNG chunk (length, type, data, CRC) for the crate's tests.
+#[cfg(test)]
+pub(crate) fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+    out.extend(kind);
+    out.extend(data);
+    out.extend(crc32fast::hash(&out[4..]).to_be_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-        let mut out = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
-        out.extend(kind);
-        out.extend(data);
-        let crc = crc32fast::hash(&out[4..]);
-        out.extend(crc.to_be_bytes());
-        out
-    }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
         let mut compressor = fdeflate::Compressor::new(Vec::new()).unwrap();

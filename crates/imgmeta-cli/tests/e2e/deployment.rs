@@ -4,7 +4,7 @@
 //! with another); `amqps://` never sent in clear; a worker reporting an unmigrated database
 //! on its own port.
 
-use crate::processes::{clean_up, free_port, imgmeta, terminate, wait_until_up};
+use crate::processes::{clean_up, free_port, imgmeta, readiness, terminate, wait_until_up};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -102,11 +102,6 @@ async fn the_admin_token_is_generated_once_and_the_api_reads_it_from_the_file() 
     terminate(&mut api, Duration::from_secs(30)).await;
     clean_up(&db, &queue).await;
     let _ = std::fs::remove_dir_all(dir);
-}
-
-async fn readiness(base: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

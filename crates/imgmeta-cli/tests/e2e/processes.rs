@@ -108,6 +108,12 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// `GET {base}/readyz`: its status and JSON body.
+pub(crate) async fn readiness(base: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 pub(crate) async fn wait_until_up(base: &str) {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

@@ -2,14 +2,9 @@
 //! does not exist, or exists without its schema, answers `/readyz` 503 naming the fix and
 //! refuses submissions with `503 service_unavailable`, never `500`; once migrated, it serves.
 
-use crate::processes::{clean_up, free_port, imgmeta, terminate, wait_until_up};
+use crate::processes::{clean_up, free_port, imgmeta, readiness, terminate, wait_until_up};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn readiness(client: &reqwest::Client, base: &str) -> (u16, Value) {
-    let response = client.get(format!("{base}/readyz")).send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
 
 async fn submission(client: &reqwest::Client, base: &str) -> (u16, Value) {
     let response = client
@@ -32,7 +27,7 @@ async fn an_api_on_a_missing_or_unmigrated_database_says_so_and_never_answers_50
     // The database does not exist yet.
     let mut api = imgmeta(&db, &queue, port, "api", &[]);
     wait_until_up(&base).await;
-    let (status, body) = readiness(&client, &base).await;
+    let (status, body) = readiness(&base).await;
     assert_eq!(status, 503, "{body}");
     let detail = body["checks"]["database"]["error"]
         .as_str()
@@ -53,7 +48,7 @@ async fn an_api_on_a_missing_or_unmigrated_database_says_so_and_never_answers_50
         .execute(&admin)
         .await
         .unwrap();
-    let (status, body) = readiness(&client, &base).await;
+    let (status, body) = readiness(&base).await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body["checks"]["database"]["error"]
@@ -88,7 +83,7 @@ async fn an_api_on_a_missing_or_unmigrated_database_says_so_and_never_answers_50
         .await
         .unwrap();
     assert!(migrated.success());
-    let (status, body) = readiness(&client, &base).await;
+    let (status, body) = readiness(&base).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = submission(&client, &base).await;
     assert_eq!(status, 202, "{body}");

@@ -109,14 +109,7 @@ fn header_layout(ihdr: &[u8]) -> Option<Layout> {
 mod tests {
     use super::*;
     use crate::Format;
-
-    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-        let mut out = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
-        out.extend(kind);
-        out.extend(data);
-        out.extend(crc32fast::hash(&out[4..]).to_be_bytes());
-        out
-    }
+    use crate::png_iccp::chunk;
 
     /// A 1x1 PNG of `bit_depth` and `color_type` with `extra` chunks before its IDAT and
     /// `after` after it.

@@ -23,7 +23,33 @@ struct Reader<'a> {
     big: bool,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader for the file's byte order and flavour (`II`/`MM`, classic or BigTIFF).
+    fn new(bytes: &'a [u8]) -> Self {
+        let little_endian = bytes.starts_with(b"II");
+        let version = if little_endian { [43, 0] } else { [0, 43] };
+        Self {
+            bytes,
+            little_endian,
+            big: bytes.get(2..4) == Some(&version[..]),
+        }
+    }
+
+    /// The offset of the first IFD, from the header.
+    fn first_ifd(&self) -> Option<usize> {
+        self.offset(if self.big { 8 } else { 4 })
+    }
+
+    /// The tag and position of each entry of the IFD at `at` (at most [`MAX_ENTRIES`]),
+    /// ending where the file does.
+    fn entries(&self, at: usize) -> impl Iterator<Item = (u64, usize)> + '_ {
+        let count = self.ifd(at).map_or(0, |(count, _)| count.min(MAX_ENTRIES));
+        (0..count as usize).map_while(move |i| {
+            let entry = at + self.count_width() + i * self.entry_len();
+            Some((self.uint(entry, 2)?, entry))
+        })
+    }
+
     fn uint(&self, at: usize, width: usize) -> Option<u64> {
         let raw = self.bytes.get(at..at.checked_add(width)?)?;
         let mut value = 0u64;
@@ -62,42 +88,59 @@ impl Reader<'_> {
         Some((count, next_at))
     }
 
-    /// The first value of a SHORT or LONG entry at `entry` (values are stored left-justified
-    /// in the entry when they fit, else at the offset it holds).
-    fn first_value(&self, entry: usize) -> Option<u32> {
-        let kind = self.uint(entry + 2, 2)?;
-        let width = match kind {
-            3 => 2,
-            4 => 4,
+    /// The width of one value of the entry at `entry`, from its type.
+    fn value_width(&self, entry: usize) -> Option<u64> {
+        Some(match self.uint(entry + 2, 2)? {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 | 11 => 4,
+            16..=18 => 8,
             _ => return None,
-        };
-        let count = self.uint(entry + 4, self.offset_width())?;
+        })
+    }
+
+    /// Where the values of the entry at `entry` start, and how many bytes they span: stored
+    /// left-justified in the entry when they fit, else at the offset it holds.
+    fn values(&self, entry: usize) -> Option<(usize, u64)> {
+        let len = self
+            .uint(entry + 4, self.offset_width())?
+            .checked_mul(self.value_width(entry)?)?;
         let field = entry + 4 + self.offset_width();
-        let at = if count.checked_mul(width as u64)? <= self.offset_width() as u64 {
+        let at = if len <= self.offset_width() as u64 {
             field
         } else {
             self.offset(field)?
         };
+        Some((at, len))
+    }
+
+    /// The first value of a SHORT or LONG entry at `entry`.
+    fn first_value(&self, entry: usize) -> Option<u32> {
+        let width = match self.uint(entry + 2, 2)? {
+            3 => 2,
+            4 => 4,
+            _ => return None,
+        };
+        let (at, _) = self.values(entry)?;
         u32::try_from(self.uint(at, width)?).ok()
+    }
+
+    /// The bytes an entry's values occupy, cut where the file ends.
+    fn entry_bytes(&self, entry: usize) -> Option<&'a [u8]> {
+        let (at, len) = self.values(entry)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| at.checked_add(len));
+        let end = end.unwrap_or(usize::MAX).min(self.bytes.len());
+        self.bytes.get(at..end)
     }
 }
 
 /// Walks the IFD chain, stopping at an offset outside the file, an IFD cut short, or one
 /// already visited (a loop).
 pub(super) fn walk(bytes: &[u8], counter: &FrameCounter) -> Result<Walked, MetadataError> {
-    let little_endian = bytes.starts_with(b"II");
-    let version = if little_endian { [43, 0] } else { [0, 43] };
-    let big = bytes.get(2..4) == Some(&version[..]);
-    let reader = Reader {
-        bytes,
-        little_endian,
-        big,
-    };
-    let first = if big {
-        reader.offset(8)
-    } else {
-        reader.offset(4)
-    };
+    let reader = Reader::new(bytes);
+    let first = reader.first_ifd();
     let layout = first.and_then(|at| page_layout(&reader, at));
     let mut visited = HashSet::new();
     let mut pages = 0u32;
@@ -121,26 +164,12 @@ pub(super) fn walk(bytes: &[u8], counter: &FrameCounter) -> Result<Walked, Metad
 /// The first page's XMP packet (tag 700) and IPTC-IIM block (tag 33723), whatever type
 /// the writer gave them (BYTE, UNDEFINED, LONG...): the bytes their count and type span.
 pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
-    let little_endian = bytes.starts_with(b"II");
-    let version = if little_endian { [43, 0] } else { [0, 43] };
-    let big = bytes.get(2..4) == Some(&version[..]);
-    let reader = Reader {
-        bytes,
-        little_endian,
-        big,
-    };
+    let reader = Reader::new(bytes);
     let mut found = Embedded::default();
-    let Some(at) = reader.offset(if big { 8 } else { 4 }) else {
+    let Some(at) = reader.first_ifd() else {
         return found;
     };
-    let Some((count, _)) = reader.ifd(at) else {
-        return found;
-    };
-    for i in 0..count.min(MAX_ENTRIES) as usize {
-        let entry = at + reader.count_width() + i * reader.entry_len();
-        let Some(tag) = reader.uint(entry, 2) else {
-            break;
-        };
+    for (tag, entry) in reader.entries(at) {
         let slot = match u16::try_from(tag) {
             Ok(XMP_PACKET) => &mut found.xmp,
             Ok(IPTC_NAA) => &mut found.iim,
@@ -151,43 +180,12 @@ pub(super) fn embedded(bytes: &[u8]) -> Embedded<'_> {
     found
 }
 
-impl<'a> Reader<'a> {
-    /// The bytes an entry's values occupy, cut where the file ends.
-    fn entry_bytes(&self, entry: usize) -> Option<&'a [u8]> {
-        let width: u64 = match self.uint(entry + 2, 2)? {
-            1 | 2 | 6 | 7 => 1,
-            3 | 8 => 2,
-            4 | 9 | 11 => 4,
-            16..=18 => 8,
-            _ => return None,
-        };
-        let len = self
-            .uint(entry + 4, self.offset_width())?
-            .checked_mul(width)?;
-        let field = entry + 4 + self.offset_width();
-        let at = if len <= self.offset_width() as u64 {
-            field
-        } else {
-            self.offset(field)?
-        };
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| at.checked_add(len));
-        let end = end.unwrap_or(usize::MAX).min(self.bytes.len());
-        self.bytes.get(at..end)
-    }
-}
-
 /// The layout of the page whose IFD is at `at`.
 fn page_layout(reader: &Reader, at: usize) -> Option<Layout> {
-    let (count, _) = reader.ifd(at)?;
+    reader.ifd(at)?;
     // TIFF's defaults: 1 bit, 1 sample, unsigned integers.
     let (mut bits, mut samples, mut photometric, mut format) = (1, 1, None, 1);
-    for i in 0..count.min(MAX_ENTRIES) as usize {
-        let entry = at + reader.count_width() + i * reader.entry_len();
-        let Some(tag) = reader.uint(entry, 2) else {
-            break;
-        };
+    for (tag, entry) in reader.entries(at) {
         let value = || reader.first_value(entry);
         match u16::try_from(tag).ok()? {
             BITS_PER_SAMPLE => bits = value()?,
