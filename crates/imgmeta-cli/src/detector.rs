@@ -1,7 +1,8 @@
 //! Loading the object detector once per process and plugging it into the pipeline.
 
 use imgmeta_config::Settings;
-use imgmeta_pipeline::{AnalysisError, DetectObjects};
+use imgmeta_domain::DreamOptions;
+use imgmeta_pipeline::{AnalysisError, DetectObjects, Dreamed};
 use imgmeta_vision::{Detector, DetectorConfig, DeviceKind};
 use std::sync::Arc;
 
@@ -18,9 +19,43 @@ impl DetectObjects for Yolo {
             .0
             .detect(image, min_score)
             .map_err(|e| AnalysisError::new(e.code(), e.to_string()))?;
-        serde_json::to_value(&objects)
-            .map_err(|e| AnalysisError::new(imgmeta_domain::ErrorCode::Internal, e.to_string()))
+        serde_json::to_value(&objects).map_err(internal)
     }
+
+    fn dream(
+        &self,
+        image: &image::DynamicImage,
+        options: &DreamOptions,
+    ) -> Result<Dreamed, AnalysisError> {
+        let dream = self
+            .0
+            .dream(image, options)
+            .map_err(|e| AnalysisError::new(e.code(), e.to_string()))?;
+        let octaves = dream
+            .octaves
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "width": o.width,
+                    "height": o.height,
+                    "objective": o.objective.iter().map(|v| imgmeta_vision::decimal(*v)).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>();
+        let report = serde_json::json!({
+            "parameters": options,
+            "working_size": {"width": dream.working_size.0, "height": dream.working_size.1},
+            "octaves": octaves,
+        });
+        Ok(Dreamed {
+            image: dream.image,
+            report,
+        })
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AnalysisError {
+    AnalysisError::new(imgmeta_domain::ErrorCode::Internal, e.to_string())
 }
 
 /// Makes sure the weights are present (fetching them on first use, progress on stderr) and

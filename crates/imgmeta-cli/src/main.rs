@@ -49,13 +49,16 @@ enum Command {
     Analyze {
         /// A file path or an http(s) URL.
         target: String,
-        /// Comma-separated tasks: metadata, objects, annotate.
+        /// Comma-separated tasks: metadata, objects, annotate, dream.
         #[arg(long, value_delimiter = ',', default_value = "metadata,objects")]
         tasks: Vec<String>,
         /// Minimum detection score, 0..1.
         #[arg(long, default_value_t = 0.25)]
         min_score: f64,
-        /// Write the images the analysis makes (the annotate task's) into this directory.
+        /// The dream task's options as a JSON object, e.g. '{"class": "dog", "steps": 5}'.
+        #[arg(long)]
+        dream: Option<String>,
+        /// Write the images the analysis makes (annotate's, dream's) into this directory.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
@@ -152,6 +155,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// Time a dream's gradient steps (forward + backward) beside the fast forward pass.
+    Dream {
+        image: std::path::PathBuf,
+        #[arg(long, default_value_t = 512)]
+        max_side: u32,
+        #[arg(long, default_value_t = 4)]
+        octaves: u32,
+        #[arg(long, default_value_t = 10)]
+        steps: u32,
+        /// Amplify this COCO class instead of the default layers.
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -218,8 +236,17 @@ fn main() -> ExitCode {
                 .await
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),
-            Command::Analyze { target, tasks, min_score, out } => {
-                return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score, out.as_deref()).await {
+            Command::Bench {
+                command: BenchCommand::Dream { image, max_side, octaves, steps, class, threads },
+            } => {
+                let bench = imgmeta_cli::models::DreamBench { image, max_side, octaves, steps, class, threads };
+                tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_dream(&settings, bench))
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r)
+            }
+            Command::Analyze { target, tasks, min_score, dream, out } => {
+                return match imgmeta_cli::analyze::run(&settings, &target, &tasks, min_score, dream.as_deref(), out.as_deref()).await {
                     Ok(result) => {
                         println!("{result}");
                         ExitCode::SUCCESS

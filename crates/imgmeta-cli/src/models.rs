@@ -54,3 +54,36 @@ pub fn bench_detect(
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
+
+/// What `imgmeta bench dream` dreams.
+pub struct DreamBench {
+    pub image: PathBuf,
+    pub max_side: u32,
+    pub octaves: u32,
+    pub steps: u32,
+    pub class: Option<String>,
+    pub threads: usize,
+}
+
+/// `imgmeta bench dream`: one dream, timed, as one JSON line.
+pub fn bench_dream(settings: &Settings, bench: DreamBench) -> anyhow::Result<()> {
+    let files = imgmeta_models::ensure(
+        &settings.detector.model,
+        &settings.model_dir,
+        settings.cargo_home.as_deref(),
+    )?;
+    let options = imgmeta_domain::DreamOptions::parse(&serde_json::json!({
+        "class": bench.class,
+        "max_side": bench.max_side,
+        "octaves": bench.octaves,
+        "steps": bench.steps,
+    }))?;
+    let config = BenchConfig {
+        threads: bench.threads,
+        device: DeviceKind::parse(&settings.detector.device)?,
+        ..BenchConfig::new(bench.image, files.weights)
+    };
+    let report = imgmeta_vision::bench::dream(&config, &options)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

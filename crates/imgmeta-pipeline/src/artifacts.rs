@@ -1,4 +1,4 @@
-//! Images a job makes (artifacts): the `annotate` stage, and the artifact's record in the
+//! Images a job makes (artifacts): the `annotate` and `dream` stages' images, and the artifact's record in the
 //! result (`result.artifacts`) beside its bytes, which are stored apart from the JSON.
 
 use crate::AnalysisError;
@@ -65,21 +65,33 @@ pub(crate) fn annotated(
     image: &DynamicImage,
     objects: &serde_json::Value,
 ) -> Result<Artifact, AnalysisError> {
-    let drawn = imgmeta_render::annotate(image, &boxes(objects));
-    let encoded = imgmeta_render::encode(&drawn)
+    artifact(
+        "annotated",
+        &imgmeta_render::annotate(image, &boxes(objects)),
+    )
+}
+
+/// `dream.jpg`: the dreamed image.
+pub(crate) fn dreamed(image: image::RgbImage) -> Result<Artifact, AnalysisError> {
+    artifact("dream", &DynamicImage::ImageRgb8(image))
+}
+
+/// `<stem>.jpg` (`.png` for images with alpha), at most [`MAX_ARTIFACT_BYTES`].
+fn artifact(stem: &str, image: &DynamicImage) -> Result<Artifact, AnalysisError> {
+    let encoded = imgmeta_render::encode(image)
         .map_err(|e| AnalysisError::new(ErrorCode::Internal, e.to_string()))?;
     if encoded.bytes.len() > MAX_ARTIFACT_BYTES {
         return Err(AnalysisError::new(
             ErrorCode::ResultTooLarge,
             format!(
-                "the annotated image is {} bytes, more than the {MAX_ARTIFACT_BYTES} an artifact may hold",
+                "the {stem} image is {} bytes, more than the {MAX_ARTIFACT_BYTES} an artifact may hold",
                 encoded.bytes.len()
             ),
         ));
     }
     Ok(Artifact {
         info: ArtifactInfo {
-            name: format!("annotated.{}", encoded.extension),
+            name: format!("{stem}.{}", encoded.extension),
             mime: encoded.mime.to_owned(),
             width: encoded.width,
             height: encoded.height,

@@ -13,11 +13,11 @@ pub use artifacts::{Artifact, ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use error::AnalysisError;
 // The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
 pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
-pub use objects::DetectObjects;
+pub use objects::{DetectObjects, Dreamed};
 pub use result::{JobResult, Timings};
 
 use bytes::Bytes;
-use imgmeta_domain::{ImageUrl, MinScore, Task, TaskSet};
+use imgmeta_domain::{DreamOptions, ImageUrl, MinScore, Task, TaskSet};
 use imgmeta_fetch::Fetcher;
 use imgmeta_metadata::DecodeLimits;
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub struct Request {
     /// Leave GPS coordinates out of the metadata (the account's privacy setting), so they are
     /// never stored.
     pub redact_gps: bool,
+    /// The `dream` task's parameters (its defaults when the job gave none).
+    pub dream: DreamOptions,
 }
 
 impl Analyzer {
@@ -131,7 +133,7 @@ impl Analyzer {
             None
         };
 
-        let objects = if request.tasks.iter().any(Task::needs_detector) {
+        let objects = if request.tasks.iter().any(Task::reports_objects) {
             let detector = self.detector()?;
             let started = Instant::now();
             let min_score = request.min_score.value();
@@ -151,7 +153,7 @@ impl Analyzer {
             && let Some(objects) = &objects
         {
             let started = Instant::now();
-            let objects = objects.clone();
+            let (objects, decoded) = (objects.clone(), decoded.clone());
             let artifact = blocking(tracing::info_span!("annotate"), move || {
                 artifacts::annotated(decoded.image(), &objects)
             })
@@ -160,13 +162,30 @@ impl Analyzer {
             files.push(artifact);
         }
 
+        let mut dream = None;
+        if request.tasks.contains(Task::Dream) {
+            let detector = self.detector()?;
+            let started = Instant::now();
+            let (decoded, options) = (decoded.clone(), request.dream.clone());
+            let dreamed = blocking(tracing::info_span!("dream"), move || {
+                let dreamed = detector.dream(decoded.image(), &options)?;
+                Ok::<_, AnalysisError>((artifacts::dreamed(dreamed.image)?, dreamed.report))
+            })
+            .await??;
+            timings.dream = Some(elapsed_ms(started));
+            files.push(dreamed.0);
+            dream = Some(dreamed.1);
+        }
+
         observe("decode", Some(timings.decode));
         observe("metadata", timings.metadata);
         observe("objects", timings.objects);
         observe("annotate", timings.annotate);
+        observe("dream", timings.dream);
         Ok(JobResult {
             image,
             objects,
+            dream,
             artifacts: files.iter().map(|f| f.info.clone()).collect(),
             timings_ms: timings,
             files,

@@ -1,5 +1,5 @@
-//! The job result document: `result.image`, `result.objects`, `result.artifacts` and
-//! `result.timings_ms`; the artifacts' bytes travel beside it, never inside the JSON.
+//! The job result document: `result.image`, `result.objects`, `result.dream`,
+//! `result.artifacts` and `result.timings_ms`; the artifacts' bytes travel beside it, never inside the JSON.
 
 use crate::artifacts::{Artifact, ArtifactInfo};
 use imgmeta_metadata::ImageMetadata;
@@ -11,7 +11,11 @@ pub struct JobResult {
     pub image: Option<ImageMetadata>,
     /// The detector's `result.objects` document.
     pub objects: Option<serde_json::Value>,
-    /// The images the job made (`annotate`), present only when it made some.
+    /// What the `dream` task did (its parameters, sizes and objective per octave), present
+    /// only for dream jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dream: Option<serde_json::Value>,
+    /// The images the job made (`annotate`, `dream`), present only when it made some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<ArtifactInfo>,
     pub timings_ms: Timings,
@@ -30,4 +34,7 @@ pub struct Timings {
     /// Present only for jobs that drew an annotated image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotate: Option<f64>,
+    /// Present only for dream jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dream: Option<f64>,
 }

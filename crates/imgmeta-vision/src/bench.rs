@@ -1,7 +1,10 @@
 //! `imgmeta bench detect`: times preprocessing, the forward pass and postprocessing over
-//! repeated runs on one image, and reports them as one JSON line.
+//! repeated runs on one image; `imgmeta bench dream`: times a dream's gradient steps beside
+//! the fast forward pass at the same size. Each reports one JSON line.
 
-use crate::{Detector, DetectorConfig, DeviceKind, VisionError, open_oriented};
+use crate::{Detector, DetectorConfig, DeviceKind, Octave, VisionError, open_oriented};
+use image::GenericImageView;
+use imgmeta_domain::DreamOptions;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,6 +119,75 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
         preprocess: stage(|t| t.preprocess),
         postprocess: stage(|t| t.postprocess),
         detections,
+    })
+}
+
+/// The dream benchmark's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct DreamBenchReport {
+    pub runtime: &'static str,
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    pub working_width: u32,
+    pub working_height: u32,
+    pub device: String,
+    pub threads: usize,
+    pub options: DreamOptions,
+    /// The whole dream, from the decoded image to the dreamed one.
+    pub total_s: f64,
+    /// Forward + backward, averaged over the last (largest) octave's steps.
+    pub step_ms: f64,
+    /// The inference-only forward pass at the working size (median of 5).
+    pub fast_forward_ms: f64,
+    /// `step_ms / fast_forward_ms`.
+    pub step_over_forward: f64,
+    pub octaves: Vec<Octave>,
+}
+
+/// Loads the detector and dreams the image once with `options`, timing it.
+pub fn dream(cfg: &BenchConfig, options: &DreamOptions) -> Result<DreamBenchReport, VisionError> {
+    let image = open_oriented(&cfg.image)?;
+    let detector = Detector::load(&DetectorConfig {
+        threads: cfg.threads,
+        device: cfg.device,
+        ..DetectorConfig::new(&cfg.weights)
+    })?;
+    let working = crate::dream::working_size(image.dimensions(), options.max_side());
+    let resized = image.resize_exact(working.0, working.1, image::imageops::FilterType::Triangle);
+    let chw = crate::dream::to_chw(&resized.to_rgb8());
+    let mut forward: Vec<Duration> = (0..6)
+        .map(|_| detector.forward_time(&chw, working))
+        .collect::<Result<_, _>>()?;
+    forward.remove(0); // the first run warms the caches
+    let fast_forward_ms = Stats::of(&forward).p50_ms;
+    eprintln!(
+        "imgmeta: dreaming {} at {}x{}",
+        cfg.image.display(),
+        working.0,
+        working.1
+    );
+    let started = std::time::Instant::now();
+    let dream = detector.dream(&image, options)?;
+    let total_s = started.elapsed().as_secs_f64();
+    let last = dream.octaves.last().expect("a dream has octaves");
+    let step_ms = last.steps_ms / last.objective.len() as f64;
+    let round = |v: f64, digits: i32| (v * 10f64.powi(digits)).round() / 10f64.powi(digits);
+    Ok(DreamBenchReport {
+        runtime: "candle",
+        image: cfg.image.display().to_string(),
+        width: image.width(),
+        height: image.height(),
+        working_width: working.0,
+        working_height: working.1,
+        device: format!("{:?}", cfg.device).to_lowercase(),
+        threads: cfg.threads,
+        options: options.clone(),
+        total_s: round(total_s, 3),
+        step_ms: round(step_ms, 3),
+        fast_forward_ms,
+        step_over_forward: round(step_ms / fast_forward_ms, 2),
+        octaves: dream.octaves,
     })
 }
 

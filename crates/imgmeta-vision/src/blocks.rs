@@ -221,7 +221,7 @@ impl AreaAttention {
 /// Attention within `area` bands over a `[b, 3c, h, w]` qkv projection: the attended values
 /// and the values as an image, both `[b, c, h, w]`.
 fn attend(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
-    if matches!(qkv.device(), candle_core::Device::Cpu) && qkv.dim(0)? == 1 {
+    if matches!(qkv.device(), candle_core::Device::Cpu) && qkv.dim(0)? == 1 && !qkv.track_op() {
         let both = qkv.contiguous()?.apply_op1_no_bwd(&AreaAttentionCpu {
             area,
             head_dim: HEAD_DIM,
@@ -232,7 +232,8 @@ fn attend(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
     attend_generic(qkv, area)
 }
 
-/// [`attend`] in plain candle tensor operations, for devices other than the CPU.
+/// [`attend`] in plain candle tensor operations, for devices other than the CPU and for
+/// inputs that need a gradient.
 fn attend_generic(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
     let (b, c3, h, w) = qkv.dims4()?;
     let c = c3 / 3;
@@ -251,7 +252,12 @@ fn attend_generic(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionE
         .transpose(1, 2)?
         .contiguous()?;
     let v = qkv.narrow(3, 2 * HEAD_DIM, HEAD_DIM)?;
-    let attn = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+    let scores = q.matmul(&k.t()?)?;
+    // The fused softmax has no backward pass (candle returns no gradient for it, silently).
+    let attn = match scores.track_op() {
+        true => candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?,
+        false => candle_nn::ops::softmax_last_dim(&scores)?,
+    };
     let out = attn.matmul(&v.transpose(1, 2)?.contiguous()?)?; // [b*area, heads, n, hd]
     let to_image = |t: Tensor| -> Result<Tensor, VisionError> {
         Ok(t.reshape((b, h, w, c))?

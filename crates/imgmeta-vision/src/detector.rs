@@ -97,11 +97,11 @@ pub struct StageTimes {
 
 /// A loaded YOLOv12n. `Send + Sync`: load it once and share it (in an `Arc`) across jobs.
 pub struct Detector {
-    model: YoloV12,
-    device: Device,
+    pub(crate) model: YoloV12,
+    pub(crate) device: Device,
     pool: Option<rayon::ThreadPool>,
     name: String,
-    class_names: Vec<String>,
+    pub(crate) class_names: Vec<String>,
     input_size: u32,
     weights_sha256: String,
     iou_threshold: f32,
@@ -193,7 +193,7 @@ impl Detector {
         &self.class_names
     }
 
-    fn in_pool<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    pub(crate) fn in_pool<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         match &self.pool {
             Some(pool) => pool.install(f),
             None => f(),

@@ -17,6 +17,9 @@ pub enum VisionError {
     Device(String, String),
     #[error("invalid detector configuration: {0}")]
     Config(String),
+    /// Dream options the loaded model cannot honour (a layer or class it does not have).
+    #[error("invalid dream: {0}")]
+    Dream(String),
     #[error("inference failed: {0}")]
     Inference(String),
     #[error("cannot read image {path}: {reason}")]
@@ -31,6 +34,7 @@ impl VisionError {
             }
             Self::Config(_) => ErrorCode::Internal,
             Self::Inference(_) => ErrorCode::InferenceFailed,
+            Self::Dream(_) => ErrorCode::InvalidDream,
             Self::Image { .. } => ErrorCode::DecodeFailed,
         }
     }

@@ -1,12 +1,19 @@
 //! The network's basic layer, a convolution with its (already folded) batch-norm bias and
 //! an optional SiLU, plus the residual addition; both use the fused CPU kernels when the
 //! model runs on the CPU and plain candle ops elsewhere.
+//!
+//! A tensor that needs a gradient (one computed from a candle `Var`, as DeepDream's input
+//! is) takes operations that record it instead: never an in-place kernel, which would
+//! overwrite values the backward pass reads, nor a kernel without a backward pass, which
+//! would silently cut the gradient off.
 
 use crate::VisionError;
 use crate::gemm_conv::{GemmConv, pointwise_over_parts};
+use crate::grad_conv::GradFilters;
 use crate::kernels::{AddAssign, BiasAct, Depthwise};
 use crate::weights::Weights;
 use candle_core::{Device, Tensor};
+use std::sync::{Arc, OnceLock};
 
 /// Whether a convolution is followed by SiLU. In Ultralytics modules `Conv` always is;
 /// the attention projections and the head's final layers are not.
@@ -32,6 +39,8 @@ pub struct Conv {
     groups: usize,
     kernel: usize,
     act: Act,
+    /// Both-ways filters for the CPU gradient path, made on its first use.
+    grad: OnceLock<Arc<GradFilters>>,
 }
 
 impl Conv {
@@ -82,6 +91,7 @@ impl Conv {
             groups,
             kernel: k_h,
             act,
+            grad: OnceLock::new(),
         })
     }
 
@@ -98,7 +108,8 @@ impl Conv {
     pub fn forward_parts(&self, parts: &[Tensor]) -> Result<Tensor, VisionError> {
         let pointwise = self.kernel == 1 && self.stride == 1 && self.groups == 1;
         let batch_one = parts.iter().all(|p| p.dim(0).is_ok_and(|b| b == 1));
-        if self.on_cpu && pointwise && batch_one {
+        let tracked = parts.iter().any(Tensor::track_op);
+        if self.on_cpu && pointwise && batch_one && !tracked {
             let parts = parts
                 .iter()
                 .map(|p| p.contiguous())
@@ -116,6 +127,10 @@ impl Conv {
     /// The output is always a fresh tensor, so callers may add into it in place.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, VisionError> {
         let silu = self.act == Act::Silu;
+        if x.track_op() && self.on_cpu && x.dim(0)? == 1 {
+            let y = self.grad_filters()?.apply(x)?;
+            return Ok(if silu { y.silu()? } else { y });
+        }
         if let Some(weight) = &self.depthwise_weights {
             let op = Depthwise {
                 weight,
@@ -139,7 +154,7 @@ impl Conv {
             return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
         }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
-        if self.on_cpu && y.is_contiguous() {
+        if self.on_cpu && y.is_contiguous() && !y.track_op() {
             y.inplace_op1(&BiasAct {
                 bias: &self.bias_values,
                 silu,
@@ -149,12 +164,29 @@ impl Conv {
         let y = y.broadcast_add(&self.bias)?;
         Ok(if silu { y.silu()? } else { y })
     }
+
+    fn grad_filters(&self) -> Result<&Arc<GradFilters>, VisionError> {
+        if let Some(filters) = self.grad.get() {
+            return Ok(filters);
+        }
+        let (c_out, per_group, k, _) = self.weight.dims4()?;
+        let filters = GradFilters::new(
+            self.weight.flatten_all()?.to_vec1::<f32>()?,
+            self.bias_values.clone(),
+            (c_out, per_group, k),
+            self.stride,
+            self.padding,
+            self.groups > 1,
+        );
+        Ok(self.grad.get_or_init(|| Arc::new(filters)))
+    }
 }
 
 /// `fresh + other`, reusing `fresh`'s memory on the CPU. `fresh` must not share storage
 /// with any other live tensor (a convolution's output never does).
 pub fn add_into(fresh: Tensor, other: &Tensor) -> Result<Tensor, VisionError> {
-    if matches!(fresh.device(), Device::Cpu) && fresh.is_contiguous() {
+    let tracked = fresh.track_op() || other.track_op();
+    if matches!(fresh.device(), Device::Cpu) && fresh.is_contiguous() && !tracked {
         fresh.inplace_op2(&other.contiguous()?, &AddAssign)?;
         Ok(fresh)
     } else {

@@ -90,8 +90,86 @@ impl YoloV12 {
     }
 }
 
+/// The module indices whose output maps DeepDream may amplify: every backbone stage and
+/// the neck's four feature blocks.
+pub const DREAM_MODULES: [usize; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 17, 20];
+
+impl YoloV12 {
+    /// Runs the network only as far as the deepest of `layers` (module indices from
+    /// [`DREAM_MODULES`]) and returns their output maps in the order asked; with `class`,
+    /// runs it whole and also returns that class's logit map at each detection level.
+    /// The same operations as [`YoloV12::forward`], so a gradient flows through them when
+    /// `x` needs one.
+    pub fn dream_maps(
+        &self,
+        x: &Tensor,
+        layers: &[usize],
+        class: Option<usize>,
+    ) -> Result<Vec<Tensor>, VisionError> {
+        let deepest = match class {
+            Some(_) => usize::MAX,
+            None => layers.iter().copied().max().unwrap_or(0),
+        };
+        let mut kept: Vec<(usize, Tensor)> = Vec::new();
+        let mut keep = |i: usize, t: &Tensor| {
+            if layers.contains(&i) {
+                kept.push((i, t.clone()));
+            }
+            i >= deepest
+        };
+        let ordered = |kept: Vec<(usize, Tensor)>| -> Vec<Tensor> {
+            layers
+                .iter()
+                .filter_map(|l| kept.iter().find(|(i, _)| i == l).map(|(_, t)| t.clone()))
+                .collect()
+        };
+        macro_rules! stage {
+            ($i:expr, $t:expr) => {{
+                let t = $t;
+                if keep($i, &t) {
+                    return Ok(ordered(kept));
+                }
+                t
+            }};
+        }
+        let x = stage!(0, self.b0.forward(x)?);
+        let x = stage!(1, self.b1.forward(&x)?);
+        let x = stage!(2, self.b2.forward(&x)?);
+        let x = stage!(3, self.b3.forward(&x)?);
+        let p3 = stage!(4, self.b4.forward(&x)?);
+        let x = stage!(5, self.b5.forward(&p3)?);
+        let p4 = stage!(6, self.b6.forward(&x)?);
+        let x = stage!(7, self.b7.forward(&p4)?);
+        let p5 = stage!(8, self.b8.forward(&x)?);
+        let n11 = stage!(11, self.n11.forward_parts(&[upsample2(&p5)?, p4])?);
+        let n14 = stage!(14, self.n14.forward_parts(&[upsample2(&n11)?, p3])?);
+        let n17 = stage!(17, self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?);
+        let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
+        keep(20, &n20);
+        let mut maps = ordered(kept);
+        if let Some(class) = class {
+            for (i, level) in [n14, n17, n20].iter().enumerate() {
+                let mut c = level.clone();
+                for conv in &self.head.classes[i] {
+                    c = conv.forward(&c)?;
+                }
+                maps.push(c.narrow(1, class, 1)?);
+            }
+        }
+        Ok(maps)
+    }
+}
+
 fn upsample2(x: &Tensor) -> Result<Tensor, VisionError> {
     let (_, _, h, w) = x.dims4()?;
+    // candle 0.11's backward pass of nearest upsampling *assigns* its gradient to the input
+    // instead of adding to it, losing what other uses of the input contributed (every map
+    // upsampled here is also used directly). Upsampling a copy made for the purpose keeps
+    // the input's gradient whole: the copy's backward adds.
+    let x = match x.track_op() {
+        true => x.copy()?,
+        false => x.clone(),
+    };
     Ok(x.upsample_nearest2d(h * 2, w * 2)?)
 }
 

@@ -145,3 +145,77 @@ async fn an_unknown_task_names_the_known_ones() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dream_is_stored_as_large_as_the_image_changed_and_for_its_owner_only() {
+    let app = TestApp::spawn().await;
+    let dream = json!({"octaves": 2, "steps": 3, "max_side": 160, "seed": 3});
+    let id = app
+        .submit_ok(json!({
+            "url": app.photo_url("chelsea.png"), "tasks": ["dream"], "dream": dream
+        }))
+        .await;
+    let job = app.wait_terminal(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["dream"]["steps"], 3, "the job shows its options: {job}");
+    let result = &job["result"];
+    assert!(
+        result["objects"].is_null(),
+        "dream alone detects nothing: {job}"
+    );
+    let report = &result["dream"];
+    assert_eq!(report["parameters"]["seed"], 3);
+    assert_eq!(
+        report["parameters"]["layers"],
+        json!(["model.4", "model.6"])
+    );
+    assert_eq!(report["working_size"], json!({"width": 160, "height": 96}));
+    let octaves = report["octaves"].as_array().unwrap();
+    assert_eq!(octaves.len(), 2);
+    assert_eq!(octaves[1]["objective"].as_array().unwrap().len(), 3);
+    let artifact = &result["artifacts"][0];
+    assert_eq!(artifact["name"], "dream.jpg");
+
+    let url = format!("{}{}", app.base, artifact["url"].as_str().unwrap());
+    let response = app.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), artifact["sha256"]);
+    let dreamed = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    let original = image::open(crate::helpers::photos_dir().join("chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(dreamed.dimensions(), original.dimensions());
+    let mean_change = original
+        .as_raw()
+        .iter()
+        .zip(dreamed.as_raw())
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum::<f64>()
+        / original.as_raw().len() as f64;
+    assert!(
+        mean_change > 3.0,
+        "mean change {mean_change:.2} grey levels"
+    );
+
+    let stranger = authorized_client(&new_key_in_another_account(&app));
+    assert_eq!(stranger.get(&url).send().await.unwrap().status(), 404);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dream_options_out_of_bounds_or_without_the_task_are_refused() {
+    let app = TestApp::spawn().await;
+    for body in [
+        json!({"url": app.photo_url("chelsea.png"), "tasks": ["dream"], "dream": {"max_side": 4096}}),
+        json!({"url": app.photo_url("chelsea.png"), "tasks": ["dream"], "dream": {"class": "unicorn"}}),
+        json!({"url": app.photo_url("chelsea.png"), "tasks": ["dream"], "dream": {"steps": 100, "octaves": 4}}),
+        json!({"url": app.photo_url("chelsea.png"), "tasks": ["objects"], "dream": {"steps": 2}}),
+    ] {
+        let response = app.submit(body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_dream", "{body}");
+    }
+    app.cleanup().await;
+}

@@ -1,11 +1,11 @@
 //! The candle YOLOv12n against onnxruntime: golden files written by `scripts/yolo_golden.py`
 //! hold the reference runtime's raw `output0` (sampled anchors) and final detections for
-//! each fixture photo. The weights are fetched through `imgmeta-models` on first use.
+//! each fixture photo.
 
-use imgmeta_vision::{Detector, DetectorConfig, Objects, open_oriented};
+use crate::detector;
+use imgmeta_vision::{Detector, Objects, open_oriented};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 /// Class probabilities (rows 4..) may differ from onnxruntime's by this much.
 const OUTPUT0_TOLERANCE: f32 = 1e-3;
@@ -22,33 +22,7 @@ fn tolerance(row: usize, value: f32) -> f32 {
     }
 }
 
-/// Where cargo keeps its download cache (the model crate may be there already).
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-}
-
-fn model_dir() -> PathBuf {
-    std::env::var_os("IMGMETA_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
-}
-
-fn detector() -> &'static Detector {
-    static DETECTOR: OnceLock<Detector> = OnceLock::new();
-    DETECTOR.get_or_init(|| {
-        let files = imgmeta_models::ensure("yolov12n", &model_dir(), cargo_home().as_deref())
-            .expect("fetching yolov12n");
-        Detector::load(&DetectorConfig {
-            threads: 2,
-            ..DetectorConfig::new(files.weights)
-        })
-        .expect("loading the detector")
-    })
-}
-
-fn fixture(name: &str) -> (image::DynamicImage, Value) {
+pub fn fixture(name: &str) -> (image::DynamicImage, Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let image = open_oriented(&dir.join(format!("{name}.png"))).unwrap();
     let golden = std::fs::read_to_string(dir.join(format!("{name}.golden.json"))).unwrap();
