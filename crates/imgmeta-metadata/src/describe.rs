@@ -3,6 +3,7 @@
 use crate::Decoded;
 use crate::colors::{DominantColor, dominant_colors};
 use crate::container::embedded;
+use crate::credentials::{ContentCredentials, read_credentials};
 use crate::descriptive::{Descriptive, read_descriptive};
 use crate::exif_fields::{ExifSummary, read_exif};
 use crate::hashes::{phash_hex, sha256_hex};
@@ -59,9 +60,13 @@ pub struct ImageMetadata {
     /// from XMP, else IPTC-IIM, else EXIF; `null` when the file carries none of them.
     #[serde(default)]
     pub descriptive: Option<Descriptive>,
+    /// C2PA content credentials, validated offline, and whether the file declares itself
+    /// AI-generated (`credentials.rs`); `present: false` when it carries no manifest.
+    #[serde(default)]
+    pub c2pa: ContentCredentials,
     /// What was odd about the file but did not stop us describing it, with stable codes:
     /// `gps_out_of_range`, `text_truncated`, `icc_unparsed`, `trailing_data`,
-    /// `metadata_too_large`, `xmp_unparsed`. Empty when
+    /// `metadata_too_large`, `xmp_unparsed`, `c2pa_unreadable`. Empty when
     /// nothing was.
     #[serde(default)]
     pub warnings: Vec<Warning>,
@@ -88,6 +93,10 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         .as_ref()
         .and_then(|icc| read_icc(icc, &mut warnings));
     let descriptive = read_descriptive(embedded(decoded.format, bytes), exif_texts, &mut warnings);
+    let source_type = descriptive
+        .as_ref()
+        .and_then(|d| d.digital_source_type.as_deref());
+    let c2pa = read_credentials(bytes, decoded.format.mime(), source_type, &mut warnings);
     if decoded.trailing_bytes > 0 {
         warnings.push(Warning::new(
             WarningCode::TrailingData,
@@ -117,6 +126,7 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         exif,
         icc,
         descriptive,
+        c2pa,
         warnings,
     }
 }

@@ -22,6 +22,10 @@
 //! - `warnings` lists what was odd but survivable, with stable codes (`warnings.rs`): GPS
 //!   off the globe (then `gps` is `null`), text cut, an ICC profile not parsed, bytes after
 //!   the image's end marker.
+//! - `c2pa` reports C2PA content credentials read and validated offline with the `c2pa`
+//!   crate (signature and hash binding; no trust list, so `trusted` is `false`), and
+//!   `ai_generated` from an AI source type in the manifest's actions or the IPTC
+//!   `DigitalSourceType` (`credentials.rs`).
 //! - `phash` is a DCT hash (8×8 lowest frequencies of a 16×16 grayscale copy, median
 //!   threshold). Re-encoded copies usually hash identically; resized copies differ in at most
 //!   a few bits. Compare with [`phash_distance`] (≤ 6 is "the same picture").
@@ -38,6 +42,7 @@
 mod bounded;
 mod colors;
 mod container;
+mod credentials;
 mod decode;
 mod describe;
 mod descriptive;
@@ -53,6 +58,7 @@ mod sniff;
 mod warnings;
 
 pub use colors::DominantColor;
+pub use credentials::{ContentCredentials, CredentialAction};
 pub use decode::{Decoded, decode, decode_with_timeout};
 pub use describe::{ImageMetadata, describe};
 pub use descriptive::Descriptive;

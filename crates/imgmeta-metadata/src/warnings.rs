@@ -23,11 +23,15 @@ pub enum WarningCode {
     /// end of a WebP's RIFF container): appended data, another file, or a broken writer.
     TrailingData,
     /// An XMP packet or IPTC-IIM block is larger than we read (1 MiB of XMP, 256 KiB of
-    /// IIM) and was skipped; `descriptive` comes from the other sources.
+    /// IIM) and was skipped, `descriptive` coming from the other sources; or a C2PA manifest
+    /// store is over the 4 MiB we validate (`c2pa.valid` is then `null`).
     MetadataTooLarge,
     /// The XMP packet declares a document type (entities are never expanded) or is not
     /// well-formed; only the properties before that point are reported.
     XmpUnparsed,
+    /// The file's C2PA manifest store could not be read (malformed JUMBF, a container the
+    /// reader cannot walk) or its validation ran past its time; `c2pa` says what is known.
+    C2paUnreadable,
 }
 
 impl WarningCode {
@@ -40,6 +44,7 @@ impl WarningCode {
             Self::TrailingData => "trailing_data",
             Self::MetadataTooLarge => "metadata_too_large",
             Self::XmpUnparsed => "xmp_unparsed",
+            Self::C2paUnreadable => "c2pa_unreadable",
         }
     }
 }
@@ -80,6 +85,7 @@ mod tests {
             WarningCode::TrailingData,
             WarningCode::MetadataTooLarge,
             WarningCode::XmpUnparsed,
+            WarningCode::C2paUnreadable,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str());

@@ -2,6 +2,7 @@
 
 #[path = "../support/bombs.rs"]
 mod bombs;
+mod credentials;
 mod descriptive;
 mod errors;
 mod exact_fields;

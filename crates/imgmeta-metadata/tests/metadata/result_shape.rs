@@ -34,6 +34,7 @@ fn the_result_has_exactly_the_agreed_keys() {
         "exif",
         "icc",
         "descriptive",
+        "c2pa",
         "warnings",
     ]
     .into();
