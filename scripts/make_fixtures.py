@@ -17,9 +17,20 @@ The encoders' output depends on their versions: with another libwebp, exif_icc.w
 different; restore the committed one (`git checkout fixtures/images/exif_icc.webp*`) rather
 than commit a changed picture that no test asked for.
 
-Needs: Pillow and piexif (pip install pillow piexif) and exiftool (libimage-exiftool-perl).
+HEIC is written by pillow-heif (which bundles its own libheif), AVIF by Pillow's own AVIF plugin
+(Pillow >= 11.2; neither writes a 10-bit AVIF, so 10 bits are a HEIC), JPEG XL by cjxl
+(libjxl-tools) with EXIF and XMP added by exiftool. Both HEIF writers turn EXIF orientations
+2-8 into `irot`/`imir` transforms; pillow-heif keeps the EXIF tag, Pillow's AVIF drops it. The
+image is shown turned by the transforms alone; exiftool reports `irot` as QuickTime:Rotation, which gives the expected
+oriented size. A JPEG XL's orientation lives in its codestream (1 in every fixture here, as
+cjxl writes from PNG), never in its EXIF.
+
+Needs: Pillow, piexif and pillow-heif (pip install pillow piexif pillow-heif), exiftool
+(libimage-exiftool-perl) and cjxl (libjxl-tools).
 Run from the repository root:  .venv-dev/bin/python scripts/make_fixtures.py
 With --expected-only, only the .expected.json files are written, from the images as they are.
+With --heif-jxl-only, only the HEIC, AVIF and JPEG XL images are (re)written, then every
+.expected.json: another Pillow would change the older images' bytes.
 """
 
 import datetime
@@ -38,6 +49,10 @@ try:
     from PIL import Image, ImageCms, ImageDraw
 except ImportError:  # check_against_exiftool.py imports only the exiftool mapping below.
     piexif = Image = ImageCms = ImageDraw = None
+try:
+    import pillow_heif
+except ImportError:
+    pillow_heif = None
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 
@@ -401,6 +416,71 @@ def make_images():
     make_descriptive_images(base)
 
 
+def make_heif_jxl_images():
+    """HEIC and AVIF (pillow-heif) with EXIF orientations, GPS, an ICC profile, alpha and
+    10 bits; JPEG XL (cjxl) lossless, lossy, with alpha, and with EXIF and XMP."""
+    pillow_heif.register_heif_opener()
+    base = scene()
+    # Orientations the writer turns into irot/imir: mirrored (2), 180° (3), transposed (5),
+    # 90° clockwise (6), 90° anticlockwise (8), and upright (1).
+    for orientation in (1, 2, 3, 5, 6, 8):
+        base.save(
+            OUT / f"heic_orientation{orientation}.heic",
+            quality=70,
+            exif=camera_exif(
+                orientation, 40.689247, -74.044502, 93.0, "Imgmeta Phones", "IM-P1",
+                "IM-P1 back camera 26mm f/1.6", "2024:08:15 07:30:00", "-04:00",
+            ),
+        )
+    for orientation in (1, 6):
+        base.save(
+            OUT / f"avif_orientation{orientation}.avif",
+            quality=70,
+            exif=camera_exif(
+                orientation, -22.951916, -43.210487, 700.0, "Imgmeta Phones", "IM-P2",
+                "IM-P2 wide 24mm f/1.8", "2023:03:10 16:20:00", "-03:00",
+            ),
+        )
+    base.save(OUT / "icc_display_p3.heic", quality=70, icc_profile=icc_v2("Display P3 (imgmeta v2)"))
+    base.save(OUT / "icc_display_p3.avif", quality=70, icc_profile=icc_v2("Display P3 (imgmeta v2)"))
+    # Sides that are multiples of 16: the HEVC encoder pads others and adds a `clap` crop,
+    # whose shown size exiftool does not report.
+    alpha = Image.new("RGBA", (64, 64))
+    apx = alpha.load()
+    for y in range(64):
+        for x in range(64):
+            apx[x, y] = (40, 120, 200, int(255 * x / 63))
+    alpha.save(OUT / "alpha.heic", quality=80)
+    alpha.save(OUT / "alpha.avif", quality=80)
+    # 10 bits per sample: 16-bit RGB handed to pillow-heif, which keeps 10 of them.
+    deep = bytearray()
+    for y in range(64):
+        for x in range(64):
+            deep += struct.pack("<HHH", x * 1000, y * 1000, 65535 - x * 900)
+    heif = pillow_heif.from_bytes(mode="RGB;16", size=(64, 64), data=bytes(deep))
+    heif.save(OUT / "deep10.heic", quality=80)
+    # A grey HEIC (one channel, pixi says so).
+    base.convert("L").save(OUT / "grey.heic", quality=70)
+
+    # JPEG XL: cjxl from PNGs (codestream orientation 1), exiftool adds EXIF and XMP boxes.
+    tmp = OUT / "_jxl_source.png"
+    try:
+        base.save(tmp)
+        subprocess.run(["cjxl", str(tmp), str(OUT / "lossless.jxl"), "-d", "0"], check=True,
+                       capture_output=True)
+        subprocess.run(["cjxl", str(tmp), str(OUT / "exif_xmp.jxl"), "-d", "1.5"], check=True,
+                       capture_output=True)
+        exiftool_write(
+            OUT / "exif_xmp.jxl", "-m", "-EXIF:Make=Imgmeta Optics", "-EXIF:Model=IM-JXL",
+            "-EXIF:Orientation#=6", "-XMP-dc:Title=A JPEG XL harbour",
+        )
+        alpha.save(tmp)
+        subprocess.run(["cjxl", str(tmp), str(OUT / "alpha.jxl"), "-d", "0"], check=True,
+                       capture_output=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def exiftool_write(path, *assignments):
     """Writes tags into `path` with exiftool itself, so the fixtures hold what it writes."""
     subprocess.run(
@@ -597,6 +677,20 @@ def layout(t, path):
         flags = pick(t, "RIFF:WebP_Flags")
         alpha = bool(flags & 0x10) if flags is not None else webp_lossless_alpha(path)
         channels, bits = "rgba" if alpha else "rgb", 8
+    elif mime in ("image/heic", "image/heif", "image/avif"):
+        # The primary image's pixi (these writers list it first; without -a exiftool keeps
+        # the alpha plane's), and an alpha auxiliary image beside it.
+        every = subprocess.run(
+            ["exiftool", "-a", "-n", "-s3", "-QuickTime:ImagePixelDepth", str(path)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        depths = numbers(every.splitlines()[0])
+        channels, bits = ("l" if len(depths) == 1 else "rgb"), depths[0]
+        aux = str(pick(t, "QuickTime:AuxiliaryImageType") or "")
+        alpha = aux.endswith("auxid:1") or aux.endswith("auxiliary:alpha")
+        channels += "a" if alpha else ""
+    elif mime == "image/jxl":
+        return None, None, None  # exiftool does not read the codestream's header
     elif mime == "image/bmp" and pick(t, "File:BitDepth") in (1, 2, 4, 8, 24):
         # 16- and 32-bit pixels depend on channel masks exiftool does not interpret.
         depth = pick(t, "File:BitDepth")
@@ -668,6 +762,12 @@ def expected(path):
     width, height = (int(v) for v in str(size).replace("x", " ").split()) if size else (None, None)
     orientation = pick(t, "EXIF:Orientation")
     swapped = orientation in (5, 6, 7, 8)
+    mime = pick(t, "File:MIMEType")
+    if mime in ("image/heic", "image/heif", "image/avif"):
+        # irot turns the image; the EXIF tag only repeats it (see the module doc).
+        swapped = pick(t, "QuickTime:Rotation") in (90, 270)
+    elif mime == "image/jxl":
+        swapped = False  # the codestream's orientation, 1 for every fixture
     lat = pick(t, "Composite:GPSLatitude")
     lon = pick(t, "Composite:GPSLongitude")
     alt = pick(t, "Composite:GPSAltitude")
@@ -734,8 +834,11 @@ def expected(path):
 
 
 def main():
-    if "--expected-only" not in sys.argv[1:]:
+    if "--heif-jxl-only" in sys.argv[1:]:
+        make_heif_jxl_images()
+    elif "--expected-only" not in sys.argv[1:]:
         make_images()
+        make_heif_jxl_images()
     skip = {"page.html", "truncated.jpg", "bomb_100000x100000.png"}
     for path in sorted(OUT.iterdir()):
         if path.name.endswith(".json") or path.name in skip:

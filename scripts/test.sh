@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libheif for HEIC/AVIF decoding (apt-get install when missing; fails loudly otherwise).
+bash scripts/system_deps.sh
 bash scripts/services.sh
 # The deploy tests (crates/imgmeta-telemetry/tests/deploy.rs) validate docker-compose.yml with Compose.
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \

@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/system_deps.sh
 bash scripts/services.sh
 cargo build --locked --bin imgmeta
 export IMGMETA_FETCH_ALLOW_PRIVATE="${IMGMETA_FETCH_ALLOW_PRIVATE:-true}"

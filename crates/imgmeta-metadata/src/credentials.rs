@@ -10,9 +10,9 @@
 //!   signed by its certificate, and the bytes it hashes are the file's bytes); `failures`
 //!   lists the C2PA specification's validation codes when they do not
 //!   (`assertion.dataHash.mismatch`, `claimSignature.mismatch`, …), as the crate reports
-//!   them. `trusted` is whether the signing certificate chains to a trust anchor: with no
-//!   trust list offline it is always `false`, and `signingCredential.untrusted` alone does
-//!   not make a manifest invalid.
+//!   them, each once. `trusted` is whether the signing certificate chains to a trust
+//!   anchor: with no trust list offline it is always `false`, and `signingCredential.untrusted`
+//!   or `timeStamp.untrusted` does not make a manifest invalid.
 //! - `signer` is the signing certificate's subject organisation (what the crate and the
 //!   Content Credentials tools call the issuer), else its common name.
 //! - `ai_generated` is true when the active manifest has a `c2pa.created` or `c2pa.edited`
@@ -44,8 +44,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most actions reported; a longer list keeps its first 32 and lists `actions` as truncated.
 const MAX_ACTIONS: usize = 32;
 
-/// The one validation code that says "not on a trust list" rather than "broken".
-const UNTRUSTED: &str = "signingCredential.untrusted";
+/// The validation codes that say "not on a trust list" rather than "broken": the signing
+/// certificate's, and a time-stamp authority's.
+const UNTRUSTED: [&str; 2] = ["signingCredential.untrusted", "timeStamp.untrusted"];
 
 /// IPTC digital source types (the last segment of the term's IRI) that declare an image made
 /// or altered by AI.
@@ -65,7 +66,8 @@ pub struct ContentCredentials {
     /// Whether its signature and hash binding hold; `null` when there is no manifest or it
     /// was not checked (too large, too slow).
     pub valid: Option<bool>,
-    /// The C2PA validation codes that made it invalid, in the crate's order; `[]` when valid.
+    /// The C2PA validation codes that made it invalid, each once, in the crate's order; `[]`
+    /// when valid.
     #[serde(default)]
     pub failures: Vec<String>,
     /// Whether the signing certificate chains to a trust anchor: always `false` offline,
@@ -258,14 +260,18 @@ fn manifest_code(error: &c2pa::Error) -> &'static str {
 }
 
 fn describe_manifest(reader: &Reader) -> ContentCredentials {
-    let codes: Vec<String> = reader
-        .validation_status()
-        .unwrap_or_default()
-        .iter()
-        .map(|status| status.code().to_owned())
-        .collect();
-    let untrusted = codes.iter().any(|code| code == UNTRUSTED);
-    let failures: Vec<String> = codes.into_iter().filter(|code| code != UNTRUSTED).collect();
+    let mut untrusted = false;
+    let mut failures: Vec<String> = Vec::new();
+    for status in reader.validation_status().unwrap_or_default() {
+        let code = status.code();
+        if UNTRUSTED.contains(&code) {
+            untrusted = true;
+        } else if !failures.iter().any(|seen| seen == code) {
+            // The crate reports a code once per place it applies (each ingredient); the
+            // result lists each once.
+            failures.push(code.to_owned());
+        }
+    }
     let mut truncated = Vec::new();
     let Some(manifest) = reader.active_manifest() else {
         return ContentCredentials {

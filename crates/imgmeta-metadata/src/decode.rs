@@ -75,6 +75,11 @@ impl Decoded {
 /// (see [`decode_with_timeout`]).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataError> {
     let format = sniff(bytes)?;
+    let image_format = match format.image_format() {
+        Some(image_format) => image_format,
+        None if format == Format::Jxl => return crate::jxl::decode(bytes, limits),
+        None => return crate::heif::decode(format, bytes, limits),
+    };
     let fail = |e| MetadataError::from_image(format.name(), e);
 
     // A PNG's profile is read here, bounded, and hidden from the decoder, which would
@@ -84,7 +89,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, MetadataEr
         _ => PngIccp::default(),
     };
     let source = WithoutRange::new(bytes, png_iccp.chunk);
-    let mut reader = ImageReader::with_format(source, format.image_format());
+    let mut reader = ImageReader::with_format(source, image_format);
     reader.limits(limits.to_image_limits());
     // Building the decoder reads only the header; `image` checks the header dimensions
     // against `max_side` here, before any pixel buffer exists.
@@ -152,21 +157,36 @@ fn check_dimensions(
     height: u32,
     limits: &DecodeLimits,
 ) -> Result<(), MetadataError> {
-    let pixels = u64::from(width) * u64::from(height);
-    if width > limits.max_side || height > limits.max_side || pixels > limits.max_pixels {
-        return Err(MetadataError::ImageTooLarge(format!(
-            "the {} image is {width}x{height} ({pixels} pixels); at most {} pixels per side \
-             and {} pixels in all are accepted",
-            format.name(),
-            limits.max_side,
-            limits.max_pixels
-        )));
-    }
+    check_size(
+        &format!("the {} image", format.name()),
+        width,
+        height,
+        limits,
+    )?;
     if width == 0 || height == 0 {
         return Err(MetadataError::DecodeFailed {
             format: format.name(),
             reason: format!("the header declares an empty {width}x{height} image"),
         });
+    }
+    Ok(())
+}
+
+/// `image_too_large` when `what` ("the png image", or one inside it: a HEIF's tile,
+/// thumbnail or depth map) is declared larger than the limits.
+pub(crate) fn check_size(
+    what: &str,
+    width: u32,
+    height: u32,
+    limits: &DecodeLimits,
+) -> Result<(), MetadataError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if width > limits.max_side || height > limits.max_side || pixels > limits.max_pixels {
+        return Err(MetadataError::ImageTooLarge(format!(
+            "{what} is {width}x{height} ({pixels} pixels); at most {} pixels per side and {} \
+             pixels in all are accepted",
+            limits.max_side, limits.max_pixels
+        )));
     }
     Ok(())
 }

@@ -24,10 +24,13 @@ pub struct ImageMetadata {
     pub mime: String,
     /// Size of the fetched file in bytes.
     pub bytes: u64,
-    /// Dimensions as stored in the file.
+    /// Dimensions as stored in the file (a HEIF's primary image's `ispe`, a JPEG XL's
+    /// codestream size), before any orientation.
     pub width: u32,
     pub height: u32,
-    /// Dimensions after the EXIF orientation is applied (what a viewer shows).
+    /// Dimensions as shown: after the EXIF orientation (JPEG, PNG, WebP, TIFF), a HEIF's
+    /// `irot`/`imir` transforms and `clap` crop (never its EXIF tag too), or a JPEG XL's
+    /// codestream orientation.
     pub oriented_width: u32,
     pub oriented_height: u32,
     /// How the file stores a pixel, read from its headers (PNG `IHDR`, GIF colour tables,
@@ -37,7 +40,10 @@ pub struct ImageMetadata {
     /// JPEG and TIFF) and `cmyka`, so "l1", "l2", "l4", "l8", "l16", "la8", "la16", "rgb8",
     /// "rgb16", "rgba8", "rgba16", "cmyk8", "rgb32f", "rgba32f" and so on. A palette image
     /// (every GIF, palette PNG, BMP and TIFF) is "indexed". A JPEG's YCbCr and a lossy
-    /// WebP's YUV are reported as "rgb8", which is what they decode to.
+    /// WebP's YUV are reported as "rgb8", which is what they decode to; so are a HEIF's
+    /// and AVIF's YCbCr, at the luma depth libheif reports ("rgb10" for 10-bit) and "l8" when
+    /// its `pixi` has one channel, "rgba…" with an alpha auxiliary image. A JPEG XL reports
+    /// its header's bit depth, "f" for float samples.
     pub color_type: String,
     /// Bits per sample as stored: 1, 2, 4, 8, 16 or 32 (12 for a 12-bit JPEG). For
     /// "indexed", bits per palette index (a GIF's from its largest colour table).
@@ -45,8 +51,9 @@ pub struct ImageMetadata {
     /// Whether a pixel can be less than opaque: an alpha channel, a PNG `tRNS` chunk, a GIF
     /// transparent index on any frame, WebP's alpha flag or lossless alpha hint.
     pub has_alpha: bool,
-    /// Frames of an animation (GIF, APNG, WebP) or pages of a TIFF, counted by walking the
-    /// file (an APNG's `fcTL` chunks, never its `acTL` header alone); 1 for still images.
+    /// Frames of an animation (GIF, APNG, WebP, JPEG XL) or pages of a TIFF, counted by
+    /// walking the file (an APNG's `fcTL` chunks, never its `acTL` header alone; a HEIF or
+    /// AVIF image sequence's sample table; JPEG XL keyframes); 1 for still images.
     pub frames: u32,
     /// SHA-256 of the file bytes, lowercase hex.
     pub sha256: String,

@@ -7,9 +7,16 @@
 //!
 //! Decisions worth knowing:
 //! - Formats decoded: JPEG, PNG (and APNG), GIF, WebP, BMP, TIFF, plus ICO, PNM and QOI,
-//!   which the workspace's `image` features include. AVIF, HEIF/HEIC, JPEG XL, JPEG 2000,
-//!   SVG, PSD, DDS, OpenEXR, Radiance HDR and farbfeld are recognised and refused as
-//!   `unsupported_format`; anything else (HTML, text, empty) is `not_an_image`.
+//!   which the workspace's `image` features include; HEIC/HEIF and AVIF with the system
+//!   libheif (`heif.rs`), JPEG XL with jxl-oxide (`jxl.rs`). JPEG 2000, SVG, PSD, DDS,
+//!   OpenEXR, Radiance HDR and farbfeld are recognised and refused as `unsupported_format`;
+//!   anything else (HTML, text, empty) is `not_an_image`.
+//! - Orientation is applied once, from where the format keeps it: the EXIF tag for JPEG,
+//!   PNG, WebP and TIFF; `irot`/`imir` (and a `clap` crop) for HEIF and AVIF, applied by
+//!   libheif, whose EXIF tag is informative and never applied again; the codestream header
+//!   for JPEG XL. `width`/`height` are always the stored size (a HEIF's `ispe`),
+//!   `oriented_width`/`oriented_height` the shown one; `exif.orientation` is the EXIF tag
+//!   as written, whatever it says.
 //! - A JPEG with no end-of-image marker is `decode_failed`: the JPEG decoder would otherwise
 //!   return a grey-filled picture for a cut-off download.
 //! - `mime` follows `format`, so an APNG is `image/png` (exiftool says `image/apng`).
@@ -50,7 +57,9 @@ mod error;
 mod exif_fields;
 mod exif_scan;
 mod hashes;
+mod heif;
 mod icc;
+mod jxl;
 mod layout;
 mod limits;
 mod png_iccp;

@@ -15,6 +15,15 @@ pub enum Format {
     Ico,
     Pnm,
     Qoi,
+    /// HEIC: HEIF (ISO/IEC 23008-12) whose major brand is `heic` (8-bit HEVC stills).
+    Heic,
+    /// Any other HEIF (`heix` 10-bit HEVC, sequences, the generic `mif1`/`msf1`): libheif
+    /// decodes what it holds.
+    Heif,
+    /// AVIF: HEIF with AV1 images.
+    Avif,
+    /// JPEG XL, a bare codestream or in its ISO BMFF container.
+    Jxl,
 }
 
 impl Format {
@@ -30,6 +39,10 @@ impl Format {
             Self::Ico => "ico",
             Self::Pnm => "pnm",
             Self::Qoi => "qoi",
+            Self::Heic => "heic",
+            Self::Heif => "heif",
+            Self::Avif => "avif",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -44,11 +57,17 @@ impl Format {
             Self::Ico => "image/x-icon",
             Self::Pnm => "image/x-portable-anymap",
             Self::Qoi => "image/qoi",
+            Self::Heic => "image/heic",
+            Self::Heif => "image/heif",
+            Self::Avif => "image/avif",
+            Self::Jxl => "image/jxl",
         }
     }
 
-    pub(crate) fn image_format(self) -> ImageFormat {
-        match self {
+    /// The `image` crate's decoder for this format; `None` for those decoded by libheif
+    /// (HEIF, AVIF) or jxl-oxide (JPEG XL).
+    pub(crate) fn image_format(self) -> Option<ImageFormat> {
+        Some(match self {
             Self::Jpeg => ImageFormat::Jpeg,
             Self::Png => ImageFormat::Png,
             Self::Gif => ImageFormat::Gif,
@@ -58,17 +77,25 @@ impl Format {
             Self::Ico => ImageFormat::Ico,
             Self::Pnm => ImageFormat::Pnm,
             Self::Qoi => ImageFormat::Qoi,
-        }
+            Self::Heic | Self::Heif | Self::Avif | Self::Jxl => return None,
+        })
     }
 }
 
 /// Identifies the format of `bytes` from their first bytes.
 ///
 /// - A format we decode gives `Ok`.
-/// - A recognised image format we do not decode (AVIF, HEIC/HEIF, JPEG XL, SVG, PSD, DDS,
-///   OpenEXR, Radiance HDR, farbfeld, JPEG 2000) gives `unsupported_format`.
+/// - HEIF/HEIC and AVIF are told by the brands of their `ftyp` box, JPEG XL by its
+///   codestream (`FF 0A`) or container signature.
+/// - A recognised image format we do not decode (SVG, PSD, DDS, OpenEXR, Radiance HDR,
+///   farbfeld, JPEG 2000, a HEIF-family file whose brands name no image we decode) gives
+///   `unsupported_format`.
 /// - Anything else (HTML, text, JSON, empty) gives `not_an_image`.
 pub fn sniff(bytes: &[u8]) -> Result<Format, MetadataError> {
+    // Before `image::guess_format`, which takes any `ftyp....avif` for its own AVIF.
+    if let Some(format) = iso_bmff_image(bytes) {
+        return Ok(format);
+    }
     if let Ok(format) = image::guess_format(bytes) {
         return match format {
             ImageFormat::Jpeg => Ok(Format::Jpeg),
@@ -106,22 +133,61 @@ fn unsupported_name(format: ImageFormat) -> &'static str {
     }
 }
 
+/// Brands of a `ftyp` box that make a file AVIF (checked first: an AVIF also lists the
+/// generic `mif1`/`msf1`).
+const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];
+/// Brands of a HEIF: HEVC stills and sequences (`heix` and `hevx` with 10-bit or 4:2:2
+/// profiles, `heim`/`heis` multi-layer), and the generic ones every HEIF carries.
+const HEIF_BRANDS: [&[u8; 4]; 8] = [
+    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+];
+/// Most compatible brands looked at; a real `ftyp` lists a handful.
+const MAX_BRANDS: usize = 64;
+
+/// HEIF, AVIF or JPEG XL, by the JPEG XL signatures or the brands of a leading `ftyp` box
+/// (its major brand, then its compatible brands). As for exiftool, a HEIF is HEIC
+/// (`image/heic`) when its major brand is `heic`, the main profile's 8-bit stills.
+fn iso_bmff_image(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xff, 0x0a]) || bytes.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n") {
+        return Some(Format::Jxl);
+    }
+    if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
+        return None;
+    }
+    let size = u32::from_be_bytes(bytes[0..4].try_into().ok()?) as usize;
+    let end = size.clamp(12, bytes.len());
+    // The major brand, then (past the minor version) the compatible ones.
+    let compatible = bytes.get(16..end).unwrap_or_default().chunks_exact(4);
+    let brands: Vec<&[u8]> = std::iter::once(&bytes[8..12])
+        .chain(compatible.take(MAX_BRANDS))
+        .collect();
+    let any = |set: &[&[u8; 4]]| {
+        brands
+            .iter()
+            .any(|b| set.iter().any(|s| *b == s.as_slice()))
+    };
+    if any(&AVIF_BRANDS) {
+        Some(Format::Avif)
+    } else if &bytes[8..12] == b"heic" {
+        Some(Format::Heic)
+    } else if any(&HEIF_BRANDS) {
+        Some(Format::Heif)
+    } else {
+        None
+    }
+}
+
 /// Signatures of image formats `image::guess_format` does not know, so that they are
 /// reported as unsupported images rather than as "not an image".
 fn other_image_format(bytes: &[u8]) -> Option<&'static str> {
-    // ISO BMFF: a `ftyp` box whose major brand names the codec.
+    // ISO BMFF: another member of the family (JPEG 2000's `jp2 `, a HEIF of a codec we do
+    // not name).
     if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
         return match &bytes[8..12] {
-            b"avif" | b"avis" => Some("avif"),
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => {
-                Some("heif")
-            }
-            b"jxl " => Some("jxl"),
+            b"jp2 " | b"jpx " | b"jpm " => Some("jpeg2000"),
+            b"j2ki" | b"vvic" | b"avci" | b"jpgs" => Some("heif"),
             _ => None,
         };
-    }
-    if bytes.starts_with(&[0xff, 0x0a]) || bytes.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n") {
-        return Some("jxl");
     }
     if bytes.starts_with(b"\0\0\0\x0cjP  \r\n\x87\n")
         || bytes.starts_with(&[0xff, 0x4f, 0xff, 0x51])
@@ -185,11 +251,11 @@ mod tests {
     #[test]
     fn recognised_formats_we_do_not_decode_are_unsupported() {
         assert_eq!(
-            code(b"\0\0\0\x1cftypavif\0\0\0\0"),
+            code(b"\0\0\0\x10ftypjp2 \0\0\0\0"),
             ErrorCode::UnsupportedFormat
         );
         assert_eq!(
-            code(b"\0\0\0\x18ftypheic\0\0\0\0"),
+            code(b"\0\0\0\x10ftypj2ki\0\0\0\0"),
             ErrorCode::UnsupportedFormat
         );
         assert_eq!(
@@ -206,5 +272,51 @@ mod tests {
         assert_eq!(sniff(b"GIF89a").unwrap(), Format::Gif);
         assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 ").unwrap(), Format::WebP);
         assert_eq!(sniff(b"P6\n1 1\n255\n").unwrap(), Format::Pnm);
+    }
+
+    fn ftyp(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let mut out = u32::try_from(16 + 4 * compatible.len())
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        out.extend(b"ftyp");
+        out.extend(major);
+        out.extend([0; 4]);
+        for brand in compatible {
+            out.extend(*brand);
+        }
+        out.extend(b"\0\0\0\x08meta");
+        out
+    }
+
+    #[test]
+    fn heif_and_avif_are_told_by_their_ftyp_brands() {
+        assert_eq!(sniff(&ftyp(b"heic", &[])).unwrap(), Format::Heic);
+        for brand in [b"heix", b"hevc", b"mif1", b"msf1"] {
+            assert_eq!(sniff(&ftyp(brand, &[])).unwrap(), Format::Heif, "{brand:?}");
+        }
+        for brand in [b"avif", b"avis"] {
+            assert_eq!(sniff(&ftyp(brand, &[])).unwrap(), Format::Avif, "{brand:?}");
+        }
+        // A generic major brand: the compatible brands say which codec.
+        assert_eq!(
+            sniff(&ftyp(b"mif1", &[b"mif1", b"avif", b"miaf"])).unwrap(),
+            Format::Avif
+        );
+        assert_eq!(
+            sniff(&ftyp(b"isom", &[b"mp41", b"heic"])).unwrap(),
+            Format::Heif
+        );
+        // A video file is not an image.
+        assert_eq!(code(&ftyp(b"isom", &[b"mp41"])), ErrorCode::NotAnImage);
+    }
+
+    #[test]
+    fn jpeg_xl_is_told_by_its_codestream_or_container_signature() {
+        assert_eq!(sniff(&[0xff, 0x0a, 0xfa, 0x1f]).unwrap(), Format::Jxl);
+        assert_eq!(
+            sniff(b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl ").unwrap(),
+            Format::Jxl
+        );
     }
 }

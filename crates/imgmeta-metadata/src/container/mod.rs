@@ -13,6 +13,7 @@
 
 mod bmp;
 mod gif;
+mod isobmff;
 mod jpeg;
 mod png;
 mod tiff;
@@ -67,7 +68,9 @@ pub(crate) fn walk(
         Format::WebP => webp::walk(bytes, &counter)?,
         Format::Tiff => tiff::walk(bytes, &counter)?,
         Format::Bmp => Walked::still(bmp::layout(bytes), None),
-        Format::Ico | Format::Pnm | Format::Qoi => Walked::still(None, None),
+        Format::Heic | Format::Heif | Format::Avif => isobmff::walk(bytes, limits, &counter)?,
+        // jxl-oxide reads the codestream's frames and layout itself (jxl.rs).
+        Format::Ico | Format::Pnm | Format::Qoi | Format::Jxl => Walked::still(None, None),
     };
     walked.frames = walked.frames.max(1);
     Ok(walked)
@@ -77,7 +80,8 @@ pub(crate) fn walk(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Embedded<'a> {
     /// The XMP packet: JPEG APP1 `http://ns.adobe.com/xap/1.0/`, PNG `iTXt`
-    /// `XML:com.adobe.xmp` (uncompressed), WebP `XMP ` chunk, TIFF tag 700.
+    /// `XML:com.adobe.xmp` (uncompressed), WebP `XMP ` chunk, TIFF tag 700, a HEIF's
+    /// `application/rdf+xml` item, a JPEG XL container's `xml ` box.
     pub(crate) xmp: Option<&'a [u8]>,
     /// The IPTC-IIM datasets: JPEG APP13 Photoshop resource 0x0404, TIFF tag 33723.
     pub(crate) iim: Option<&'a [u8]>,
@@ -91,6 +95,9 @@ pub(crate) fn embedded(format: Format, bytes: &[u8]) -> Embedded<'_> {
         Format::Png => png::embedded(bytes),
         Format::WebP => webp::embedded(bytes),
         Format::Tiff => tiff::embedded(bytes),
+        Format::Heic | Format::Heif | Format::Avif | Format::Jxl => {
+            isobmff::embedded(format, bytes)
+        }
         Format::Gif | Format::Bmp | Format::Ico | Format::Pnm | Format::Qoi => Embedded::default(),
     }
 }

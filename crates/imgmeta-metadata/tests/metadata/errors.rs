@@ -37,11 +37,20 @@ fn a_truncated_jpeg_fails_to_decode() {
 }
 
 #[test]
-fn an_avif_file_is_an_unsupported_format() {
+fn a_jpeg_2000_file_is_an_unsupported_format() {
+    let jp2 = b"\0\0\0\x0cjP  \r\n\x87\n\0\0\0\x14ftypjp2 \0\0\0\0jp2 ";
+    assert_eq!(
+        code_of(jp2, &DecodeLimits::default()),
+        ErrorCode::UnsupportedFormat
+    );
+}
+
+#[test]
+fn an_avif_with_nothing_after_its_ftyp_fails_to_decode() {
     let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf";
     assert_eq!(
         code_of(avif, &DecodeLimits::default()),
-        ErrorCode::UnsupportedFormat
+        ErrorCode::DecodeFailed
     );
 }
 

@@ -9,6 +9,7 @@ mod exact_fields;
 mod exiftool_agreement;
 mod fixtures;
 mod hashes_and_colours;
+mod heif_jxl;
 mod hostile;
 mod metadata_bombs;
 mod result_shape;
