@@ -22,6 +22,10 @@ impl DetectObjects for Yolo {
         serde_json::to_value(&objects).map_err(internal)
     }
 
+    fn version(&self) -> String {
+        self.0.weights_sha256().to_owned()
+    }
+
     fn dream(
         &self,
         image: &image::DynamicImage,

@@ -54,13 +54,25 @@ pub fn fetcher(settings: &Settings) -> anyhow::Result<Fetcher> {
     Ok(Fetcher::new(config)?)
 }
 
-/// The analyzer, with the object detector loaded once for the whole process.
+/// The analyzer, with the object detector loaded once for the whole process, and the
+/// deployment's content cache.
 pub async fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
     let detector = crate::detector::load(settings).await;
-    let analyzer = analyzer_with(settings, detector)?;
+    let analyzer = with_content_cache(analyzer_with(settings, detector)?, settings)?;
     Ok(
         match crate::security::host_gate(settings, store(settings)?) {
             Some(gate) => analyzer.with_host_gate(gate),
+            None => analyzer,
+        },
+    )
+}
+
+/// `analyzer` answering from, and keeping its analyses in, the deployment's content cache
+/// (unless `IMGMETA_CACHE_MAX_ENTRIES` is 0).
+pub fn with_content_cache(analyzer: Analyzer, settings: &Settings) -> anyhow::Result<Analyzer> {
+    Ok(
+        match crate::content_cache::shared(store(settings)?, settings.worker.cache_max_entries) {
+            Some(cache) => analyzer.with_cache(cache),
             None => analyzer,
         },
     )

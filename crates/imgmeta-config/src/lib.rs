@@ -87,6 +87,8 @@ pub struct WorkerSettings {
     pub max_attempts: i32,
     /// Backoff before the first retry; doubles with every attempt (with jitter).
     pub retry_base: Duration,
+    /// Most analyses the content cache keeps (least recently used evicted); 0 turns it off.
+    pub cache_max_entries: i64,
     /// Crash hooks for the fault-injection suite; never set in production.
     pub test_hooks: TestHooks,
 }
@@ -200,6 +202,11 @@ impl Settings {
                     0..=3600,
                 )?),
                 max_attempts: env.parse_in("IMGMETA_MAX_ATTEMPTS", 5, 1..=100)?,
+                cache_max_entries: env.parse_in(
+                    "IMGMETA_CACHE_MAX_ENTRIES",
+                    100_000,
+                    0..=100_000_000,
+                )?,
                 retry_base: Duration::from_millis(env.parse_in(
                     "IMGMETA_RETRY_BASE_MS",
                     2_000,

@@ -5,11 +5,13 @@
 //! databases.
 
 mod artifacts;
+mod cache;
 mod error;
 mod objects;
 mod result;
 
 pub use artifacts::{Artifact, ArtifactInfo, MAX_ARTIFACT_BYTES};
+pub use cache::{CacheFuture, CacheInfo, CachedAnalysis, ContentCache, OBJECTS_FLOOR};
 pub use error::AnalysisError;
 // The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
 pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use imgmeta_domain::{DreamOptions, ImageUrl, MinScore, Task, TaskSet};
 use imgmeta_fetch::Fetcher;
 use imgmeta_metadata::DecodeLimits;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -31,6 +34,8 @@ pub struct Analyzer {
     /// Loaded once per process; `None` when the model could not be loaded, in which case jobs
     /// asking for objects fail with `model_unavailable` and the reason.
     detector: Result<Arc<dyn DetectObjects>, String>,
+    /// Analyses by content, shared by every worker (none for `imgmeta analyze`).
+    cache: Option<Arc<dyn ContentCache>>,
 }
 
 /// What to compute for one image.
@@ -55,7 +60,15 @@ impl Analyzer {
             fetcher,
             limits,
             detector,
+            cache: None,
         }
+    }
+
+    /// Answers images whose bytes were analysed before from `cache`, and keeps new analyses
+    /// there.
+    pub fn with_cache(mut self, cache: Arc<dyn ContentCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Makes every hop of every fetch (redirect targets included) wait for its host's turn at
@@ -103,6 +116,18 @@ impl Analyzer {
             fetch: fetch_ms,
             ..Timings::default()
         };
+        let plan = self.cache_plan(request);
+        let key = plan.as_ref().map(|_| hex::encode(Sha256::digest(&bytes)));
+        if let (Some((cache, model)), Some(sha256)) = (&plan, &key) {
+            let found = cache.get(sha256, model).await;
+            if let Some(hit) = found.filter(|hit| covers(hit, request)) {
+                metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "hit").increment(1);
+                return Ok(answer(&hit, request, timings, CacheInfo::hit(hit.age_s)));
+            }
+            metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "miss").increment(1);
+        } else if self.cache.is_some() {
+            metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "bypass").increment(1);
+        }
 
         let started = Instant::now();
         let decoded = imgmeta_metadata::decode_with_timeout(bytes.clone(), &self.limits)
@@ -114,32 +139,30 @@ impl Analyzer {
         let image = if request.tasks.contains(Task::Metadata) {
             let started = Instant::now();
             let (bytes, decoded) = (bytes.clone(), decoded.clone());
-            let mut metadata = blocking(tracing::info_span!("metadata"), move || {
+            let metadata = blocking(tracing::info_span!("metadata"), move || {
                 imgmeta_metadata::describe(&bytes, &decoded)
             })
             .await?;
-            if request.redact_gps {
-                if let Some(exif) = metadata.exif.as_mut() {
-                    exif.gps = None;
-                }
-                // Even "the position was off the globe" says the image carried one.
-                metadata
-                    .warnings
-                    .retain(|w| w.code != imgmeta_metadata::WarningCode::GpsOutOfRange);
-            }
             timings.metadata = Some(elapsed_ms(started));
-            Some(metadata)
+            Some(
+                serde_json::to_value(&metadata)
+                    .map_err(|e| AnalysisError::internal(format!("metadata document: {e}")))?,
+            )
         } else {
             None
         };
 
-        let objects = if request.tasks.iter().any(Task::reports_objects) {
+        // Cached detections go down to the floor, so the entry serves every min_score above it.
+        let detect_at = match plan {
+            Some(_) => OBJECTS_FLOOR,
+            None => request.min_score.value(),
+        };
+        let detected = if request.tasks.iter().any(Task::reports_objects) {
             let detector = self.detector()?;
             let started = Instant::now();
-            let min_score = request.min_score.value();
             let decoded = decoded.clone();
             let objects = blocking(tracing::info_span!("objects"), move || {
-                detector.detect(decoded.image(), min_score)
+                detector.detect(decoded.image(), detect_at)
             })
             .await??;
             timings.objects = Some(elapsed_ms(started));
@@ -147,6 +170,26 @@ impl Analyzer {
         } else {
             None
         };
+
+        let mut cache_info = self.cache.as_ref().map(|_| CacheInfo::bypass());
+        if let (Some((cache, model)), Some(sha256)) = (&plan, &key) {
+            let analysis = CachedAnalysis {
+                image: image.clone(),
+                objects: detected.clone(),
+                age_s: 0.0,
+            };
+            cache.put(sha256, model, &analysis).await;
+            cache_info = Some(CacheInfo::miss());
+        }
+        let objects = detected
+            .as_ref()
+            .map(|o| cache::objects_at(o, request.min_score.value()));
+        let image = image.map(|mut image| {
+            if request.redact_gps {
+                cache::redact_gps(&mut image);
+            }
+            image
+        });
 
         let mut files = Vec::new();
         if request.tasks.contains(Task::Annotate)
@@ -187,9 +230,30 @@ impl Analyzer {
             objects,
             dream,
             artifacts: files.iter().map(|f| f.info.clone()).collect(),
+            cache: cache_info,
             timings_ms: timings,
             files,
         })
+    }
+
+    /// The cache and the detector version to key it by, when this request may use it: only
+    /// metadata and objects are kept (never artifacts), and objects only down to the floor.
+    fn cache_plan(&self, request: &Request) -> Option<(Arc<dyn ContentCache>, String)> {
+        let cache = self.cache.clone()?;
+        let kept = request
+            .tasks
+            .iter()
+            .all(|t| matches!(t, Task::Metadata | Task::Objects));
+        if !kept || request.min_score.value() < OBJECTS_FLOOR {
+            return None;
+        }
+        // Metadata alone does not depend on the model, but is kept with it all the same: one
+        // key per image and model, so an entry grows into a whole analysis.
+        let model = match &self.detector {
+            Ok(detector) => detector.version(),
+            Err(_) => "none".to_owned(),
+        };
+        Some((cache, model))
     }
 
     fn detector(&self) -> Result<Arc<dyn DetectObjects>, AnalysisError> {
@@ -203,6 +267,42 @@ impl Analyzer {
             self.detector()?;
         }
         Ok(())
+    }
+}
+
+/// Whether a cached analysis holds everything `request` asks for.
+fn covers(hit: &CachedAnalysis, request: &Request) -> bool {
+    (!request.tasks.contains(Task::Metadata) || hit.image.is_some())
+        && (!request.tasks.contains(Task::Objects) || hit.objects.is_some())
+}
+
+/// A job's result from a cached analysis: the parts it asked for, its `min_score`, its
+/// account's GPS setting; no stage ran but getting the bytes.
+fn answer(hit: &CachedAnalysis, request: &Request, timings: Timings, info: CacheInfo) -> JobResult {
+    let image = match request.tasks.contains(Task::Metadata) {
+        true => hit.image.clone().map(|mut image| {
+            if request.redact_gps {
+                cache::redact_gps(&mut image);
+            }
+            image
+        }),
+        false => None,
+    };
+    let objects = match request.tasks.contains(Task::Objects) {
+        true => hit
+            .objects
+            .as_ref()
+            .map(|o| cache::objects_at(o, request.min_score.value())),
+        false => None,
+    };
+    JobResult {
+        image,
+        objects,
+        dream: None,
+        artifacts: Vec::new(),
+        cache: Some(info),
+        timings_ms: timings,
+        files: Vec::new(),
     }
 }
 

@@ -23,6 +23,10 @@ pub trait DetectObjects: Send + Sync + 'static {
         min_score: f32,
     ) -> Result<serde_json::Value, AnalysisError>;
 
+    /// What identifies the model's answers (its weights' SHA-256): cached analyses made by
+    /// another model are not reused.
+    fn version(&self) -> String;
+
     /// DeepDream of an already EXIF-oriented image with the detector's network.
     fn dream(&self, image: &DynamicImage, options: &DreamOptions)
     -> Result<Dreamed, AnalysisError>;

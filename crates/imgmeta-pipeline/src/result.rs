@@ -2,13 +2,14 @@
 //! `result.artifacts` and `result.timings_ms`; the artifacts' bytes travel beside it, never inside the JSON.
 
 use crate::artifacts::{Artifact, ArtifactInfo};
-use imgmeta_metadata::ImageMetadata;
+use crate::cache::CacheInfo;
 use serde::Serialize;
 
 /// One image's analysis. A part is `null` when its task was not asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobResult {
-    pub image: Option<ImageMetadata>,
+    /// The metadata crate's `ImageMetadata` document.
+    pub image: Option<serde_json::Value>,
     /// The detector's `result.objects` document.
     pub objects: Option<serde_json::Value>,
     /// What the `dream` task did (its parameters, sizes and objective per octave), present
@@ -18,6 +19,10 @@ pub struct JobResult {
     /// The images the job made (`annotate`, `dream`), present only when it made some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<ArtifactInfo>,
+    /// How the content cache answered, for processes that have one (the API shows it as the
+    /// job's `cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheInfo>,
     pub timings_ms: Timings,
     /// The artifacts' bytes, in the order of `artifacts`.
     #[serde(skip)]

@@ -33,7 +33,7 @@ pub const CONNECTIONS_CLOSED: &str = "imgmeta_http_connections_closed_total";
 /// Counter: client connections refused at accept, by `reason` (`cap`: all busy at the cap).
 pub const CONNECTIONS_REFUSED: &str = "imgmeta_http_connections_refused_total";
 /// Counter: requests refused because the in-flight cap or a holder's share of it was full,
-/// by `share` (`global`, `key`, `address`).
+/// by `share` (`global`, `key`, `address`, and `uploads` for the cap on uploads being read).
 pub const IN_FLIGHT_REFUSED: &str = "imgmeta_http_in_flight_refused_total";
 /// Counter: job results erased, by `reason` (`request`, `retention`).
 pub const JOBS_PURGED: &str = "imgmeta_jobs_purged_total";
@@ -52,6 +52,8 @@ pub const STAGE_DURATION: &str = "imgmeta_stage_duration_seconds";
 pub const BYTES_FETCHED: &str = "imgmeta_fetched_bytes_total";
 /// Gauge: messages ready in the jobs queue, as last seen by this process.
 pub const QUEUE_DEPTH: &str = "imgmeta_queue_depth";
+/// Counter: content cache lookups by `result` (`hit`, `miss`, `bypass`).
+pub const CACHE_LOOKUPS: &str = "imgmeta_cache_lookups_total";
 /// Gauge: messages waiting in the outbox, as last seen by this process.
 pub const OUTBOX_BACKLOG: &str = "imgmeta_outbox_backlog";
 /// Gauge (seconds): how long loading the detector took.
@@ -91,6 +93,10 @@ fn describe() {
         "HTTP request latency"
     );
     describe_counter!(JOBS_SUBMITTED, "jobs accepted");
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "content cache lookups by result (hit, miss, bypass)"
+    );
     describe_counter!(JOBS_PURGED, "job results erased, by reason");
     describe_gauge!(HTTP_IN_FLIGHT, "requests being served now");
     describe_gauge!(CONNECTIONS_OPEN, "open client connections");

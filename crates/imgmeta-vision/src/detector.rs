@@ -189,6 +189,11 @@ impl Detector {
         })
     }
 
+    /// The SHA-256 of the weights file: which model answered.
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }

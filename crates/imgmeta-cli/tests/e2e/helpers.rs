@@ -154,10 +154,10 @@ impl TestApp {
     }
 
     pub fn start_worker(&mut self) {
-        let analyzer = Arc::new(
-            imgmeta_cli::serve::analyzer_with(&self.settings, self.detector.clone())
-                .expect("analyzer"),
-        );
+        let analyzer = imgmeta_cli::serve::analyzer_with(&self.settings, self.detector.clone())
+            .and_then(|a| imgmeta_cli::serve::with_content_cache(a, &self.settings))
+            .expect("analyzer");
+        let analyzer = Arc::new(analyzer);
         self.worker = Some(
             imgmeta_cli::serve::start_worker(
                 &self.settings,

@@ -1,0 +1,78 @@
+//! The pipeline's content cache, kept in PostgreSQL so every worker of the deployment shares
+//! it. A database error makes a lookup a miss and a write a no-op (logged): the job is
+//! analysed as if there were no cache.
+
+use imgmeta_pipeline::{CacheFuture, CachedAnalysis, ContentCache};
+use imgmeta_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Evicts the least recently used entries once every this many writes.
+const EVICT_EVERY: u64 = 64;
+
+struct StoredCache {
+    store: Store,
+    max_entries: i64,
+    writes: AtomicU64,
+}
+
+impl ContentCache for StoredCache {
+    fn get<'a>(
+        &'a self,
+        sha256: &'a str,
+        model: &'a str,
+    ) -> CacheFuture<'a, Option<CachedAnalysis>> {
+        Box::pin(async move {
+            match self.store.cached_content(sha256, model).await {
+                Ok(found) => found.map(|c| CachedAnalysis {
+                    image: c.image,
+                    objects: c.objects,
+                    age_s: c.age_s,
+                }),
+                Err(e) => {
+                    tracing::warn!(kind = "error", error = %e, "content cache lookup failed; analysing");
+                    None
+                }
+            }
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        sha256: &'a str,
+        model: &'a str,
+        analysis: &'a CachedAnalysis,
+    ) -> CacheFuture<'a, ()> {
+        Box::pin(async move {
+            let kept = self
+                .store
+                .keep_content(
+                    sha256,
+                    model,
+                    analysis.image.as_ref(),
+                    analysis.objects.as_ref(),
+                )
+                .await;
+            if let Err(e) = kept {
+                tracing::warn!(kind = "error", error = %e, "content cache write failed");
+                return;
+            }
+            if self.writes.fetch_add(1, Ordering::Relaxed) % EVICT_EVERY == 0
+                && let Err(e) = self.store.evict_content(self.max_entries).await
+            {
+                tracing::warn!(kind = "error", error = %e, "content cache eviction failed");
+            }
+        })
+    }
+}
+
+/// The shared cache, or none when `max_entries` is 0.
+pub fn shared(store: Store, max_entries: i64) -> Option<Arc<dyn ContentCache>> {
+    (max_entries > 0).then(|| {
+        Arc::new(StoredCache {
+            store,
+            max_entries,
+            writes: AtomicU64::new(0),
+        }) as Arc<dyn ContentCache>
+    })
+}

@@ -1,0 +1,93 @@
+//! The content cache end to end: the same bytes, whichever URL or upload brings them and
+//! whichever account asks, are decoded and run through the detector once; later jobs take
+//! the analysis from the cache, filtered to their own `min_score`.
+
+use crate::helpers::{TestApp, photos_dir};
+use serde_json::{Value, json};
+
+fn labels_and_scores(job: &Value) -> Vec<(String, f64)> {
+    job["result"]["objects"]["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["label"].as_str().unwrap().to_owned(),
+                d["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache() {
+    let app = TestApp::spawn().await;
+    let first_id = app
+        .submit_ok(json!({"url": app.photo_url("chelsea.png")}))
+        .await;
+    let first = app.wait_terminal(&first_id).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(
+        first["cache"],
+        json!({"status": "miss", "key": "content", "age_s": 0.0})
+    );
+    assert!(
+        first["result"].get("cache").is_none(),
+        "shown once, on the job"
+    );
+
+    // Another URL for the same bytes: no decode, no detector, the same answer.
+    let second_id = app
+        .submit_ok(json!({"url": format!("{}?copy=2", app.photo_url("chelsea.png"))}))
+        .await;
+    let second = app.wait_terminal(&second_id).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["cache"]["status"], "hit", "{second}");
+    assert_eq!(second["cache"]["key"], "content");
+    assert!(second["cache"]["age_s"].as_f64().unwrap() >= 0.0);
+    assert_eq!(second["result"]["timings_ms"]["decode"], 0.0);
+    assert!(second["result"]["timings_ms"]["objects"].is_null());
+    assert_eq!(second["result"]["image"], first["result"]["image"]);
+    assert_eq!(second["result"]["objects"], first["result"]["objects"]);
+
+    // A higher min_score is the same analysis filtered.
+    let strict_id = app
+        .submit_ok(json!({"url": app.photo_url("chelsea.png"), "min_score": 0.8}))
+        .await;
+    let strict = app.wait_terminal(&strict_id).await;
+    assert_eq!(strict["cache"]["status"], "hit");
+    let expected: Vec<_> = labels_and_scores(&first)
+        .into_iter()
+        .filter(|(_, s)| *s >= 0.8)
+        .collect();
+    assert_eq!(labels_and_scores(&strict), expected);
+    assert_eq!(strict["result"]["objects"]["model"]["min_score"], 0.8);
+
+    // An upload of the same bytes is a hit too.
+    let bytes = std::fs::read(photos_dir().join("chelsea.png")).unwrap();
+    let uploaded = app
+        .client
+        .post(format!("{}/v1/jobs", app.base))
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 202);
+    let uploaded: Value = uploaded.json().await.unwrap();
+    let upload = app.wait_terminal(uploaded["id"].as_str().unwrap()).await;
+    assert_eq!(upload["cache"]["status"], "hit", "{upload}");
+    assert_eq!(upload["result"]["objects"], first["result"]["objects"]);
+
+    // What the cache cannot hold runs in full: a threshold under its floor, an annotation.
+    let low_id = app
+        .submit_ok(json!({"url": app.photo_url("chelsea.png"), "min_score": 0.01}))
+        .await;
+    let low = app.wait_terminal(&low_id).await;
+    assert_eq!(
+        low["cache"],
+        json!({"status": "bypass", "key": null, "age_s": 0.0})
+    );
+    assert!(low["result"]["timings_ms"]["objects"].is_number());
+    app.cleanup().await;
+}
