@@ -55,6 +55,7 @@ except ImportError:
     pillow_heif = None
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "images"
+VISION_FIXTURES = Path(__file__).resolve().parent.parent / "crates" / "imgmeta-vision" / "tests" / "fixtures"
 
 
 def scene(width=160, height=120):
@@ -461,6 +462,15 @@ def make_heif_jxl_images():
     heif.save(OUT / "deep10.heic", quality=80)
     # A grey HEIC (one channel, pixi says so).
     base.convert("L").save(OUT / "grey.heic", quality=70)
+    # The detector's motorcycle photo as a phone stores it: turned anticlockwise, shown upright
+    # by orientation 6 (written as irot), for the detection parity test
+    # (crates/imgmeta-vision/tests/vision/heic.rs). Cropped to sides that are multiples of 16.
+    photo = Image.open(VISION_FIXTURES / "motorcycle.png").convert("RGB").crop((4, 4, 436, 292))
+    photo.rotate(90, expand=True).save(
+        OUT / "motorcycle_orientation6.heic",
+        quality=80,
+        exif=piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6}}),
+    )
 
     # JPEG XL: cjxl from PNGs (codestream orientation 1), exiftool adds EXIF and XMP boxes.
     tmp = OUT / "_jxl_source.png"

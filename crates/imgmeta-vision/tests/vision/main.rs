@@ -2,6 +2,7 @@
 //! `imgmeta-models` on first use: parity with onnxruntime, and DeepDream's gradients.
 
 mod dream;
+mod heic;
 mod parity;
 
 use imgmeta_vision::{Detector, DetectorConfig};
