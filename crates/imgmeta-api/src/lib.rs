@@ -8,6 +8,7 @@ mod connection;
 mod error;
 mod keys;
 mod limits;
+mod multipart;
 mod resource;
 mod routes;
 mod security;
@@ -19,7 +20,7 @@ mod submit;
 pub use auth::{AuthenticatedKey, Caller};
 pub use error::ApiError;
 pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
-pub use resource::{JobResource, JobSummary};
+pub use resource::{JobResource, JobSummary, SourceView};
 pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use state::AppState;
 

@@ -1,15 +1,16 @@
 //! Process-wide request limits applied before routing, from the request head alone: the
 //! request-target length, repeated single-value headers, a declared body over the limit, and
 //! the cap on requests in flight (which protects the database pool and memory under a flood;
-//! probes are exempt so readiness tells the truth about dependencies, not load). Then, only
-//! after authentication, a deadline for the whole request body (a client dripping its body
-//! cannot hold a connection).
+//! probes are exempt so readiness tells the truth about dependencies, not load). The body limit
+//! itself is decided from the head too ([`BodyLimit`]: an image upload may be larger than a
+//! JSON body). Then, only after authentication, the cap on uploads being read and a deadline for
+//! the whole request body (a client dripping its body cannot hold a connection).
 
 use crate::routes::MAX_BODY_BYTES;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use imgmeta_domain::ErrorCode;
@@ -23,7 +24,56 @@ const SINGLE_VALUE_HEADERS: [&str; 4] = [
     "content-length",
 ];
 
-pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Room beside the image in a multipart upload: boundaries, part headers and the options part.
+pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// How many body bytes a request may send, decided from its head alone (method, path and
+/// `Content-Type`) by [`guard`] and left in its extensions for [`read_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyLimit {
+    pub bytes: usize,
+    /// An image upload (`POST /v1/jobs` with an `image/*` or `multipart/form-data` body).
+    pub upload: bool,
+}
+
+impl BodyLimit {
+    const JSON: BodyLimit = BodyLimit {
+        bytes: MAX_BODY_BYTES,
+        upload: false,
+    };
+
+    fn of(method: &Method, path: &str, headers: &HeaderMap, max_upload_bytes: usize) -> Self {
+        if method != Method::POST || path != "/v1/jobs" {
+            return Self::JSON;
+        }
+        match crate::routes::media_type(headers).as_deref() {
+            Some(t) if t.starts_with("image/") => Self {
+                bytes: max_upload_bytes,
+                upload: true,
+            },
+            Some("multipart/form-data") => Self {
+                bytes: max_upload_bytes + MULTIPART_OVERHEAD,
+                upload: true,
+            },
+            _ => Self::JSON,
+        }
+    }
+
+    /// `413 payload_too_large`, naming this limit.
+    pub(crate) fn refusal(self, max_upload_bytes: usize) -> ApiError {
+        if self.upload {
+            crate::routes::upload_too_large(max_upload_bytes)
+        } else {
+            crate::routes::payload_too_large(self.bytes)
+        }
+    }
+}
+
+pub(crate) async fn guard(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let security = &state.security;
     for name in SINGLE_VALUE_HEADERS {
         if request.headers().get_all(name).iter().nth(1).is_some() {
@@ -43,18 +93,26 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         }
     }
     // A declared length over the limit is refused before a byte of the body is read.
+    let max_upload_bytes = security.inbound.max_upload_bytes;
+    let limit = BodyLimit::of(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        max_upload_bytes,
+    );
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        let mut response = crate::routes::payload_too_large().into_response();
+    if declared.is_some_and(|n| n > limit.bytes as u64) {
+        let mut response = limit.refusal(max_upload_bytes).into_response();
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
     }
+    request.extensions_mut().insert(limit);
     let target_len = request
         .uri()
         .path_and_query()
@@ -133,12 +191,15 @@ pub(crate) fn share_full(share: &'static str, holder: &str, limit: usize) -> Res
     response
 }
 
-/// Reads the whole body (at most [`MAX_BODY_BYTES`]) within the configured deadline before the
+/// Reads the whole body (at most its [`BodyLimit`]) within the configured deadline before the
 /// request goes on: `408 request_timeout` for a client too slow to send it, `413` for one too
-/// large; a client that hangs up mid-body is logged as `client_closed`. Handlers then see a
-/// body that is already in memory. It runs after authentication (see `routes`), so no body
-/// byte is read, and no `100 Continue` sent, for a request without a valid key; a request
-/// without one (the operators' route) takes a place in its address's share instead.
+/// large (a chunked body is cut at the limit); a client that hangs up mid-body is logged as
+/// `client_closed`. Handlers then see a body that is already in memory. It runs after
+/// authentication (see `routes`), so no body byte is read, and no `100 Continue` sent, for a
+/// request without a valid key; a request without one (the operators' route) takes a place in
+/// its address's share instead. An upload first takes one of the process's upload places
+/// (`503 too_many_requests_in_flight` when they are all taken), since each may hold
+/// `IMGMETA_MAX_UPLOAD_BYTES` in memory.
 pub(crate) async fn read_body(
     State(state): State<AppState>,
     request: Request,
@@ -168,9 +229,22 @@ pub(crate) async fn read_body(
     } else {
         None
     };
+    let limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .copied()
+        .unwrap_or(BodyLimit::JSON);
+    let _upload = if limit.upload {
+        match security.uploads.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return uploads_full(security.max_uploads_in_flight),
+        }
+    } else {
+        None
+    };
     let deadline = security.inbound.body_read_timeout;
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit.bytes)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(error)) if is_malformed(&error) => {
@@ -197,7 +271,16 @@ pub(crate) async fn read_body(
             )
             .into_response();
         }
-        Ok(Err(_)) => return crate::routes::payload_too_large().into_response(),
+        Ok(Err(_)) => {
+            let mut response = limit
+                .refusal(security.inbound.max_upload_bytes)
+                .into_response();
+            // The rest of the body is still on its way: do not reuse the connection.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
         Err(_) => {
             tracing::warn!(
                 kind = "security",
@@ -225,6 +308,28 @@ pub(crate) async fn read_body(
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// `503 too_many_requests_in_flight`: this process already reads as many uploads as it may.
+fn uploads_full(limit: usize) -> Response {
+    metrics::counter!(imgmeta_telemetry::IN_FLIGHT_REFUSED, "share" => "uploads").increment(1);
+    tracing::warn!(
+        kind = "security",
+        event = "too_many_requests_in_flight",
+        share = "uploads",
+        limit,
+        "upload refused: the process already reads its most uploads at once"
+    );
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TooManyRequestsInFlight,
+        format!("this server is already receiving {limit} uploads; retry shortly"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Whether reading a body failed on its framing (a broken chunked encoding) rather than on the

@@ -1,16 +1,44 @@
 //! The job resource as clients see it.
 
 use chrono::{DateTime, Utc};
-use imgmeta_domain::{ErrorBody, JobId, JobStatus};
+use imgmeta_domain::{ErrorBody, JobId, JobStatus, Source};
 use imgmeta_store::JobRecord;
 use serde::Serialize;
+
+/// Where the job's image comes from: `{"kind": "url", "url"}` or
+/// `{"kind": "upload", "bytes", "sha256"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceView {
+    Url { url: String },
+    Upload { bytes: u64, sha256: String },
+}
+
+impl From<&Source> for SourceView {
+    fn from(source: &Source) -> Self {
+        match source {
+            Source::Url(url) => Self::Url {
+                url: url.to_string(),
+            },
+            Source::Upload(digest) => Self::Upload {
+                bytes: digest.bytes(),
+                sha256: digest.sha256().to_owned(),
+            },
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobResource {
     pub id: JobId,
-    pub url: String,
+    /// The image's URL; `null` for an uploaded image (kept beside `source` for older clients).
+    pub url: Option<String>,
+    pub source: SourceView,
     pub tasks: Vec<&'static str>,
     pub min_score: f32,
+    /// The dream options the job gave, only for jobs that gave some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dream: Option<imgmeta_domain::DreamOptions>,
     pub status: JobStatus,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -18,6 +46,9 @@ pub struct JobResource {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorBody>,
     pub result: Option<serde_json::Value>,
+    /// How the content cache answered a finished job: `{status: "hit" | "miss" | "bypass",
+    /// key: "content" | null, age_s}`; `null` until then.
+    pub cache: Option<serde_json::Value>,
     /// When the result was erased (`DELETE ?purge=true` or the account's retention period);
     /// the job stays as a tombstone with `result: null`.
     pub purged_at: Option<DateTime<Utc>>,
@@ -47,16 +78,24 @@ impl From<JobRecord> for JobResource {
     fn from(job: JobRecord) -> Self {
         Self {
             id: job.id,
-            url: job.spec.url.to_string(),
+            url: job.spec.source.url().map(ToString::to_string),
+            source: SourceView::from(&job.spec.source),
             tasks: job.spec.tasks.as_strs(),
             min_score: job.spec.min_score.value(),
+            dream: job.spec.dream,
             status: job.status,
             attempts: job.attempts,
             created_at: job.created_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
             error: job.error,
-            result: with_artifact_urls(job.id, job.result),
+            cache: job.result.as_ref().and_then(|r| r.get("cache")).cloned(),
+            result: with_artifact_urls(job.id, job.result).map(|mut r| {
+                if let Some(r) = r.as_object_mut() {
+                    r.remove("cache");
+                }
+                r
+            }),
             purged_at: job.purged_at,
             last_error: job.last_error,
         }
@@ -67,7 +106,8 @@ impl From<JobRecord> for JobResource {
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {
     pub id: JobId,
-    pub url: String,
+    pub url: Option<String>,
+    pub source: SourceView,
     pub tasks: Vec<&'static str>,
     pub min_score: f32,
     pub status: JobStatus,
@@ -86,7 +126,8 @@ impl From<JobRecord> for JobSummary {
         Self {
             location: format!("/v1/jobs/{}", job.id),
             id: job.id,
-            url: job.spec.url.to_string(),
+            url: job.spec.source.url().map(ToString::to_string),
+            source: SourceView::from(&job.spec.source),
             tasks: job.spec.tasks.as_strs(),
             min_score: job.spec.min_score.value(),
             status: job.status,

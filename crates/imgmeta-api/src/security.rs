@@ -24,6 +24,9 @@ pub struct InboundLimits {
     pub body_read_timeout: Duration,
     /// Longest request target (path and query), in bytes; longer gets 414.
     pub max_url_bytes: usize,
+    /// Largest uploaded image (`POST /v1/jobs` with an `image/*` or multipart body); larger
+    /// gets 413.
+    pub max_upload_bytes: usize,
     /// Most header fields in one request; more gets 431.
     pub max_headers: usize,
     /// Largest request head (request line and headers), in bytes; larger gets 431.
@@ -57,6 +60,9 @@ pub struct Security {
     pub max_in_flight_per_address: usize,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Permits for uploads being read in this process (each may hold `max_upload_bytes`).
+    pub uploads: Arc<Semaphore>,
+    pub max_uploads_in_flight: usize,
     pub inbound: InboundLimits,
     pub destinations: Option<Arc<dyn DestinationPolicy>>,
 }
@@ -78,10 +84,13 @@ impl Security {
             max_in_flight_per_key: settings.max_in_flight_per_key,
             max_in_flight_per_address: settings.max_in_flight_per_address,
             trusted_proxies: settings.trusted_proxies.clone(),
+            uploads: Arc::new(Semaphore::new(settings.max_uploads_in_flight)),
+            max_uploads_in_flight: settings.max_uploads_in_flight,
             inbound: InboundLimits {
                 header_read_timeout: settings.header_read_timeout,
                 body_read_timeout: settings.body_read_timeout,
                 max_url_bytes: settings.max_url_bytes,
+                max_upload_bytes: settings.max_upload_bytes,
                 max_headers: InboundLimits::MAX_HEADERS,
                 max_head_bytes: InboundLimits::MAX_HEAD_BYTES
                     .max(settings.max_url_bytes + 16 * 1024),

@@ -1,11 +1,12 @@
-//! Accepting a job, shared by `/v1/jobs` and `/img`: one transaction records the job and the
-//! message owed to the broker (the outbox); the relay publishes it.
+//! Accepting a job, shared by `/v1/jobs` and `/img`: one transaction records the job, an
+//! uploaded image (its input) and the message owed to the broker (the outbox); the relay
+//! publishes it.
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
 use axum::http::StatusCode;
 use chrono::{Timelike, Utc};
-use imgmeta_domain::{ErrorCode, JobId, JobSpec};
+use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source, Upload};
 use imgmeta_store::{Idempotency, JobRecord, NewJob, Submitted};
 
 /// A submission's outcome as the client sees it.
@@ -26,9 +27,12 @@ pub(crate) async fn submit(
     state: &AppState,
     caller: &Caller,
     spec: JobSpec,
+    input: Option<Upload>,
     idempotency: Option<Idempotency>,
 ) -> Result<Accepted, ApiError> {
-    state.security.check_destination(&spec.url)?;
+    if let Source::Url(url) = &spec.source {
+        state.security.check_destination(url)?;
+    }
     if !state.broker.is_up() {
         let backlog = state.store.outbox_backlog(state.max_outbox_backlog).await?;
         if backlog >= state.max_outbox_backlog {
@@ -46,6 +50,7 @@ pub(crate) async fn submit(
         id: JobId::new(),
         owner: caller.owner(),
         spec,
+        input,
         idempotency,
         trace_parent: imgmeta_telemetry::context::current_traceparent(),
     };
@@ -56,13 +61,24 @@ pub(crate) async fn submit(
     match submitted {
         Submitted::Created(job) => {
             metrics::counter!(imgmeta_telemetry::JOBS_SUBMITTED).increment(1);
-            tracing::info!(
-                kind = "analytics",
-                event = "job_submitted",
-                job.id = %job.id,
-                image.url_host = %job.spec.url.host_str(),
-                "job accepted"
-            );
+            match &job.spec.source {
+                Source::Url(url) => tracing::info!(
+                    kind = "analytics",
+                    event = "job_submitted",
+                    job.id = %job.id,
+                    image.source = "url",
+                    image.url_host = %url.host_str(),
+                    "job accepted"
+                ),
+                Source::Upload(digest) => tracing::info!(
+                    kind = "analytics",
+                    event = "job_submitted",
+                    job.id = %job.id,
+                    image.source = "upload",
+                    image.bytes = digest.bytes(),
+                    "job accepted"
+                ),
+            }
             Ok(Accepted::Created(job))
         }
         Submitted::Existing(job) => Ok(Accepted::Replayed(job)),

@@ -372,8 +372,9 @@ async fn poll(
 
 async fn read_rows(pool: &PgPool) -> Result<Vec<Row>, sqlx::Error> {
     let rows = sqlx::query(
-        "select id, url, status, error_code, attempts, created_at, finished_at, \
-         md5(result::text) as result_md5 from jobs",
+        // An uploaded image's job has no url: it is known by its input's digest.
+        "select id, coalesce(url, 'upload:' || input_sha256) as url, status, error_code, \
+         attempts, created_at, finished_at, md5(result::text) as result_md5 from jobs",
     )
     .fetch_all(pool)
     .await?;

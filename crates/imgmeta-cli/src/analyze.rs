@@ -2,29 +2,39 @@
 
 use bytes::Bytes;
 use imgmeta_config::Settings;
-use imgmeta_domain::{ErrorBody, ErrorCode, ImageUrl, MinScore, TaskSet};
+use imgmeta_domain::{DreamOptions, ErrorBody, ErrorCode, ImageUrl, MinScore, TaskSet};
 use imgmeta_pipeline::Request;
 use std::time::Instant;
 
 /// Analyses `target` and returns the result JSON, or the error envelope JSON. The images the
-/// analysis made (`annotate`) are written into `out` when given, each under its name, and
+/// analysis made (`annotate`, `dream`) are written into `out` when given, each under its name, and
 /// `result.artifacts[].path` says where.
 pub async fn run(
     settings: &Settings,
     target: &str,
     tasks: &[String],
     min_score: f64,
+    dream: Option<&str>,
     out: Option<&std::path::Path>,
 ) -> Result<serde_json::Value, serde_json::Value> {
     let fail = |code: ErrorCode, message: String| ErrorBody::new(code, message).envelope();
     let tasks = TaskSet::parse(tasks).map_err(|e| fail(e.code, e.message))?;
     let min_score = MinScore::parse(min_score).map_err(|e| fail(e.code, e.message))?;
+    let dream = match dream {
+        None => DreamOptions::default(),
+        Some(raw) => {
+            let value = serde_json::from_str(raw)
+                .map_err(|e| fail(ErrorCode::InvalidDream, format!("--dream is not JSON: {e}")))?;
+            DreamOptions::parse(&value).map_err(|e| fail(e.code, e.message))?
+        }
+    };
     let request = Request {
         tasks,
         min_score,
         redact_gps: false,
+        dream,
     };
-    // Only load (and if need be fetch) the model when objects were asked for.
+    // Only load (and if need be fetch) the model when a task needs it.
     let detector = if request
         .tasks
         .iter()

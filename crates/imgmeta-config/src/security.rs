@@ -52,6 +52,12 @@ pub struct SecuritySettings {
     pub body_read_timeout: Duration,
     /// Longest request target (path and query) accepted, in bytes.
     pub max_url_bytes: usize,
+    /// Largest image a client may upload with `POST /v1/jobs` (`IMGMETA_MAX_UPLOAD_BYTES`,
+    /// default 20 MiB, as much as a worker fetches).
+    pub max_upload_bytes: usize,
+    /// Most uploads one API process reads at once (`IMGMETA_MAX_UPLOADS_IN_FLIGHT`, default
+    /// 16): each may hold `max_upload_bytes` in memory, so they get a cap of their own.
+    pub max_uploads_in_flight: usize,
 }
 
 pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
@@ -122,6 +128,12 @@ pub(crate) fn from_env(env: &Env<'_>) -> Result<SecuritySettings, ConfigError> {
             100..=300_000,
         )?),
         max_url_bytes: env.parse_in("IMGMETA_MAX_URL_BYTES", 8 * 1024, 256..=64 * 1024)?,
+        max_upload_bytes: env.parse_in(
+            "IMGMETA_MAX_UPLOAD_BYTES",
+            20 * 1024 * 1024,
+            1024..=256 * 1024 * 1024,
+        )?,
+        max_uploads_in_flight: env.parse_in("IMGMETA_MAX_UPLOADS_IN_FLIGHT", 16, 1..=100_000)?,
     })
 }
 

@@ -12,10 +12,20 @@ pub enum ErrorCode {
     InvalidUrl,
     InvalidTask,
     InvalidMinScore,
+    /// A `"dream"` object with an unknown field, layer or class, or a value out of bounds.
+    InvalidDream,
     InvalidJson,
     InvalidJobId,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// An upload (an `image/*` body or a multipart `file` part) with no bytes.
+    EmptyUpload,
+    /// A `multipart/form-data` submission without its `file` part.
+    MissingFilePart,
+    /// A multipart part other than `file` and `options`, or one of them twice.
+    UnknownPart,
+    /// A `multipart/form-data` body that does not parse (no boundary, broken framing).
+    InvalidMultipart,
     JobNotFound,
     /// The job is the caller's but has no artifact of that name (or it was purged).
     ArtifactNotFound,
@@ -84,10 +94,15 @@ impl ErrorCode {
             Self::InvalidUrl => "invalid_url",
             Self::InvalidTask => "invalid_task",
             Self::InvalidMinScore => "invalid_min_score",
+            Self::InvalidDream => "invalid_dream",
             Self::InvalidJson => "invalid_json",
             Self::InvalidJobId => "invalid_job_id",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::EmptyUpload => "empty_upload",
+            Self::MissingFilePart => "missing_file_part",
+            Self::UnknownPart => "unknown_part",
+            Self::InvalidMultipart => "invalid_multipart",
             Self::JobNotFound => "job_not_found",
             Self::ArtifactNotFound => "artifact_not_found",
             Self::JobAlreadyFinished => "job_already_finished",
@@ -219,6 +234,11 @@ mod tests {
             ErrorCode::BadRequest,
             ErrorCode::HostRateLimited,
             ErrorCode::ResultTooLarge,
+            ErrorCode::EmptyUpload,
+            ErrorCode::MissingFilePart,
+            ErrorCode::UnknownPart,
+            ErrorCode::InvalidMultipart,
+            ErrorCode::InvalidDream,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

@@ -1,6 +1,6 @@
 //! Job identity, the analysis tasks a job asks for, its score threshold and its lifecycle status.
 
-use crate::{ErrorCode, ImageUrl, ValidationError};
+use crate::{DreamOptions, ErrorCode, Source, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// A job's identifier: a UUIDv7, so ids sort by creation time.
@@ -49,6 +49,9 @@ pub enum Task {
     /// The image with its detections drawn, as the artifact `annotated.jpg` (or `.png`); it
     /// reports `result.objects` too.
     Annotate,
+    /// DeepDream with the detector's network, as the artifact `dream.jpg` and
+    /// `result.dream`; its parameters are the job's `"dream"` options.
+    Dream,
 }
 
 impl Task {
@@ -60,10 +63,11 @@ impl Task {
             "metadata" => Ok(Self::Metadata),
             "objects" => Ok(Self::Objects),
             "annotate" => Ok(Self::Annotate),
+            "dream" => Ok(Self::Dream),
             other => Err(ValidationError::new(
                 ErrorCode::InvalidTask,
                 format!(
-                    "unknown task {other:?}; known tasks are \"metadata\", \"objects\" and \"annotate\""
+                    "unknown task {other:?}; known tasks are \"metadata\", \"objects\", \"annotate\" and \"dream\""
                 ),
             )),
         }
@@ -74,11 +78,17 @@ impl Task {
             Self::Metadata => "metadata",
             Self::Objects => "objects",
             Self::Annotate => "annotate",
+            Self::Dream => "dream",
         }
     }
 
-    /// Whether the task needs the object detector.
+    /// Whether the task needs the detector's network loaded.
     pub fn needs_detector(self) -> bool {
+        matches!(self, Self::Objects | Self::Annotate | Self::Dream)
+    }
+
+    /// Whether the task runs detection and reports `result.objects`.
+    pub fn reports_objects(self) -> bool {
         matches!(self, Self::Objects | Self::Annotate)
     }
 }
@@ -204,12 +214,21 @@ impl JobStatus {
     }
 }
 
-/// What a job asks for: everything a worker needs to run it, and nothing else.
+/// What a job asks for: everything a worker needs to run it, and nothing else (an upload's
+/// bytes are stored beside it, as the job's input).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
-    pub url: ImageUrl,
+    /// Flattened: a URL job's spec serialises as `{"url", "tasks", "min_score"}`, as before
+    /// uploads existed, so idempotency digests stored then still match.
+    #[serde(flatten)]
+    pub source: Source,
     pub tasks: TaskSet,
     pub min_score: MinScore,
+    /// The `dream` task's options as the client gave them (absent: the defaults). Left out of
+    /// the serialised spec when absent, so specs and idempotency digests of jobs that do not
+    /// dream read as they did before dreams existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dream: Option<DreamOptions>,
 }
 
 #[cfg(test)]

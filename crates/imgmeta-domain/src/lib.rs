@@ -1,16 +1,21 @@
-//! Validated domain types (job ids, image URLs, tasks, scores) and the stable error codes.
+//! Validated domain types (job ids, image URLs and uploads, tasks, scores) and the stable error
+//! codes.
 //!
 //! Every other crate speaks in these types, so an invalid value is rejected once, at the edge,
 //! and never travels further.
 
 mod account;
+mod dream;
 mod error_code;
 mod job;
+mod source;
 mod url;
 
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
+pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
 pub use error_code::{ErrorBody, ErrorCode};
 pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet};
+pub use source::{Source, Upload, UploadDigest};
 pub use url::{ImageUrl, MAX_URL_LEN};
 
 /// A value that failed validation: the stable code and a human explanation.

@@ -22,6 +22,10 @@ pub enum StoreError {
     CorruptKey { id: i64, reason: String },
     #[error("no such account")]
     NoSuchAccount,
+    /// A new job whose input does not match its source (an upload without its bytes, bytes
+    /// for a URL job, or bytes of another digest): a bug in the caller, refused before SQL.
+    #[error("job {0}: the input does not match the job's source")]
+    MismatchedInput(uuid::Uuid),
     /// The database is missing or its schema is older than this binary's.
     #[error("database not migrated ({0}): run `imgmeta migrate`")]
     NotMigrated(String),

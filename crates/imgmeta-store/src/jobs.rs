@@ -4,7 +4,8 @@
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use imgmeta_domain::{
-    AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, TaskSet,
+    AccountId, DreamOptions, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore,
+    Source, TaskSet, Upload, UploadDigest,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -42,6 +43,9 @@ pub struct NewJob {
     pub id: JobId,
     pub owner: Owner,
     pub spec: JobSpec,
+    /// The uploaded image when `spec.source` is an upload (with that digest), stored as the
+    /// job's input in the transaction that accepts it; `None` for a URL job.
+    pub input: Option<Upload>,
     pub idempotency: Option<Idempotency>,
     /// The W3C `traceparent` of the span that accepted the job, when traces are exported.
     pub trace_parent: Option<String>,
@@ -112,9 +116,9 @@ pub struct JobPage {
 /// accepts dynamic SQL strings explicitly marked as audited).
 macro_rules! job_columns {
     () => {
-        "id, url, tasks, min_score, status, attempts, created_at, started_at, \
-         finished_at, error_code, error_message, result, purged_at, last_error_code, \
-         last_error_message"
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, status, attempts, \
+         created_at, started_at, finished_at, error_code, error_message, result, purged_at, \
+         last_error_code, last_error_message"
     };
 }
 
@@ -146,42 +150,54 @@ async fn charged(
 /// The same columns with the result left out, for lists.
 macro_rules! summary_columns {
     () => {
-        "id, url, tasks, min_score, status, attempts, created_at, started_at, \
-         finished_at, error_code, error_message, NULL::jsonb AS result, purged_at, \
-         last_error_code, last_error_message"
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, status, attempts, \
+         created_at, started_at, finished_at, error_code, error_message, NULL::jsonb AS result, \
+         purged_at, last_error_code, last_error_message"
     };
 }
 
 impl Store {
     /// Records a new queued job and, in the same transaction, the message owed to the broker,
     /// so an accepted job can never lack a message, and charges it to its key's and account's
-    /// daily quotas (a job that does not fit is not recorded). A repeated idempotency key
-    /// within the account returns the original job instead, charging nothing (or `KeyReused`
-    /// if the request differs).
+    /// daily quotas (a job that does not fit is not recorded). An upload's bytes are stored as
+    /// the job's input in the same transaction. A repeated idempotency key within the account
+    /// returns the original job instead, charging nothing (or `KeyReused` if the request
+    /// differs).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Submitted, StoreError> {
         let (key, digest) = match &job.idempotency {
             Some(i) => (Some(i.key.as_str()), Some(i.request_digest.as_str())),
             None => (None, None),
+        };
+        let (url, upload) = match (&job.spec.source, &job.input) {
+            (Source::Url(url), None) => (Some(url.as_str()), None),
+            (Source::Upload(digest), Some(input)) if input.digest() == digest => {
+                (None, Some(input))
+            }
+            _ => return Err(StoreError::MismatchedInput(job.id.as_uuid())),
         };
         let account = job.owner.account.as_uuid();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(concat!(
             "WITH job AS (
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
-                                   trace_parent, account_id, api_key_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   trace_parent, account_id, api_key_id, input_sha256,
+                                   input_bytes, dream)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13)
                  ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                  DO NOTHING
                  RETURNING *
              ), message AS (
                  INSERT INTO outbox (job_id) SELECT id FROM job
+             ), input AS (
+                 INSERT INTO job_inputs (job_id, sha256, bytes)
+                 SELECT id, input_sha256, $12 FROM job WHERE $12::bytea IS NOT NULL
              )
              SELECT ",
             job_columns!(),
             " FROM job"
         ))
         .bind(job.id.as_uuid())
-        .bind(job.spec.url.as_str())
+        .bind(url)
         .bind(job.spec.tasks.as_strs())
         .bind(job.spec.min_score.value())
         .bind(key)
@@ -189,6 +205,10 @@ impl Store {
         .bind(job.trace_parent.as_deref())
         .bind(account)
         .bind(job.owner.key_id)
+        .bind(upload.map(|u| u.digest().sha256()))
+        .bind(upload.map(|u| i64::try_from(u.digest().bytes()).unwrap_or(i64::MAX)))
+        .bind(upload.map(|u| u.content().as_ref()))
+        .bind(job.spec.dream.as_ref().map(sqlx::types::Json))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -380,13 +400,30 @@ pub(crate) fn decode_status(id: JobId, row: &PgRow) -> Result<JobStatus, StoreEr
 pub(crate) fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
     let id: uuid::Uuid = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::Corrupt { id, reason };
-    let url: String = row.try_get("url")?;
+    let url: Option<String> = row.try_get("url")?;
+    let input_sha256: Option<String> = row.try_get("input_sha256")?;
+    let input_bytes: Option<i64> = row.try_get("input_bytes")?;
     let tasks: Vec<String> = row.try_get("tasks")?;
     let min_score: f32 = row.try_get("min_score")?;
+    let source = match (url, input_sha256, input_bytes) {
+        (Some(url), None, None) => {
+            Source::Url(ImageUrl::parse(&url).map_err(|e| corrupt(e.message))?)
+        }
+        (None, Some(sha256), Some(bytes)) => Source::Upload(
+            UploadDigest::parse(u64::try_from(bytes).unwrap_or(0), &sha256)
+                .map_err(|e| corrupt(e.message))?,
+        ),
+        _ => return Err(corrupt("a job needs either a url or an input".to_owned())),
+    };
+    let dream: Option<serde_json::Value> = row.try_get("dream")?;
     Ok(JobSpec {
-        url: ImageUrl::parse(&url).map_err(|e| corrupt(e.message))?,
+        source,
         tasks: TaskSet::parse(&tasks).map_err(|e| corrupt(e.message))?,
         min_score: MinScore::parse(f64::from(min_score)).map_err(|e| corrupt(e.message))?,
+        dream: dream
+            .map(|d| DreamOptions::parse(&d))
+            .transpose()
+            .map_err(|e| corrupt(e.message))?,
     })
 }
 

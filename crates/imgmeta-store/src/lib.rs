@@ -6,9 +6,11 @@
 
 mod accounts;
 mod artifacts;
+mod content_cache;
 mod database;
 mod error;
 mod host_limits;
+mod inputs;
 mod jobs;
 mod keys;
 pub mod outbox;
@@ -18,6 +20,7 @@ pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
 };
 pub use artifacts::{ArtifactLookup, ArtifactStore, NewArtifact, StoredArtifact};
+pub use content_cache::{CacheStats, CachedContent};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{

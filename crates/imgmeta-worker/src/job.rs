@@ -1,9 +1,10 @@
-//! Handling one delivery: claim, run with a renewed lease, store the outcome, then settle.
+//! Handling one delivery: claim, run with a renewed lease (fetching the image, or reading an
+//! uploaded one from the store), store the outcome, then settle.
 
 use crate::TestHooks;
 use crate::outcome::{FREE_HOST_DEFERRALS_FOR, Outcome, decide};
-use imgmeta_domain::{JobId, JobSpec};
-use imgmeta_pipeline::{Analyzer, Request};
+use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source};
+use imgmeta_pipeline::{AnalysisError, Analyzer, JobResult, Request};
 use imgmeta_queue::JobDelivery;
 use imgmeta_store::{Claim, NewArtifact, Store, StoreError};
 use std::future::Future;
@@ -46,10 +47,24 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         return;
     };
     tracing::Span::current().record("attempt", attempt);
-    tracing::info!(image.url_host = %spec.url.host_str(), "job started");
+    match &spec.source {
+        Source::Url(url) => {
+            tracing::info!(image.source = "url", image.url_host = %url.host_str(), "job started")
+        }
+        Source::Upload(digest) => {
+            tracing::info!(
+                image.source = "upload",
+                image.bytes = digest.bytes(),
+                "job started"
+            )
+        }
+    }
     let _in_flight = InFlight::start();
     if let Some(needle) = &shared.hooks.crash_on_url_substring
-        && spec.url.as_str().contains(needle.as_str())
+        && spec
+            .source
+            .url()
+            .is_some_and(|url| url.as_str().contains(needle.as_str()))
     {
         tracing::error!("IMGMETA_TEST_CRASH_ON_URL_SUBSTRING matched: aborting the process");
         std::process::abort();
@@ -70,9 +85,10 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         tasks: spec.tasks.clone(),
         min_score: spec.min_score,
         redact_gps,
+        dream: spec.dream.clone().unwrap_or_default(),
     };
     let result = tokio::select! {
-        result = shared.analyzer.analyze_url(&spec.url, &request) => Some(result),
+        result = analyze(shared, id, &spec.source, &request) => Some(result),
         _ = lost_lease.cancelled() => None,
         _ = hand_back.cancelled() => {
             renewer.abort();
@@ -166,6 +182,49 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         // job; this copy of the message goes back now.
         None => settle_requeue(delivery).await,
     }
+}
+
+/// Runs the pipeline on the job's image: fetched from its URL, or its uploaded bytes read from
+/// the store (never written to disk) and analysed as fetched bytes are, with the same decode
+/// limits; reading them is reported as the `fetch` stage.
+async fn analyze(
+    shared: &Shared,
+    id: JobId,
+    source: &Source,
+    request: &Request,
+) -> Result<JobResult, AnalysisError> {
+    let digest = match source {
+        Source::Url(url) => return shared.analyzer.analyze_url(url, request).await,
+        Source::Upload(digest) => digest,
+    };
+    let started = Instant::now();
+    let input = shared
+        .store
+        .job_input(id, digest)
+        .instrument(tracing::info_span!("fetch", image.source = "upload"))
+        .await
+        .map_err(|e| {
+            // A database blip is retried like a network one; anything else is ours.
+            let code = if e.is_retryable() {
+                ErrorCode::ServiceUnavailable
+            } else {
+                ErrorCode::Internal
+            };
+            AnalysisError::new(code, format!("reading the uploaded image: {e}"))
+        })?;
+    // Gone only when the job was purged (and so cancelled) since the claim: this run's outcome
+    // will not be stored.
+    let input = input.ok_or_else(|| {
+        AnalysisError::new(
+            ErrorCode::Internal,
+            "the uploaded image is no longer stored",
+        )
+    })?;
+    let load_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    shared
+        .analyzer
+        .analyze_bytes(input.into(), request, load_ms)
+        .await
 }
 
 /// Claims the job for a new run, or settles the delivery when there is nothing to run.

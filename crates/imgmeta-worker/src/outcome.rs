@@ -149,6 +149,8 @@ mod tests {
         JobResult {
             image: None,
             objects: Some(objects),
+            dream: None,
+            cache: None,
             artifacts: Vec::new(),
             timings_ms: Timings::default(),
             files: Vec::new(),

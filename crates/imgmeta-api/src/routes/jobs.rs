@@ -1,4 +1,5 @@
-//! `POST /v1/jobs`, `GET /v1/jobs` (the account's jobs), `GET /v1/jobs/{id}` and
+//! `POST /v1/jobs` (a JSON body naming a URL, or the image itself: see `upload`),
+//! `GET /v1/jobs` (the account's jobs), `GET /v1/jobs/{id}` and
 //! `DELETE /v1/jobs/{id}` (cancel, or `?purge=true` to erase the result). Every lookup is
 //! within the caller's account: another account's id is answered exactly as a missing one.
 
@@ -12,7 +13,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use imgmeta_domain::{ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, TaskSet};
+use imgmeta_domain::{
+    DreamOptions, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, Source, Task,
+    TaskSet,
+};
 use imgmeta_store::{
     ArtifactLookup, ArtifactStore, Cancelled, Idempotency, JobLookup, PurgeOutcome,
 };
@@ -25,6 +29,7 @@ struct SubmitRequest {
     url: Option<String>,
     tasks: Option<Vec<String>>,
     min_score: Option<f64>,
+    dream: Option<serde_json::Value>,
 }
 
 impl SubmitRequest {
@@ -36,12 +41,14 @@ impl SubmitRequest {
                 "url is required",
             )
         })?;
+        let tasks = match self.tasks {
+            Some(tasks) => TaskSet::parse(&tasks)?,
+            None => TaskSet::all(),
+        };
         Ok(JobSpec {
-            url: ImageUrl::parse(&url)?,
-            tasks: match self.tasks {
-                Some(tasks) => TaskSet::parse(&tasks)?,
-                None => TaskSet::all(),
-            },
+            source: Source::Url(ImageUrl::parse(&url)?),
+            dream: dream_options(&tasks, self.dream.as_ref())?,
+            tasks,
             min_score: match self.min_score {
                 Some(score) => MinScore::parse(score)?,
                 None => MinScore::DEFAULT,
@@ -50,16 +57,33 @@ impl SubmitRequest {
     }
 }
 
+/// A job's `"dream"` options, which only a job with the `dream` task may give.
+pub(super) fn dream_options(
+    tasks: &TaskSet,
+    raw: Option<&serde_json::Value>,
+) -> Result<Option<DreamOptions>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(_) if !tasks.contains(Task::Dream) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidDream,
+            "\"dream\" options need the dream task in \"tasks\"",
+        )),
+        Some(raw) => Ok(Some(DreamOptions::parse(raw)?)),
+    }
+}
+
 pub(super) async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::JobsWrite)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            super::payload_too_large()
+            super::payload_too_large(super::MAX_BODY_BYTES)
         } else {
             ApiError::new(
                 rejection.status(),
@@ -68,31 +92,39 @@ pub(super) async fn submit(
             )
         }
     })?;
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let is_json = content_type
-            .to_str()
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
-                "send the job as application/json",
-            ));
+    let content_type = match headers.get(header::CONTENT_TYPE) {
+        Some(value) => Some(value.to_str().map_err(|_| unsupported_media_type())?),
+        None => None,
+    };
+    let (spec, input) = match super::media_type(&headers).as_deref() {
+        None | Some("application/json") => {
+            let request: SubmitRequest = super::json_object(&body)?;
+            (request.into_spec(), None)
         }
-    }
-    let request: SubmitRequest = super::json_object(&body)?;
-    let spec = request.into_spec().inspect_err(|e| {
+        Some(t) if t.starts_with("image/") => {
+            match super::upload::from_image_body(body, query.as_deref()) {
+                Ok(uploaded) => (Ok(uploaded.spec), Some(uploaded.input)),
+                Err(e) => (Err(e), None),
+            }
+        }
+        Some("multipart/form-data") => {
+            match super::upload::from_multipart(
+                body,
+                content_type.unwrap_or_default(),
+                query.as_deref(),
+                state.security.inbound.max_upload_bytes,
+            ) {
+                Ok(uploaded) => (Ok(uploaded.spec), Some(uploaded.input)),
+                Err(e) => (Err(e), None),
+            }
+        }
+        Some(_) => return Err(unsupported_media_type()),
+    };
+    let spec = spec.inspect_err(|e| {
         tracing::info!(kind = "security", event = "validation_failed", code = %e.code, "submission rejected");
     })?;
     let idempotency = idempotency(&headers, &spec)?;
-    let (job, replayed) = match submit_job(&state, &caller, spec, idempotency).await? {
+    let (job, replayed) = match submit_job(&state, &caller, spec, input, idempotency).await? {
         Accepted::Created(job) => (JobResource::from(job), false),
         Accepted::Replayed(job) => (JobResource::from(job), true),
     };
@@ -120,8 +152,17 @@ pub(super) async fn submit(
     Ok(response)
 }
 
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        "send the job as application/json, or the image itself as image/* or multipart/form-data",
+    )
+}
+
 /// Reads `Idempotency-Key`: 1 to 255 visible ASCII characters. The stored digest covers the
-/// validated request, so the same job asked for in a different JSON spelling still matches.
+/// validated request, so the same job asked for in a different JSON spelling still matches;
+/// for an upload it covers the image's sha256, so the same key with another image is refused.
 pub(super) fn idempotency(
     headers: &HeaderMap,
     spec: &JobSpec,
@@ -347,12 +388,12 @@ pub(super) async fn list(
     }))
 }
 
-fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn invalid_query(message: String) -> ApiError {
+pub(super) fn invalid_query(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, message)
 }

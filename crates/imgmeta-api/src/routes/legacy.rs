@@ -10,7 +10,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, Scope, TaskSet};
+use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, Scope, Source, TaskSet};
 use imgmeta_store::JobLookup;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -26,13 +26,14 @@ pub(super) async fn img(
     caller.require(Scope::JobsRead)?;
     let raw = legacy_url(uri.query().unwrap_or(""))?;
     let spec = JobSpec {
-        url: ImageUrl::parse(&raw)?,
+        source: Source::Url(ImageUrl::parse(&raw)?),
         tasks: TaskSet::all(),
         min_score: MinScore::DEFAULT,
+        dream: None,
     };
     // An Idempotency-Key makes a retried legacy call find its first job, as on /v1/jobs.
     let idempotency = super::jobs::idempotency(&headers, &spec)?;
-    let (mut job, replayed) = match submit_job(&state, &caller, spec, idempotency).await? {
+    let (mut job, replayed) = match submit_job(&state, &caller, spec, None, idempotency).await? {
         Accepted::Created(job) => (job, false),
         Accepted::Replayed(job) => (job, true),
     };

@@ -5,6 +5,7 @@ pub(crate) mod health;
 mod jobs;
 mod legacy;
 mod metrics;
+mod upload;
 
 use crate::{ApiError, AppState};
 use axum::Router;
@@ -14,15 +15,41 @@ use axum::routing::{delete, get, post};
 use imgmeta_domain::ErrorCode;
 use tower_http::trace::TraceLayer;
 
-/// Largest request body accepted anywhere.
+/// Largest request body accepted anywhere but an image upload (`IMGMETA_MAX_UPLOAD_BYTES`).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// `413 payload_too_large` for a body over [`MAX_BODY_BYTES`].
-pub(crate) fn payload_too_large() -> ApiError {
+/// `413 payload_too_large` for a body over `limit` bytes.
+pub(crate) fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::PayloadTooLarge,
-        format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        format!("request body exceeds {limit} bytes"),
+    )
+}
+
+/// `413 payload_too_large` for an uploaded image over `max` bytes.
+pub(crate) fn upload_too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        format!("the uploaded image exceeds {max} bytes (IMGMETA_MAX_UPLOAD_BYTES)"),
+    )
+}
+
+/// The request's media type (`Content-Type` without parameters), lowercased; `None` without
+/// one (or one that is not text).
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
     )
 }
 
@@ -41,7 +68,14 @@ pub(crate) fn router(state: AppState) -> Router {
     // Authentication runs on the request head; only then is the body read (route layers run
     // outside in: the last added first).
     let with_key = Router::new()
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        // The body reader has already held a submission to its limit, decided from the head
+        // (an image upload may be larger than the default).
+        .route(
+            "/v1/jobs",
+            post(jobs::submit)
+                .layer(DefaultBodyLimit::disable())
+                .get(jobs::list),
+        )
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
         .route("/v1/account", get(account::get))

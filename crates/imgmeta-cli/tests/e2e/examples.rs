@@ -19,7 +19,7 @@ fn repo() -> PathBuf {
 fn volatile(path: &str) -> bool {
     matches!(
         path,
-        ".id" | ".url" | ".created_at" | ".started_at" | ".finished_at"
+        ".id" | ".url" | ".source.url" | ".created_at" | ".started_at" | ".finished_at"
     ) || path.starts_with(".result.timings_ms.")
 }
 

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bombs;
+mod content_cache;
 mod deployment;
 mod examples;
 mod fanin;
@@ -18,4 +19,5 @@ mod security;
 mod startup;
 mod tenancy;
 mod traces;
+mod uploads;
 mod validation;
