@@ -487,6 +487,9 @@ def make_heif_jxl_images():
         alpha.save(tmp)
         subprocess.run(["cjxl", str(tmp), str(OUT / "alpha.jxl"), "-d", "0"], check=True,
                        capture_output=True)
+        # An animation: cjxl keeps every frame of animated.gif (see jxl_frames).
+        subprocess.run(["cjxl", str(OUT / "animated.gif"), str(OUT / "animated.jxl"), "-d", "0"],
+                       check=True, capture_output=True)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -643,6 +646,14 @@ def tiff_pages(path):
         count = struct.unpack(order + "H", data[offset : offset + 2])[0]
         offset = struct.unpack(order + "I", data[offset + 2 + 12 * count : offset + 6 + 12 * count])[0]
     return len(seen) or None
+
+
+def jxl_frames(path):
+    """exiftool does not count JPEG XL frames, nor does this script parse codestreams: an
+    animated JPEG XL here is cjxl's copy of a GIF, which keeps each of its frames."""
+    if path.suffix != ".jxl" or not path.with_suffix(".gif").exists():
+        return None
+    return pick(exiftool(path.with_suffix(".gif")), "GIF:FrameCount")
 
 
 def webp_lossless_alpha(path):
@@ -828,6 +839,7 @@ def expected(path):
         or png_frames(path)
         or webp_frames(path)
         or tiff_pages(path)
+        or jxl_frames(path)
         or 1,
         "color_type": color_type,
         "bit_depth": bit_depth,

@@ -101,18 +101,14 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, Met
         end = bytes.len().min(end.max(pos) + CHUNK);
         let used = image.feed_bytes(&bytes[pos..end]).map_err(fail)?;
         pos += used;
-        if image.num_loaded_keyframes() > limits.max_frames as usize {
-            return Err(MetadataError::ImageTooLarge(format!(
-                "the jxl image has {} or more frames; at most {} are accepted",
-                image.num_loaded_keyframes(),
-                limits.max_frames
-            )));
-        }
+        too_many_frames(&image, limits)?;
         if used == 0 && end == bytes.len() {
             break;
         }
     }
     image.finalize().map_err(fail)?;
+    // The first chunk (all of a small file) is read with the header, before the loop.
+    too_many_frames(&image, limits)?;
     let frames = u32::try_from(image.num_loaded_keyframes()).unwrap_or(u32::MAX);
     if frames == 0 {
         return Err(fail("the file ends before its first frame"));
@@ -191,6 +187,18 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, Met
         icc_profile,
         exif_block,
     })
+}
+
+/// `image_too_large` once more keyframes than `max_frames` are loaded.
+fn too_many_frames(image: &JxlImage, limits: &DecodeLimits) -> Result<(), MetadataError> {
+    let frames = image.num_loaded_keyframes();
+    if frames > limits.max_frames as usize {
+        return Err(MetadataError::ImageTooLarge(format!(
+            "the jxl image has {frames} or more frames; at most {} are accepted",
+            limits.max_frames
+        )));
+    }
+    Ok(())
 }
 
 fn channels_count(grey: bool, alpha: bool) -> u32 {

@@ -25,7 +25,8 @@
 //!   every GIF `indexed`, a CMYK JPEG `cmyk8`; `has_alpha` only when a pixel can be less
 //!   than opaque.
 //! - `frames` is counted by walking the file (GIF images, APNG `fcTL` chunks, WebP `ANMF`
-//!   chunks, TIFF IFDs), never from a header's count alone, and capped by `max_frames`.
+//!   chunks, TIFF IFDs, the `stsz` entries of a HEIF or AVIF sequence's picture track,
+//!   JPEG XL keyframes), never from a header's count alone, and capped by `max_frames`.
 //! - `warnings` lists what was odd but survivable, with stable codes (`warnings.rs`): GPS
 //!   off the globe (then `gps` is `null`), text cut, an ICC profile not parsed, bytes after
 //!   the image's end marker.

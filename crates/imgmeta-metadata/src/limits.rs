@@ -7,12 +7,14 @@ use std::time::Duration;
 /// own allocations through `image::Limits`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Most pixels (width × height) of the image, or of one animation frame's canvas.
+    /// Most pixels (width × height) of the image, or of one animation frame's canvas, or of
+    /// any image inside a HEIF (tile, grid canvas, thumbnail, depth map, alpha plane).
     pub max_pixels: u64,
     /// Most pixels on either side.
     pub max_side: u32,
-    /// Most animation frames (GIF, APNG, animated WebP) or TIFF pages, counted by walking
-    /// the file before anything is decoded.
+    /// Most animation frames (GIF, APNG, animated WebP, JPEG XL, a HEIF or AVIF sequence's
+    /// samples) or TIFF pages, counted by walking the file before anything is decoded (a
+    /// JPEG XL's as its frame headers are read, before any is rendered).
     pub max_frames: u32,
     /// Most bytes a decoder may allocate. The decoded pixels and the EXIF and ICC copies
     /// kept with them count against it together.

@@ -192,3 +192,14 @@ fn the_fixture_set_covers_heic_avif_and_jpeg_xl() {
         );
     }
 }
+
+#[test]
+fn an_animated_jpeg_xl_counts_its_frames_and_is_refused_past_max_frames() {
+    assert_eq!(describe_fixture("animated.jxl").frames, 6);
+    let five = DecodeLimits {
+        max_frames: 5,
+        ..DecodeLimits::default()
+    };
+    let err = decode(&bytes("animated.jxl"), &five).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ImageTooLarge, "{err}");
+}
