@@ -5,9 +5,9 @@
 //! image in the file (tiles, thumbnails, depth maps, alpha planes) and every grid's output
 //! size against the limits, and counts an image sequence's frames. libheif 1.15's own
 //! security limit (images up to 32768 pixels a side) cannot be lowered through libheif-rs
-//! 0.20, so that check is ours. Then the decoded pixels, libheif's own planes and its RGB
-//! conversion are charged to `max_alloc_bytes` before decoding, and libheif decodes with
-//! one thread, so at most one tile is in flight beside the output image.
+//! 0.20, so that check is ours. Then the peak of libheif's planes, its RGB conversion and
+//! our copy (two images' worth) is charged to `max_alloc_bytes` before decoding, and libheif
+//! decodes with one thread, so at most one tile is in flight beside the output image.
 //!
 //! Orientation: a HEIF's `irot`, `imir` and `clap` properties say how the stored image is
 //! shown, and libheif applies them while decoding; the EXIF Orientation tag of a HEIF is
@@ -80,14 +80,16 @@ pub(crate) fn decode(
     };
     let layout = Layout::new(channels, bits);
 
-    // Our copy, libheif's RGB conversion and its decoded planes (at most as large again):
-    // three images' worth, reserved before anything is decoded.
+    // libheif holds its decoded planes (at most the size of the RGB output, even 4:4:4 with
+    // alpha) until they are converted, then the RGB image until we have copied it: two
+    // images' worth at the peak, reserved before anything is decoded. (The codec's own
+    // buffers for one tile at a time come on top and are outside our accounting.)
     let wide = bits > 8;
     let samples = if alpha { 4u64 } else { 3 };
     let output = u64::from(shown_width) * u64::from(shown_height) * samples * (1 + u64::from(wide));
     let mut budget = limits.to_image_limits();
     budget
-        .reserve(output.saturating_mul(3))
+        .reserve(output.saturating_mul(2))
         .map_err(|e| MetadataError::from_image(format.name(), e))?;
     let icc_profile = handle
         .color_profile_raw()
