@@ -57,13 +57,48 @@ impl ContentCache for StoredCache {
                 tracing::warn!(kind = "error", error = %e, "content cache write failed");
                 return;
             }
-            if self.writes.fetch_add(1, Ordering::Relaxed) % EVICT_EVERY == 0
+            if self
+                .writes
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(EVICT_EVERY)
                 && let Err(e) = self.store.evict_content(self.max_entries).await
             {
                 tracing::warn!(kind = "error", error = %e, "content cache eviction failed");
             }
         })
     }
+}
+
+/// `imgmeta cache stats`: entries, their JSON bytes and the hits they served, as one JSON line.
+pub async fn stats(settings: &imgmeta_config::Settings) -> anyhow::Result<()> {
+    let store = crate::serve::migrate(settings).await?;
+    println!(
+        "{}",
+        serde_json::to_string(&store.content_cache_stats().await?)?
+    );
+    Ok(())
+}
+
+/// `imgmeta cache purge --all | --sha256 HEX`: forgets every analysis, or those of one image's
+/// bytes (under every model); prints how many entries went.
+pub async fn purge(
+    settings: &imgmeta_config::Settings,
+    sha256: Option<&str>,
+) -> anyhow::Result<()> {
+    let store = crate::serve::migrate(settings).await?;
+    let removed = match sha256 {
+        None => store.purge_content_cache().await?,
+        Some(sha) => {
+            let sha = sha.trim().to_ascii_lowercase();
+            anyhow::ensure!(
+                sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+                "--sha256 takes the 64 hex digits of an image's SHA-256 (result.image.hashes.sha256)"
+            );
+            store.purge_content(&sha).await?
+        }
+    };
+    println!("{}", serde_json::json!({ "removed": removed }));
+    Ok(())
 }
 
 /// The shared cache, or none when `max_entries` is 0.

@@ -29,6 +29,11 @@ enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
+    /// The content cache: `stats`, or `purge --all | --sha256 HEX`.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Manage API keys: create (prints the key once), list, revoke.
     Keys {
         #[command(subcommand)]
@@ -146,6 +151,19 @@ enum ModelsCommand {
 }
 
 #[derive(Subcommand)]
+enum CacheCommand {
+    /// Entries, their bytes and the hits they served, as one JSON line.
+    Stats,
+    /// Forget every analysis (`--all`) or those of one image's bytes (`--sha256`).
+    Purge {
+        #[arg(long, conflicts_with = "sha256", required_unless_present = "sha256")]
+        all: bool,
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Time preprocessing, the forward pass and postprocessing on one image.
     Detect {
@@ -205,6 +223,10 @@ fn main() -> ExitCode {
                 imgmeta_cli::serve::worker(settings).await
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
+            Command::Cache { command } => match command {
+                CacheCommand::Stats => imgmeta_cli::content_cache::stats(&settings).await,
+                CacheCommand::Purge { sha256, .. } => imgmeta_cli::content_cache::purge(&settings, sha256.as_deref()).await,
+            },
             Command::Keys { command } => match command {
                 KeysCommand::Create { name, rate_per_minute, daily_quota, account, scopes } => {
                     let args = imgmeta_cli::keys::CreateKey { name, rate_per_minute, daily_quota, account, scopes };

@@ -93,6 +93,15 @@ impl Store {
             .rows_affected())
     }
 
+    /// Forgets the analyses of one image's bytes, under every model; how many went.
+    pub async fn purge_content(&self, sha256: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM content_cache WHERE sha256 = $1")
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     pub async fn content_cache_stats(&self) -> Result<CacheStats, StoreError> {
         let row = sqlx::query(
             "SELECT count(*) AS entries,

@@ -79,7 +79,7 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
     assert_eq!(upload["cache"]["status"], "hit", "{upload}");
     assert_eq!(upload["result"]["objects"], first["result"]["objects"]);
 
-    // What the cache cannot hold runs in full: a threshold under its floor, an annotation.
+    // What the cache cannot hold runs in full: a threshold under its floor.
     let low_id = app
         .submit_ok(json!({"url": app.photo_url("chelsea.png"), "min_score": 0.01}))
         .await;
@@ -89,5 +89,25 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
         json!({"status": "bypass", "key": null, "age_s": 0.0})
     );
     assert!(low["result"]["timings_ms"]["objects"].is_number());
+
+    // Operators see the entry and the hits it served, and can forget it.
+    let cli = |args: &[&str]| -> Value {
+        let output = crate::processes::run_cli(&app.settings, args);
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let stats = cli(&["cache", "stats"]);
+    assert_eq!(
+        (stats["entries"].clone(), stats["hits"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(cli(&["cache", "purge", "--all"]), json!({"removed": 1}));
+    let again_id = app
+        .submit_ok(json!({"url": app.photo_url("chelsea.png")}))
+        .await;
+    assert_eq!(
+        app.wait_terminal(&again_id).await["cache"]["status"],
+        "miss"
+    );
     app.cleanup().await;
 }
