@@ -231,6 +231,7 @@ async fn the_readme_examples_are_what_the_service_answers() {
     // As the walk-through serves it (the URL is the run's, and compared by type only).
     let mut job = job;
     job["url"] = json!("http://127.0.0.1:9000/chelsea.png");
+    job["source"]["url"] = job["url"].clone();
     check_or_write("job-succeeded.json", &job, &mut problems);
     check_or_write("error-not-found.json", &not_found, &mut problems);
 
