@@ -20,3 +20,6 @@ cargo test --workspace --locked
 # about 10 minutes). The ones that restart the broker or the database run with
 # `bash scripts/chaos.sh`.
 bash scripts/chaos.sh ci
+# The CUDA build (`--features cuda`) still compiles: CUDA 13.0 from PyPI wheels, no GPU needed;
+# skipped while its inputs are unchanged since a passing check (scripts/check-cuda.sh).
+bash scripts/check-cuda.sh
