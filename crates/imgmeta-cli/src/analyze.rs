@@ -33,6 +33,7 @@ pub async fn run(
         min_score,
         redact_gps: false,
         dream,
+        bypass_cache: false,
     };
     // Only load (and if need be fetch) the model when a task needs it.
     let detector = if request

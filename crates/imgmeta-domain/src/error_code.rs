@@ -14,6 +14,8 @@ pub enum ErrorCode {
     InvalidMinScore,
     /// A `"dream"` object with an unknown field, layer or class, or a value out of bounds.
     InvalidDream,
+    /// A `"cache"` field other than `"use"` or `"bypass"`.
+    InvalidCacheMode,
     InvalidJson,
     InvalidJobId,
     PayloadTooLarge,
@@ -95,6 +97,7 @@ impl ErrorCode {
             Self::InvalidTask => "invalid_task",
             Self::InvalidMinScore => "invalid_min_score",
             Self::InvalidDream => "invalid_dream",
+            Self::InvalidCacheMode => "invalid_cache_mode",
             Self::InvalidJson => "invalid_json",
             Self::InvalidJobId => "invalid_job_id",
             Self::PayloadTooLarge => "payload_too_large",
@@ -239,6 +242,7 @@ mod tests {
             ErrorCode::UnknownPart,
             ErrorCode::InvalidMultipart,
             ErrorCode::InvalidDream,
+            ErrorCode::InvalidCacheMode,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

@@ -229,6 +229,26 @@ pub struct JobSpec {
     /// dream read as they did before dreams existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dream: Option<DreamOptions>,
+    /// The client asked for a fresh analysis (`"cache": "bypass"` or `Cache-Control:
+    /// no-cache`): the content cache is neither read nor written for this job. Left out of the
+    /// serialised spec when false, as `dream` is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_cache: bool,
+}
+
+/// A submission's `"cache"` field: `"use"` (the default) or `"bypass"`.
+pub fn parse_cache_mode(raw: Option<&str>) -> Result<bool, ValidationError> {
+    match raw {
+        None | Some("use") => Ok(false),
+        Some("bypass") => Ok(true),
+        Some(other) => Err(ValidationError::new(
+            ErrorCode::InvalidCacheMode,
+            format!(
+                "\"cache\" is \"use\" or \"bypass\", got {:?}",
+                other.chars().take(40).collect::<String>()
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod url;
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
 pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
 pub use error_code::{ErrorBody, ErrorCode};
-pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet};
+pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet, parse_cache_mode};
 pub use source::{Source, Upload, UploadDigest};
 pub use url::{ImageUrl, MAX_URL_LEN};
 

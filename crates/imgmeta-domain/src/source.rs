@@ -179,6 +179,7 @@ mod tests {
             tasks: TaskSet::all(),
             min_score: MinScore::DEFAULT,
             dream: None,
+            bypass_cache: false,
         };
         // The idempotency digest of a URL job is taken over exactly this text.
         assert_eq!(

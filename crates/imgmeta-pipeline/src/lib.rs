@@ -48,6 +48,8 @@ pub struct Request {
     pub redact_gps: bool,
     /// The `dream` task's parameters (its defaults when the job gave none).
     pub dream: DreamOptions,
+    /// Analyse afresh: neither read nor write the content cache.
+    pub bypass_cache: bool,
 }
 
 impl Analyzer {
@@ -240,6 +242,9 @@ impl Analyzer {
     /// metadata and objects are kept (never artifacts), and objects only down to the floor.
     fn cache_plan(&self, request: &Request) -> Option<(Arc<dyn ContentCache>, String)> {
         let cache = self.cache.clone()?;
+        if request.bypass_cache {
+            return None;
+        }
         let kept = request
             .tasks
             .iter()

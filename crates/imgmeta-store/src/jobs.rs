@@ -116,7 +116,7 @@ pub struct JobPage {
 /// accepts dynamic SQL strings explicitly marked as audited).
 macro_rules! job_columns {
     () => {
-        "id, url, input_sha256, input_bytes, tasks, min_score, dream, status, attempts, \
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, status, attempts, \
          created_at, started_at, finished_at, error_code, error_message, result, purged_at, \
          last_error_code, last_error_message"
     };
@@ -150,7 +150,7 @@ async fn charged(
 /// The same columns with the result left out, for lists.
 macro_rules! summary_columns {
     () => {
-        "id, url, input_sha256, input_bytes, tasks, min_score, dream, status, attempts, \
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, status, attempts, \
          created_at, started_at, finished_at, error_code, error_message, NULL::jsonb AS result, \
          purged_at, last_error_code, last_error_message"
     };
@@ -181,8 +181,8 @@ impl Store {
             "WITH job AS (
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
                                    trace_parent, account_id, api_key_id, input_sha256,
-                                   input_bytes, dream)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13)
+                                   input_bytes, dream, bypass_cache)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14)
                  ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                  DO NOTHING
                  RETURNING *
@@ -209,6 +209,7 @@ impl Store {
         .bind(upload.map(|u| i64::try_from(u.digest().bytes()).unwrap_or(i64::MAX)))
         .bind(upload.map(|u| u.content().as_ref()))
         .bind(job.spec.dream.as_ref().map(sqlx::types::Json))
+        .bind(job.spec.bypass_cache)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -424,6 +425,7 @@ pub(crate) fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
             .map(|d| DreamOptions::parse(&d))
             .transpose()
             .map_err(|e| corrupt(e.message))?,
+        bypass_cache: row.try_get("bypass_cache")?,
     })
 }
 

@@ -44,7 +44,7 @@ impl Store {
                     lease_until = now() + $2, worker_id = $3, updated_at = now()
              WHERE id = $1 AND (status = 'queued'
                    OR (status = 'running' AND lease_until < now() AND attempts < $4))
-             RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream, id,
+             RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, id,
                        (SELECT redact_gps FROM accounts WHERE accounts.id = jobs.account_id)
                            AS redact_gps",
         )

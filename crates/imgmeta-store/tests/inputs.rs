@@ -61,6 +61,7 @@ fn upload_job(account: AccountId, content: &'static [u8]) -> NewJob {
             tasks: TaskSet::all(),
             min_score: MinScore::DEFAULT,
             dream: None,
+            bypass_cache: false,
         },
         input: Some(upload),
         idempotency: None,

@@ -86,6 +86,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         min_score: spec.min_score,
         redact_gps,
         dream: spec.dream.clone().unwrap_or_default(),
+        bypass_cache: spec.bypass_cache,
     };
     let result = tokio::select! {
         result = analyze(shared, id, &spec.source, &request) => Some(result),

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use imgmeta_domain::{
     DreamOptions, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, Source, Task,
-    TaskSet,
+    TaskSet, parse_cache_mode,
 };
 use imgmeta_store::{
     ArtifactLookup, ArtifactStore, Cancelled, Idempotency, JobLookup, PurgeOutcome,
@@ -30,6 +30,7 @@ struct SubmitRequest {
     tasks: Option<Vec<String>>,
     min_score: Option<f64>,
     dream: Option<serde_json::Value>,
+    cache: Option<String>,
 }
 
 impl SubmitRequest {
@@ -48,6 +49,7 @@ impl SubmitRequest {
         Ok(JobSpec {
             source: Source::Url(ImageUrl::parse(&url)?),
             dream: dream_options(&tasks, self.dream.as_ref())?,
+            bypass_cache: parse_cache_mode(self.cache.as_deref())?,
             tasks,
             min_score: match self.min_score {
                 Some(score) => MinScore::parse(score)?,
@@ -71,6 +73,19 @@ pub(super) fn dream_options(
         )),
         Some(raw) => Ok(Some(DreamOptions::parse(raw)?)),
     }
+}
+
+/// `Cache-Control: no-cache` (or `no-store`) on a submission: analyse afresh.
+fn asks_no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| {
+            let d = d.trim();
+            d.eq_ignore_ascii_case("no-cache") || d.eq_ignore_ascii_case("no-store")
+        })
 }
 
 pub(super) async fn submit(
@@ -120,9 +135,10 @@ pub(super) async fn submit(
         }
         Some(_) => return Err(unsupported_media_type()),
     };
-    let spec = spec.inspect_err(|e| {
+    let mut spec = spec.inspect_err(|e| {
         tracing::info!(kind = "security", event = "validation_failed", code = %e.code, "submission rejected");
     })?;
+    spec.bypass_cache |= asks_no_cache(&headers);
     let idempotency = idempotency(&headers, &spec)?;
     let (job, replayed) = match submit_job(&state, &caller, spec, input, idempotency).await? {
         Accepted::Created(job) => (JobResource::from(job), false),

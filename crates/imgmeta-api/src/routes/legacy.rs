@@ -30,6 +30,7 @@ pub(super) async fn img(
         tasks: TaskSet::all(),
         min_score: MinScore::DEFAULT,
         dream: None,
+        bypass_cache: false,
     };
     // An Idempotency-Key makes a retried legacy call find its first job, as on /v1/jobs.
     let idempotency = super::jobs::idempotency(&headers, &spec)?;

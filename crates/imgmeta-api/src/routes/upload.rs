@@ -24,6 +24,8 @@ struct Options {
     min_score: Option<f64>,
     /// Only in a multipart `options` part; a raw `image/*` upload dreams with the defaults.
     dream: Option<serde_json::Value>,
+    /// `"bypass"` in a multipart `options` part (a raw upload says `Cache-Control: no-cache`).
+    cache: Option<String>,
 }
 
 impl Options {
@@ -35,6 +37,7 @@ impl Options {
         let spec = JobSpec {
             source: Source::Upload(input.digest().clone()),
             dream: super::jobs::dream_options(&tasks, self.dream.as_ref())?,
+            bypass_cache: imgmeta_domain::parse_cache_mode(self.cache.as_deref())?,
             tasks,
             min_score: match self.min_score {
                 Some(score) => MinScore::parse(score)?,

@@ -111,3 +111,42 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_bypasses_the_cache_by_field_or_by_cache_control() {
+    let app = TestApp::spawn().await;
+    let url = app.photo_url("chelsea.png");
+    let first_id = app.submit_ok(json!({"url": url})).await;
+    assert_eq!(
+        app.wait_terminal(&first_id).await["cache"]["status"],
+        "miss"
+    );
+
+    let by_field = app.submit_ok(json!({"url": url, "cache": "bypass"})).await;
+    let by_field = app.wait_terminal(&by_field).await;
+    assert_eq!(by_field["cache"]["status"], "bypass", "{by_field}");
+    assert!(by_field["result"]["timings_ms"]["objects"].is_number());
+
+    let by_header = app
+        .client
+        .post(format!("{}/v1/jobs", app.base))
+        .header("cache-control", "max-age=0, no-cache")
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 202);
+    let by_header: Value = by_header.json().await.unwrap();
+    let by_header = app.wait_terminal(by_header["id"].as_str().unwrap()).await;
+    assert_eq!(by_header["cache"]["status"], "bypass", "{by_header}");
+
+    // Without either, the entry is still there.
+    let again_id = app.submit_ok(json!({"url": url, "cache": "use"})).await;
+    assert_eq!(app.wait_terminal(&again_id).await["cache"]["status"], "hit");
+
+    let refused = app.submit(json!({"url": url, "cache": "sometimes"})).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_cache_mode");
+    app.cleanup().await;
+}
