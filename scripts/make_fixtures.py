@@ -422,9 +422,10 @@ def make_heif_jxl_images():
     10 bits; JPEG XL (cjxl) lossless, lossy, with alpha, and with EXIF and XMP."""
     pillow_heif.register_heif_opener()
     base = scene()
-    # Orientations the writer turns into irot/imir: mirrored (2), 180° (3), transposed (5),
-    # 90° clockwise (6), 90° anticlockwise (8), and upright (1).
-    for orientation in (1, 2, 3, 5, 6, 8):
+    # Every EXIF orientation, which the writer turns into irot/imir: upright (1), mirrored (2),
+    # 180° (3), flipped (4), transposed (5), 90° clockwise (6), transversed (7), 90°
+    # anticlockwise (8).
+    for orientation in range(1, 9):
         base.save(
             OUT / f"heic_orientation{orientation}.heic",
             quality=70,
@@ -433,7 +434,7 @@ def make_heif_jxl_images():
                 "IM-P1 back camera 26mm f/1.6", "2024:08:15 07:30:00", "-04:00",
             ),
         )
-    for orientation in (1, 6):
+    for orientation in range(1, 9):
         base.save(
             OUT / f"avif_orientation{orientation}.avif",
             quality=70,
