@@ -119,7 +119,7 @@ pub struct DreamOptions {
 /// An f32 as the shortest decimal that reads back as it (`1.4`, not `1.399999976158142`, which
 /// is what converting it to a JSON document's f64 would print).
 fn shortest<S: serde::Serializer>(value: &f32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(value.to_string().parse().unwrap_or(f64::from(*value)))
+    s.serialize_f64(crate::decimal(*value))
 }
 
 /// The client's spelling: every field optional, unknown fields refused.

@@ -5,6 +5,7 @@
 //! and never travels further.
 
 mod account;
+mod decimal;
 mod dream;
 mod error_code;
 mod job;
@@ -12,6 +13,7 @@ mod source;
 mod url;
 
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
+pub use decimal::decimal;
 pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
 pub use error_code::{ErrorBody, ErrorCode};
 pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet, parse_cache_mode};

@@ -95,7 +95,7 @@ pub fn objects_at(objects: &serde_json::Value, min_score: f32) -> serde_json::Va
         detections.retain(|d| d["score"].as_f64().is_some_and(|s| s as f32 >= min_score));
     }
     if let Some(model) = out.get_mut("model") {
-        model["min_score"] = decimal(min_score).into();
+        model["min_score"] = imgmeta_domain::decimal(min_score).into();
     }
     out
 }
@@ -109,10 +109,6 @@ pub fn redact_gps(image: &mut serde_json::Value) {
     if let Some(warnings) = image.get_mut("warnings").and_then(|w| w.as_array_mut()) {
         warnings.retain(|w| w["code"] != "gps_out_of_range");
     }
-}
-
-fn decimal(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 #[cfg(test)]

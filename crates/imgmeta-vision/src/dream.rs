@@ -300,6 +300,20 @@ fn taps(i: u32, from: u32, to: u32) -> (usize, usize, f32) {
     (x0, (x0 + 1).min(from as usize - 1), x - x0 as f32)
 }
 
+/// One value of a row-major `plane` `width` values wide, between the rows and columns that
+/// [`taps`] gave.
+fn bilinear(
+    plane: &[f32],
+    width: usize,
+    (x0, x1, fx): (usize, usize, f32),
+    (y0, y1, fy): (usize, usize, f32),
+) -> f32 {
+    let at = |y: usize, x: usize| plane[y * width + x];
+    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
 /// A `[3, h, w]` map resized to `to` bilinearly (values may be negative: details are).
 fn resize_bilinear(chw: &[f32], from: &(u32, u32), to: (u32, u32)) -> Vec<f32> {
     let (fw, fh) = *from;
@@ -309,12 +323,9 @@ fn resize_bilinear(chw: &[f32], from: &(u32, u32), to: (u32, u32)) -> Vec<f32> {
     for (c, dst) in out.chunks_mut((to.0 * to.1) as usize).enumerate() {
         let src = &chw[c * n..(c + 1) * n];
         for (y, row) in dst.chunks_mut(to.0 as usize).enumerate() {
-            let (y0, y1, fy) = taps(y as u32, fh, to.1);
-            for (v, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
-                let at = |yy: usize, xx: usize| src[yy * fw as usize + xx];
-                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                *v = top * (1.0 - fy) + bottom * fy;
+            let ys = taps(y as u32, fh, to.1);
+            for (v, &xs) in row.iter_mut().zip(&xs) {
+                *v = bilinear(src, fw as usize, xs, ys);
             }
         }
     }
@@ -331,13 +342,10 @@ fn add_detail(rgb: &RgbImage, detail: &[f32], from: (u32, u32)) -> RgbImage {
     out.par_chunks_mut(3 * w as usize)
         .enumerate()
         .for_each(|(y, row)| {
-            let (y0, y1, fy) = taps(y as u32, fh, h);
-            for (px, &(x0, x1, fx)) in row.chunks_mut(3).zip(&xs) {
+            let ys = taps(y as u32, fh, h);
+            for (px, &xs) in row.chunks_mut(3).zip(&xs) {
                 for (c, v) in px.iter_mut().enumerate() {
-                    let at = |yy: usize, xx: usize| detail[c * n + yy * fw as usize + xx];
-                    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                    let d = top * (1.0 - fy) + bottom * fy;
+                    let d = bilinear(&detail[c * n..(c + 1) * n], fw as usize, xs, ys);
                     *v = (f32::from(*v) + d * 255.0).round().clamp(0.0, 255.0) as u8;
                 }
             }
