@@ -1,31 +1,8 @@
 //! The content cache's table against the real PostgreSQL: entries by digest and model, parts
 //! merged, hits counted, least recently used evicted first.
 
-use imgmeta_store::Store;
+use crate::{drop_database, fresh_store};
 use serde_json::json;
-
-async fn fresh_store() -> (Store, String) {
-    let name = format!("imgmeta_cache_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}").into();
-    imgmeta_store::ensure_database(&url).await.unwrap();
-    let store = Store::connect_lazy(&url, 4).unwrap();
-    store.migrate().await.unwrap();
-    (store, name)
-}
-
-async fn drop_database(store: Store, name: &str) {
-    store.close().await;
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-}
 
 fn digest(n: u8) -> String {
     format!("{:064x}", n)

@@ -2,6 +2,7 @@
 //! transaction, read back by the worker's claim, checked against their digest, and erased by
 //! every purge (on request and by the retention sweep).
 
+use crate::{drop_database, fresh_store};
 use imgmeta_domain::{
     AccountId, ImageUrl, JobId, JobSpec, MinScore, Name, Source, TaskSet, Upload, UploadDigest,
 };
@@ -10,30 +11,6 @@ use imgmeta_store::{
     Submitted,
 };
 use std::time::Duration;
-
-/// A fresh database, migrated; dropped by [`drop_database`].
-async fn fresh_store() -> (Store, String) {
-    let name = format!("imgmeta_inputs_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}").into();
-    imgmeta_store::ensure_database(&url).await.unwrap();
-    let store = Store::connect_lazy(&url, 4).unwrap();
-    store.migrate().await.unwrap();
-    (store, name)
-}
-
-async fn drop_database(store: Store, name: &str) {
-    store.close().await;
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-}
 
 async fn account(store: &Store, retention_days: u32) -> AccountId {
     store
