@@ -22,7 +22,7 @@ pub use error::ApiError;
 pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
 pub use resource::{JobResource, JobSummary, SourceView};
 pub use security::{DestinationPolicy, InboundLimits, Security};
-pub use state::AppState;
+pub use state::{AppState, UrlCacheAdmission};
 
 use axum::Router;
 use std::future::Future;

@@ -46,8 +46,9 @@ pub struct JobResource {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorBody>,
     pub result: Option<serde_json::Value>,
-    /// How the content cache answered a finished job: `{status: "hit" | "miss" | "bypass",
-    /// key: "content" | null, age_s}`; `null` until then.
+    /// How the caches answered a finished job: `{status: "hit" | "miss" | "coalesced" |
+    /// "revalidated" | "stale" | "bypass", key: "url" | "content" | null, age_s}`; `null`
+    /// until then.
     pub cache: Option<serde_json::Value>,
     /// When the result was erased (`DELETE ?purge=true` or the account's retention period);
     /// the job stays as a tombstone with `result: null`.
@@ -90,12 +91,15 @@ impl From<JobRecord> for JobResource {
             finished_at: job.finished_at,
             error: job.error,
             cache: job.result.as_ref().and_then(|r| r.get("cache")).cloned(),
-            result: with_artifact_urls(job.id, job.result).map(|mut r| {
-                if let Some(r) = r.as_object_mut() {
-                    r.remove("cache");
-                }
-                r
-            }),
+            // A failed job answered from a remembered error holds only its `cache`.
+            result: with_artifact_urls(job.id, job.result)
+                .map(|mut r| {
+                    if let Some(r) = r.as_object_mut() {
+                        r.remove("cache");
+                    }
+                    r
+                })
+                .filter(|r| r.as_object().is_none_or(|o| !o.is_empty())),
             purged_at: job.purged_at,
             last_error: job.last_error,
         }

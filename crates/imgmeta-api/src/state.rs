@@ -20,4 +20,13 @@ pub struct AppState {
     pub fetch_allows_private: bool,
     /// Authentication, limits and the destination policy.
     pub security: crate::Security,
+    /// Answering submissions from the URL cache; `None` when the cache is off.
+    pub url_cache: Option<UrlCacheAdmission>,
+}
+
+/// How the API answers from the URL cache.
+#[derive(Debug, Clone, Copy)]
+pub struct UrlCacheAdmission {
+    /// How long after expiry an entry may be served (marked `stale`) while a refresh runs.
+    pub max_stale: Duration,
 }

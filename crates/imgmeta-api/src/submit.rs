@@ -6,8 +6,9 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 use axum::http::StatusCode;
 use chrono::{Timelike, Utc};
+use imgmeta_domain::analysis::{CacheInfo, Cut, cacheable};
 use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source, Upload};
-use imgmeta_store::{Idempotency, JobRecord, NewJob, Submitted};
+use imgmeta_store::{Idempotency, JobAdmission, JobRecord, NewJob, Submitted, UrlLookup};
 
 /// A submission's outcome as the client sees it.
 pub(crate) enum Accepted {
@@ -46,6 +47,7 @@ pub(crate) async fn submit(
             ));
         }
     }
+    let admission = admission(state, caller, &spec).await?;
     let new = NewJob {
         id: JobId::new(),
         owner: caller.owner(),
@@ -53,6 +55,7 @@ pub(crate) async fn submit(
         input,
         idempotency,
         trace_parent: imgmeta_telemetry::context::current_traceparent(),
+        admission,
     };
     let submitted = state.store.insert_job(&new).await?;
     if let Submitted::Created(job) | Submitted::Existing(job) = &submitted {
@@ -103,6 +106,83 @@ pub(crate) async fn submit(
             .with_retry_after(secs_to_utc_midnight()))
         }
     }
+}
+
+/// How the URL cache admits a job: answered at once from a fresh entry (or from a stale one
+/// while another job refreshes it, or with a URL's remembered error), else queued under the
+/// URL's single flight. Uploads, uncacheable requests and a cache that is off queue as usual.
+async fn admission(
+    state: &AppState,
+    caller: &Caller,
+    spec: &JobSpec,
+) -> Result<JobAdmission, ApiError> {
+    let (Some(policy), Source::Url(url)) = (&state.url_cache, &spec.source) else {
+        return Ok(JobAdmission::Queued);
+    };
+    if !cacheable(&spec.tasks, spec.min_score, spec.bypass_cache) {
+        metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "bypass").increment(1);
+        return Ok(JobAdmission::Queued);
+    }
+    let key = url.cache_key();
+    let found = state.store.lookup_url(&key, caller.account).await?;
+    let (admission, result) = decide(found, spec, policy.max_stale, key);
+    metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
+    Ok(admission)
+}
+
+/// The URL cache's rules for one lookup, and the lookup's result for the metric.
+fn decide(
+    found: UrlLookup,
+    spec: &JobSpec,
+    max_stale: std::time::Duration,
+    key: String,
+) -> (JobAdmission, &'static str) {
+    let Some(entry) = found.entry else {
+        return (JobAdmission::Flight(key), "miss");
+    };
+    if let Some(error) = entry.error {
+        if entry.fresh_for_s > 0.0 {
+            let info = CacheInfo::new("hit", Some("url"), entry.age_s);
+            let result = serde_json::json!({ "cache": info });
+            let error = Some(error);
+            return (JobAdmission::Answered { result, error }, "negative");
+        }
+        return (JobAdmission::Flight(key), "miss");
+    }
+    if !entry.analysis.covers(&spec.tasks) {
+        return (JobAdmission::Flight(key), "miss");
+    }
+    let cut = Cut {
+        tasks: &spec.tasks,
+        min_score: spec.min_score,
+        redact_gps: found.redact_gps,
+    };
+    if entry.is_fresh() {
+        let info = CacheInfo::new("hit", Some("url"), entry.age_s);
+        let result = entry.analysis.answer(cut, &info);
+        return (
+            JobAdmission::Answered {
+                result,
+                error: None,
+            },
+            "hit",
+        );
+    }
+    // Stale: served while another job revalidates it (grace mode), unless the origin said
+    // no-cache; otherwise this job revalidates it, and those after it wait or get it stale.
+    let grace = -entry.fresh_for_s <= max_stale.as_secs_f64();
+    if found.in_flight && grace && !entry.must_revalidate {
+        let info = CacheInfo::new("stale", Some("url"), entry.age_s);
+        let result = entry.analysis.answer(cut, &info);
+        return (
+            JobAdmission::Answered {
+                result,
+                error: None,
+            },
+            "stale",
+        );
+    }
+    (JobAdmission::Flight(key), "revalidate")
 }
 
 fn secs_to_utc_midnight() -> u64 {

@@ -50,13 +50,16 @@ impl Client {
             .await;
         let answer = match response {
             Err(_) => Answer::Unanswered,
-            Ok(r) if r.status().as_u16() == 202 => match r.json::<serde_json::Value>().await {
-                Ok(job) => job["id"]
-                    .as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .map_or(Answer::Unanswered, Answer::Accepted),
-                Err(_) => Answer::Unanswered,
-            },
+            // 201: created already finished (answered from the URL cache).
+            Ok(r) if matches!(r.status().as_u16(), 201 | 202) => {
+                match r.json::<serde_json::Value>().await {
+                    Ok(job) => job["id"]
+                        .as_str()
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                        .map_or(Answer::Unanswered, Answer::Accepted),
+                    Err(_) => Answer::Unanswered,
+                }
+            }
             Ok(r) => Answer::Refused(r.status().as_u16()),
         };
         (answer, started.elapsed())

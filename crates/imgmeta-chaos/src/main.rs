@@ -13,6 +13,7 @@ mod procs;
 mod run;
 mod scenarios;
 mod services;
+mod viral;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,6 +55,16 @@ enum Command {
         /// Stop RabbitMQ (stop_app) for the whole submit burst, start it after.
         #[arg(long)]
         broker_down: bool,
+    },
+    /// The viral burst: N `POST /img?<same url>` from K keys, then the status endpoint at
+    /// the same concurrency; origin requests, inference runs, latencies, throughputs.
+    Viral {
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 20)]
+        keys: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
     },
 }
 
@@ -119,6 +130,24 @@ async fn main() -> Result<()> {
             let report = load::run(&opts).await?;
             println!("{}", serde_json::to_string(&report)?);
             report.summary.pass
+        }
+        Command::Viral {
+            requests,
+            keys,
+            concurrency,
+        } => {
+            let opts = viral::Options {
+                workspace,
+                binary,
+                requests,
+                keys: keys.max(1),
+                concurrency,
+            };
+            let report = viral::run(&opts).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            report.origin_requests == 1
+                && report.statuses.keys().all(|s| *s == 200)
+                && report.distinct_results == 1
         }
     };
     tokio::task::spawn_blocking(services::RestoreGuard::restore_now).await?;

@@ -42,6 +42,9 @@ pub struct Run {
     pub keys: Vec<String>,
     pub ledger: Ledger,
     pub log_dir: PathBuf,
+    /// What the run's processes share, to run the binary's commands against the same
+    /// database (more keys for a benchmark).
+    pub procs: ProcConfig,
     /// Notes about the environment, made before the run started.
     preface: Vec<String>,
     pool: PgPool,
@@ -80,7 +83,7 @@ fn photo_png(workspace: &std::path::Path) -> Result<bytes::Bytes> {
 
 /// A key (in an account of its own) with limits no scenario reaches, made with the binary's
 /// own `imgmeta keys create`.
-async fn create_key(procs: &ProcConfig, name: &str) -> Result<String> {
+pub(crate) async fn create_key(procs: &ProcConfig, name: &str) -> Result<String> {
     let output = tokio::process::Command::new(&procs.binary)
         .args([
             "keys",
@@ -215,6 +218,7 @@ impl Run {
             keys,
             ledger: Ledger::default(),
             log_dir,
+            procs,
             preface: repaired.into_iter().collect(),
             pool,
             snapshots,

@@ -69,35 +69,57 @@ impl ContentCache for StoredCache {
     }
 }
 
-/// `imgmeta cache stats`: entries, their JSON bytes and the hits they served, as one JSON line.
+/// `imgmeta cache stats`: both caches' entries, JSON bytes and hits, the flights under way
+/// and the jobs waiting on them, as one JSON line.
 pub async fn stats(settings: &imgmeta_config::Settings) -> anyhow::Result<()> {
     let store = crate::serve::migrate(settings).await?;
+    let content = store.content_cache_stats().await?;
+    let url = store.url_cache_stats().await?;
     println!(
         "{}",
-        serde_json::to_string(&store.content_cache_stats().await?)?
+        serde_json::json!({
+            "url": url,
+            "content": content,
+        })
     );
     Ok(())
 }
 
-/// `imgmeta cache purge --all | --sha256 HEX`: forgets every analysis, or those of one image's
-/// bytes (under every model); prints how many entries went.
-pub async fn purge(
-    settings: &imgmeta_config::Settings,
-    sha256: Option<&str>,
-) -> anyhow::Result<()> {
+/// What `imgmeta cache purge` forgets.
+pub enum Purge {
+    All,
+    /// One URL's entries (under every model) and the analyses of the bytes it served.
+    Url(String),
+    /// The analyses of one image's bytes, under every model.
+    Sha256(String),
+}
+
+/// `imgmeta cache purge`: prints how many entries went from each cache.
+pub async fn purge(settings: &imgmeta_config::Settings, target: Purge) -> anyhow::Result<()> {
     let store = crate::serve::migrate(settings).await?;
-    let removed = match sha256 {
-        None => store.purge_content_cache().await?,
-        Some(sha) => {
+    let (url, content) = match target {
+        Purge::All => (
+            store.purge_url_cache().await?,
+            store.purge_content_cache().await?,
+        ),
+        Purge::Url(raw) => {
+            let url = imgmeta_domain::ImageUrl::parse(&raw)
+                .map_err(|e| anyhow::anyhow!("--url: {}", e.message))?;
+            (store.purge_url(&url.cache_key()).await?, 0)
+        }
+        Purge::Sha256(sha) => {
             let sha = sha.trim().to_ascii_lowercase();
             anyhow::ensure!(
                 sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
                 "--sha256 takes the 64 hex digits of an image's SHA-256 (result.image.hashes.sha256)"
             );
-            store.purge_content(&sha).await?
+            (0, store.purge_content(&sha).await?)
         }
     };
-    println!("{}", serde_json::json!({ "removed": removed }));
+    println!(
+        "{}",
+        serde_json::json!({ "removed": url + content, "url_entries": url, "content_entries": content })
+    );
     Ok(())
 }
 

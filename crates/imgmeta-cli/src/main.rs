@@ -29,7 +29,7 @@ enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
-    /// The content cache: `stats`, or `purge --all | --sha256 HEX`.
+    /// The caches (by URL and by content): `stats`, or `purge --all | --url U | --sha256 HEX`.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
@@ -152,12 +152,16 @@ enum ModelsCommand {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// Entries, their bytes and the hits they served, as one JSON line.
+    /// Entries, their bytes and the hits they served (URL and content caches), flights under
+    /// way and jobs waiting on them, as one JSON line.
     Stats,
-    /// Forget every analysis (`--all`) or those of one image's bytes (`--sha256`).
+    /// Forget everything (`--all`), one URL's entries and the analyses of the bytes it served
+    /// (`--url`), or the analyses of one image's bytes (`--sha256`).
     Purge {
-        #[arg(long, conflicts_with = "sha256", required_unless_present = "sha256")]
+        #[arg(long, conflicts_with_all = ["sha256", "url"], required_unless_present_any = ["sha256", "url"])]
         all: bool,
+        #[arg(long, conflicts_with = "sha256")]
+        url: Option<String>,
         #[arg(long)]
         sha256: Option<String>,
     },
@@ -225,7 +229,14 @@ fn main() -> ExitCode {
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
             Command::Cache { command } => match command {
                 CacheCommand::Stats => imgmeta_cli::content_cache::stats(&settings).await,
-                CacheCommand::Purge { sha256, .. } => imgmeta_cli::content_cache::purge(&settings, sha256.as_deref()).await,
+                CacheCommand::Purge { sha256, url, .. } => {
+                    let target = match (url, sha256) {
+                        (Some(url), _) => imgmeta_cli::content_cache::Purge::Url(url),
+                        (None, Some(sha)) => imgmeta_cli::content_cache::Purge::Sha256(sha),
+                        (None, None) => imgmeta_cli::content_cache::Purge::All,
+                    };
+                    imgmeta_cli::content_cache::purge(&settings, target).await
+                }
             },
             Command::Keys { command } => match command {
                 KeysCommand::Create { name, rate_per_minute, daily_quota, account, scopes } => {

@@ -78,6 +78,23 @@ pub fn with_content_cache(analyzer: Analyzer, settings: &Settings) -> anyhow::Re
     )
 }
 
+/// The URL cache's rules for workers, or `None` when the cache is off.
+pub fn url_cache_policy(settings: &Settings) -> Option<imgmeta_worker::UrlCachePolicy> {
+    let c = &settings.url_cache;
+    c.enabled.then_some(imgmeta_worker::UrlCachePolicy {
+        lifetimes: imgmeta_pipeline::Lifetimes {
+            default_ttl: c.ttl,
+            max_ttl: c.max_ttl,
+        },
+        negative_ttl: c.negative_ttl,
+        bounds: imgmeta_store::UrlCacheBounds {
+            max_entries: c.max_entries,
+            max_bytes: c.max_bytes,
+            max_stale: c.max_stale,
+        },
+    })
+}
+
 /// The analyzer around an already loaded detector (or the reason there is none).
 pub fn analyzer_with(
     settings: &Settings,
@@ -113,6 +130,12 @@ pub async fn start_api(
         legacy_wait: settings.legacy_wait,
         fetch_allows_private: settings.fetch.allow_private,
         security: crate::security::api_security(settings)?,
+        url_cache: settings
+            .url_cache
+            .enabled
+            .then_some(imgmeta_api::UrlCacheAdmission {
+                max_stale: settings.url_cache.max_stale,
+            }),
     };
     let app = Application::build(settings.http_addr, state).await?;
     let addr = app.local_addr();
@@ -136,6 +159,7 @@ pub fn start_worker(
         max_attempts: settings.worker.max_attempts,
         retry_base: settings.worker.retry_base,
         test_hooks: settings.worker.test_hooks.clone(),
+        url_cache: url_cache_policy(settings),
     };
     imgmeta_telemetry::install();
     start_relay(

@@ -54,6 +54,8 @@ pub struct Settings {
     pub fetch: FetchSettings,
     /// How long `POST /img` waits for a job to finish before answering 202.
     pub legacy_wait: Duration,
+    /// The URL cache's lifetimes and bounds (on with the content cache).
+    pub url_cache: UrlCacheSettings,
     pub log_format: LogFormat,
     /// The log filter (`RUST_LOG`, tracing's directive syntax); `None`: the default.
     pub log_filter: Option<String>,
@@ -63,6 +65,26 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Span export over OTLP; `None` (the default) exports nothing.
     pub traces: Option<TraceExportSettings>,
+}
+
+/// The URL cache (`IMGMETA_CACHE_*`); on whenever the content cache is
+/// (`IMGMETA_CACHE_MAX_ENTRIES` > 0), bounded by the same row count.
+#[derive(Debug, Clone, Copy)]
+pub struct UrlCacheSettings {
+    pub enabled: bool,
+    /// Freshness of a response that says nothing about it (`IMGMETA_CACHE_TTL`, seconds).
+    pub ttl: Duration,
+    /// The most any entry stays fresh, whatever the origin says (`IMGMETA_CACHE_MAX_TTL`).
+    pub max_ttl: Duration,
+    /// How long after expiry an entry may still be served while a refresh runs
+    /// (`IMGMETA_CACHE_MAX_STALE`); older ones are swept.
+    pub max_stale: Duration,
+    /// How long a URL's permanent error is remembered (`IMGMETA_CACHE_NEGATIVE_TTL`).
+    pub negative_ttl: Duration,
+    /// Most rows the URL cache keeps (the content cache's `IMGMETA_CACHE_MAX_ENTRIES`).
+    pub max_entries: i64,
+    /// Most bytes of JSON the URL cache keeps (`IMGMETA_CACHE_MAX_BYTES`).
+    pub max_bytes: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +289,27 @@ impl Settings {
                 30_000,
                 0..=300_000,
             )?),
+            url_cache: {
+                let max_entries: i64 =
+                    env.parse_in("IMGMETA_CACHE_MAX_ENTRIES", 100_000, 0..=100_000_000)?;
+                let secs =
+                    |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+                        Ok(Duration::from_secs(env.parse_in(name, default, 0..=max)?))
+                    };
+                UrlCacheSettings {
+                    enabled: max_entries > 0,
+                    ttl: secs("IMGMETA_CACHE_TTL", 3_600, 31_536_000)?,
+                    max_ttl: secs("IMGMETA_CACHE_MAX_TTL", 86_400, 31_536_000)?,
+                    max_stale: secs("IMGMETA_CACHE_MAX_STALE", 3_600, 31_536_000)?,
+                    negative_ttl: secs("IMGMETA_CACHE_NEGATIVE_TTL", 60, 86_400)?,
+                    max_entries,
+                    max_bytes: env.parse_in(
+                        "IMGMETA_CACHE_MAX_BYTES",
+                        1_073_741_824,
+                        0..=1_099_511_627_776,
+                    )?,
+                }
+            },
             log_filter: env.optional("RUST_LOG"),
             cargo_home: env.optional("CARGO_HOME").map(PathBuf::from).or_else(|| {
                 env.optional("HOME")

@@ -5,6 +5,7 @@
 //! and never travels further.
 
 mod account;
+pub mod analysis;
 mod decimal;
 mod dream;
 mod error_code;

@@ -54,6 +54,16 @@ impl ImageUrl {
     pub fn host_str(&self) -> &str {
         self.0.host_str().unwrap_or_default()
     }
+
+    /// The URL cache's key: the URL in its normalised form (the parser already lower-cases
+    /// the scheme and host, drops a default port and an empty path's absence), without its
+    /// fragment, which is never sent to the server; the query is kept, since it may select
+    /// another image.
+    pub fn cache_key(&self) -> String {
+        let mut url = self.0.clone();
+        url.set_fragment(None);
+        url.into()
+    }
 }
 
 impl std::fmt::Display for ImageUrl {
@@ -71,6 +81,24 @@ impl<'de> Deserialize<'de> for ImageUrl {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cache_key_normalises_scheme_host_port_and_fragment_but_keeps_the_query() {
+        let key = |raw: &str| ImageUrl::parse(raw).unwrap().cache_key();
+        assert_eq!(
+            key("HTTPS://Example.COM:443/a/B.jpg?x=1&Y=2#top"),
+            "https://example.com/a/B.jpg?x=1&Y=2"
+        );
+        assert_eq!(key("http://example.com:80"), "http://example.com/");
+        assert_eq!(
+            key("http://example.com:8080/a"),
+            "http://example.com:8080/a"
+        );
+        assert_ne!(
+            key("http://example.com/a?x=1"),
+            key("http://example.com/a?x=2")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -12,13 +12,15 @@
 
 use crate::destination::{Target, check_url, resolve};
 use crate::log::{clean, log_refusal};
-use crate::{FetchConfig, FetchError, HostBusy, HostGate, host_key};
+use crate::{FetchConfig, FetchError, HostBusy, HostGate, OriginCaching, Validators, host_key};
 use bytes::{Bytes, BytesMut};
 use imgmeta_domain::ImageUrl;
-use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, LOCATION};
+use reqwest::header::{
+    ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, IF_MODIFIED_SINCE, IF_NONE_MATCH, LOCATION,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
 
@@ -39,6 +41,17 @@ pub struct Fetched {
     pub redirects: u8,
     /// The address the body was read from.
     pub remote_addr: Option<SocketAddr>,
+    /// The last hop's caching headers, for the URL cache.
+    pub caching: OriginCaching,
+}
+
+/// The answer to a fetch that may revalidate a stored response.
+#[derive(Debug, Clone)]
+pub enum Revalidation {
+    /// The origin sent the image (changed, or nothing was stored).
+    Modified(Fetched),
+    /// `304 Not Modified`: the stored response is still the image; its new caching headers.
+    NotModified(OriginCaching),
 }
 
 /// Fetches image URLs under a `FetchConfig`. Cheap to clone; share one per process.
@@ -101,14 +114,37 @@ impl Fetcher {
     /// Downloads `url`, within the total deadline, refusing any hop whose destination fails
     /// the policy before a connection is made.
     pub async fn fetch(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
-        let result = self.fetch_hops(url).await;
+        match self.fetch_revalidating(url, None).await? {
+            Revalidation::Modified(fetched) => Ok(fetched),
+            // Only a conditional request may be answered 304; otherwise it is a refusal.
+            Revalidation::NotModified(_) => Err(FetchError::Status {
+                url: crate::log::shown_url(url.as_url()),
+                status: 304,
+            }),
+        }
+    }
+
+    /// As [`Fetcher::fetch`], sending `validators` (when there are some) as
+    /// `If-None-Match` / `If-Modified-Since` on every hop, so an unchanged image costs the origin
+    /// a `304` and no body.
+    pub async fn fetch_revalidating(
+        &self,
+        url: &ImageUrl,
+        validators: Option<&Validators>,
+    ) -> Result<Revalidation, FetchError> {
+        let validators = validators.filter(|v| !v.is_empty());
+        let result = self.fetch_hops(url, validators).await;
         if let Err(err) = &result {
             log_refusal(err);
         }
         result
     }
 
-    async fn fetch_hops(&self, url: &ImageUrl) -> Result<Fetched, FetchError> {
+    async fn fetch_hops(
+        &self,
+        url: &ImageUrl,
+        validators: Option<&Validators>,
+    ) -> Result<Revalidation, FetchError> {
         let mut deadline = Deadline::new(self.cfg.total_timeout);
         let mut gate_waited = Duration::ZERO;
         let mut current = url.as_url().clone();
@@ -121,8 +157,16 @@ impl Fetcher {
             let gate_started = Instant::now();
             self.wait_turn(&target.host, &mut gate_waited).await?;
             deadline.extend(gate_started.elapsed());
-            let response = deadline.run(self.send(&current, &target, &addrs)).await?;
+            let response = deadline
+                .run(self.send(&current, &target, &addrs, validators))
+                .await?;
             let status = response.status();
+            if status.as_u16() == 304 && validators.is_some() {
+                return Ok(Revalidation::NotModified(OriginCaching::from_headers(
+                    response.headers(),
+                    SystemTime::now(),
+                )));
+            }
             if is_followed_redirect(status.as_u16()) {
                 if redirects >= self.cfg.max_redirects {
                     return Err(FetchError::TooManyRedirects {
@@ -145,6 +189,7 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .map(clean);
             let remote_addr = response.remote_addr();
+            let caching = OriginCaching::from_headers(response.headers(), SystemTime::now());
             let bytes = deadline
                 .run(read_capped(response, &self.cfg, &target))
                 .await?;
@@ -153,13 +198,14 @@ impl Fetcher {
                     url: crate::log::shown_url(&current),
                 });
             }
-            return Ok(Fetched {
+            return Ok(Revalidation::Modified(Fetched {
                 bytes,
                 final_url: current,
                 content_type,
                 redirects,
                 remote_addr,
-            });
+                caching,
+            }));
         }
     }
 
@@ -202,11 +248,20 @@ impl Fetcher {
         url: &Url,
         target: &Target,
         addrs: &[SocketAddr],
+        validators: Option<&Validators>,
     ) -> Result<reqwest::Response, FetchError> {
         let pinned = target.literal.is_none().then_some(target.host.as_str());
         let client = self.client_for(addrs, pinned)?;
-        client
-            .get(url.clone())
+        let mut request = client.get(url.clone());
+        if let Some(validators) = validators {
+            if let Some(etag) = &validators.etag {
+                request = request.header(IF_NONE_MATCH, etag.as_str());
+            }
+            if let Some(since) = &validators.last_modified {
+                request = request.header(IF_MODIFIED_SINCE, since.as_str());
+            }
+        }
+        request
             .header(ACCEPT, "image/*")
             // We never decompress (a small gzip body could expand without bound), so ask for
             // the identity encoding; a server that compresses anyway gets its bytes returned

@@ -13,14 +13,16 @@ mod result;
 pub use artifacts::{Artifact, ArtifactInfo, MAX_ARTIFACT_BYTES};
 pub use cache::{CacheFuture, CacheInfo, CachedAnalysis, ContentCache, OBJECTS_FLOOR};
 pub use error::AnalysisError;
+pub use imgmeta_fetch::{Lifetimes, OriginCaching, Validators};
 // The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
 pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
 pub use objects::{DetectObjects, Dreamed};
-pub use result::{JobResult, Timings};
+pub use result::{JobResult, Kept, Timings};
 
 use bytes::Bytes;
+use imgmeta_domain::analysis::{Analysis, Cut};
 use imgmeta_domain::{DreamOptions, ImageUrl, MinScore, Task, TaskSet};
-use imgmeta_fetch::Fetcher;
+use imgmeta_fetch::{Fetcher, Revalidation};
 use imgmeta_metadata::DecodeLimits;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -106,6 +108,71 @@ impl Analyzer {
         self.analyze_bytes(fetched.bytes, request, fetch_ms).await
     }
 
+    /// Fetches `url` for the URL cache: when `stored` (an earlier analysis of this URL with its
+    /// validators) is given, the request is conditional and a `304` answers from it without a
+    /// download or any stage (`cache.status` `revalidated`). Either way the result's `kept`
+    /// holds what the URL cache should keep, with the origin's caching headers.
+    pub async fn analyze_url_revalidating(
+        &self,
+        url: &ImageUrl,
+        request: &Request,
+        stored: Option<&StoredUrl>,
+    ) -> Result<JobResult, AnalysisError> {
+        self.check_tasks(request)?;
+        let started = Instant::now();
+        let validators = stored.map(|s| &s.validators);
+        let answered = self
+            .fetcher
+            .fetch_revalidating(url, validators)
+            .instrument(tracing::info_span!("fetch", image.url_host = %url.host_str()))
+            .await?;
+        let fetch_ms = elapsed_ms(started);
+        observe("fetch", Some(fetch_ms));
+        let fetched = match (answered, stored) {
+            (Revalidation::Modified(fetched), _) => fetched,
+            (Revalidation::NotModified(caching), Some(stored)) => {
+                metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "revalidated")
+                    .increment(1);
+                let info = CacheInfo::new("revalidated", Some("url"), stored.age_s);
+                let mut result = answer(
+                    &stored.analysis,
+                    request,
+                    Timings {
+                        fetch: fetch_ms,
+                        ..Timings::default()
+                    },
+                    info,
+                );
+                result.kept = Some(Kept {
+                    sha256: stored.sha256.clone(),
+                    analysis: stored.analysis.clone(),
+                    caching: Some(caching),
+                });
+                return Ok(result);
+            }
+            (Revalidation::NotModified(_), None) => {
+                return Err(AnalysisError::internal(
+                    "the origin answered 304 to an unconditional request".to_owned(),
+                ));
+            }
+        };
+        tracing::debug!(fetch_ms, bytes = fetched.bytes.len(), "fetched");
+        metrics::counter!(imgmeta_telemetry::BYTES_FETCHED).increment(fetched.bytes.len() as u64);
+        let mut result = self.analyze_bytes(fetched.bytes, request, fetch_ms).await?;
+        if let Some(kept) = &mut result.kept {
+            kept.caching = Some(fetched.caching);
+        }
+        Ok(result)
+    }
+
+    /// The detector version the caches are keyed by (`none` without a detector).
+    pub fn model_version(&self) -> String {
+        match &self.detector {
+            Ok(detector) => detector.version(),
+            Err(_) => "none".to_owned(),
+        }
+    }
+
     /// Analyses bytes already in hand; `fetch_ms` is how long getting them took.
     pub async fn analyze_bytes(
         &self,
@@ -124,7 +191,18 @@ impl Analyzer {
             let found = cache.get(sha256, model).await;
             if let Some(hit) = found.filter(|hit| covers(hit, request)) {
                 metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "hit").increment(1);
-                return Ok(answer(&hit, request, timings, CacheInfo::hit(hit.age_s)));
+                let analysis = Analysis {
+                    image: hit.image.clone(),
+                    objects: hit.objects.clone(),
+                };
+                let info = CacheInfo::new("hit", Some("content"), hit.age_s);
+                let mut result = answer(&analysis, request, timings, info);
+                result.kept = Some(Kept {
+                    sha256: sha256.clone(),
+                    analysis,
+                    caching: None,
+                });
+                return Ok(result);
             }
             metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "miss").increment(1);
         } else if self.cache.is_some() {
@@ -138,7 +216,12 @@ impl Analyzer {
         timings.decode = elapsed_ms(started);
         let decoded = Arc::new(decoded);
 
-        let image = if request.tasks.contains(Task::Metadata) {
+        // A cached analysis is the widest one (metadata and objects), so that one entry serves
+        // every task subset; objects only when a detector is there to make them.
+        let widest = plan.is_some();
+        let want_objects =
+            request.tasks.iter().any(Task::reports_objects) || (widest && self.detector.is_ok());
+        let image = if request.tasks.contains(Task::Metadata) || widest {
             let started = Instant::now();
             let (bytes, decoded) = (bytes.clone(), decoded.clone());
             let metadata = blocking(tracing::info_span!("metadata"), move || {
@@ -159,7 +242,7 @@ impl Analyzer {
             Some(_) => OBJECTS_FLOOR,
             None => request.min_score.value(),
         };
-        let detected = if request.tasks.iter().any(Task::reports_objects) {
+        let detected = if want_objects {
             let detector = self.detector()?;
             let started = Instant::now();
             let decoded = decoded.clone();
@@ -174,6 +257,7 @@ impl Analyzer {
         };
 
         let mut cache_info = self.cache.as_ref().map(|_| CacheInfo::bypass());
+        let mut kept = None;
         if let (Some((cache, model)), Some(sha256)) = (&plan, &key) {
             let analysis = CachedAnalysis {
                 image: image.clone(),
@@ -182,15 +266,24 @@ impl Analyzer {
             };
             cache.put(sha256, model, &analysis).await;
             cache_info = Some(CacheInfo::miss());
+            kept = Some(Kept {
+                sha256: sha256.clone(),
+                analysis: Analysis {
+                    image: analysis.image,
+                    objects: analysis.objects,
+                },
+                caching: None,
+            });
         }
-        let objects = detected
-            .as_ref()
-            .map(|o| cache::objects_at(o, request.min_score.value()));
-        let image = image.map(|mut image| {
-            if request.redact_gps {
-                cache::redact_gps(&mut image);
-            }
-            image
+        // The job's own cut of what was made (cached or not, the same rules).
+        let (image, objects) = Analysis {
+            image,
+            objects: detected,
+        }
+        .cut(Cut {
+            tasks: &request.tasks,
+            min_score: request.min_score,
+            redact_gps: request.redact_gps,
         });
 
         let mut files = Vec::new();
@@ -235,6 +328,7 @@ impl Analyzer {
             cache: cache_info,
             timings_ms: timings,
             files,
+            kept,
         })
     }
 
@@ -242,23 +336,16 @@ impl Analyzer {
     /// metadata and objects are kept (never artifacts), and objects only down to the floor.
     fn cache_plan(&self, request: &Request) -> Option<(Arc<dyn ContentCache>, String)> {
         let cache = self.cache.clone()?;
-        if request.bypass_cache {
-            return None;
-        }
-        let kept = request
-            .tasks
-            .iter()
-            .all(|t| matches!(t, Task::Metadata | Task::Objects));
-        if !kept || request.min_score.value() < OBJECTS_FLOOR {
+        if !imgmeta_domain::analysis::cacheable(
+            &request.tasks,
+            request.min_score,
+            request.bypass_cache,
+        ) {
             return None;
         }
         // Metadata alone does not depend on the model, but is kept with it all the same: one
         // key per image and model, so an entry grows into a whole analysis.
-        let model = match &self.detector {
-            Ok(detector) => detector.version(),
-            Err(_) => "none".to_owned(),
-        };
-        Some((cache, model))
+        Some((cache, self.model_version()))
     }
 
     fn detector(&self) -> Result<Arc<dyn DetectObjects>, AnalysisError> {
@@ -277,29 +364,21 @@ impl Analyzer {
 
 /// Whether a cached analysis holds everything `request` asks for.
 fn covers(hit: &CachedAnalysis, request: &Request) -> bool {
-    (!request.tasks.contains(Task::Metadata) || hit.image.is_some())
-        && (!request.tasks.contains(Task::Objects) || hit.objects.is_some())
+    Analysis {
+        image: hit.image.clone(),
+        objects: hit.objects.clone(),
+    }
+    .covers(&request.tasks)
 }
 
 /// A job's result from a cached analysis: the parts it asked for, its `min_score`, its
 /// account's GPS setting; no stage ran but getting the bytes.
-fn answer(hit: &CachedAnalysis, request: &Request, timings: Timings, info: CacheInfo) -> JobResult {
-    let image = match request.tasks.contains(Task::Metadata) {
-        true => hit.image.clone().map(|mut image| {
-            if request.redact_gps {
-                cache::redact_gps(&mut image);
-            }
-            image
-        }),
-        false => None,
-    };
-    let objects = match request.tasks.contains(Task::Objects) {
-        true => hit
-            .objects
-            .as_ref()
-            .map(|o| cache::objects_at(o, request.min_score.value())),
-        false => None,
-    };
+fn answer(analysis: &Analysis, request: &Request, timings: Timings, info: CacheInfo) -> JobResult {
+    let (image, objects) = analysis.cut(Cut {
+        tasks: &request.tasks,
+        min_score: request.min_score,
+        redact_gps: request.redact_gps,
+    });
     JobResult {
         image,
         objects,
@@ -308,7 +387,17 @@ fn answer(hit: &CachedAnalysis, request: &Request, timings: Timings, info: Cache
         cache: Some(info),
         timings_ms: timings,
         files: Vec::new(),
+        kept: None,
     }
+}
+
+/// An earlier analysis of a URL, from the URL cache, to revalidate.
+#[derive(Debug, Clone)]
+pub struct StoredUrl {
+    pub analysis: Analysis,
+    pub sha256: String,
+    pub validators: Validators,
+    pub age_s: f64,
 }
 
 /// Runs CPU-bound work on the blocking pool inside its stage's span (named after the stage, as

@@ -27,6 +27,20 @@ pub struct JobResult {
     /// The artifacts' bytes, in the order of `artifacts`.
     #[serde(skip)]
     pub files: Vec<Artifact>,
+    /// What the caches keep of this analysis (the widest one, unredacted), for a job that
+    /// could use them; never part of the document.
+    #[serde(skip)]
+    pub kept: Option<Kept>,
+}
+
+/// The analysis a job made or found, as the URL cache keeps it.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The SHA-256 of the image's bytes.
+    pub sha256: String,
+    pub analysis: imgmeta_domain::analysis::Analysis,
+    /// The origin's caching headers when the image came from a URL.
+    pub caching: Option<imgmeta_fetch::OriginCaching>,
 }
 
 /// Milliseconds spent in each stage; `null` for stages that did not run.

@@ -100,39 +100,52 @@ impl Store {
         result: &serde_json::Value,
         artifacts: &[NewArtifact<'_>],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
+        Ok(self
+            .complete_leading(id, attempt, result, artifacts, None)
+            .await?
+            .is_some())
+    }
+}
+
+/// Ends run `attempt` as succeeded with `result` and its artifacts inside `tx`; false (nothing
+/// written) when that run no longer owns the job.
+pub(crate) async fn complete_in(
+    tx: &mut sqlx::PgConnection,
+    id: JobId,
+    attempt: i32,
+    result: &serde_json::Value,
+    artifacts: &[NewArtifact<'_>],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
                     lease_until = NULL, updated_at = now()
              WHERE id = $1 AND attempts = $2 AND status = 'running'",
-        )
-        .bind(id.as_uuid())
-        .bind(attempt)
-        .bind(result)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        for artifact in artifacts {
-            sqlx::query(
-                "INSERT INTO job_artifacts (job_id, name, mime, width, height, sha256, bytes)
+    )
+    .bind(id.as_uuid())
+    .bind(attempt)
+    .bind(result)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    for artifact in artifacts {
+        sqlx::query(
+            "INSERT INTO job_artifacts (job_id, name, mime, width, height, sha256, bytes)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (job_id, name) DO UPDATE SET mime = EXCLUDED.mime,
                      width = EXCLUDED.width, height = EXCLUDED.height,
                      sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, created_at = now()",
-            )
-            .bind(id.as_uuid())
-            .bind(artifact.name)
-            .bind(artifact.mime)
-            .bind(i32::try_from(artifact.width).unwrap_or(i32::MAX))
-            .bind(i32::try_from(artifact.height).unwrap_or(i32::MAX))
-            .bind(artifact.sha256)
-            .bind(artifact.bytes)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        )
+        .bind(id.as_uuid())
+        .bind(artifact.name)
+        .bind(artifact.mime)
+        .bind(i32::try_from(artifact.width).unwrap_or(i32::MAX))
+        .bind(i32::try_from(artifact.height).unwrap_or(i32::MAX))
+        .bind(artifact.sha256)
+        .bind(artifact.bytes)
+        .execute(&mut *tx)
+        .await?;
     }
+    Ok(true)
 }

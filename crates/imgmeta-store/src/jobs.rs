@@ -49,6 +49,27 @@ pub struct NewJob {
     pub idempotency: Option<Idempotency>,
     /// The W3C `traceparent` of the span that accepted the job, when traces are exported.
     pub trace_parent: Option<String>,
+    /// How the job is admitted: queued with a message, answered at once from the URL cache, or
+    /// joining the URL's single flight.
+    pub admission: JobAdmission,
+}
+
+/// How a new job enters: the usual way, or through the URL cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum JobAdmission {
+    /// Queued with its message in the outbox.
+    #[default]
+    Queued,
+    /// Recorded already ended, with no message and no run: succeeded with `result`, or failed
+    /// with `error` (a URL's remembered error; `result` then holds only how the cache
+    /// answered).
+    Answered {
+        result: serde_json::Value,
+        error: Option<ErrorBody>,
+    },
+    /// Queued under the URL cache key's single flight: it leads the flight (and gets a
+    /// message) if none is under way, else it follows the leading job and waits for its commit.
+    Flight(String),
 }
 
 /// A client's idempotency key and a digest of the request it came with.
@@ -147,6 +168,39 @@ async fn charged(
     Ok(statement.execute(tx).await?.rows_affected() == 1)
 }
 
+/// Makes the new job `id` the leader of `url_key`'s flight, with its message, or, when a flight
+/// is under way, a follower of its leader (no message: it completes in the leader's commit).
+/// The upsert takes the flight's row lock, so a leader ending concurrently either sees this
+/// follower or has already ended the flight (and this job starts a new one).
+async fn join_flight(
+    tx: &mut sqlx::PgConnection,
+    url_key: &str,
+    id: JobId,
+) -> Result<(), StoreError> {
+    let leader: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO url_flights (url_key, leader_job) VALUES ($1, $2)
+         ON CONFLICT (url_key) DO UPDATE SET url_key = EXCLUDED.url_key
+         RETURNING leader_job",
+    )
+    .bind(url_key)
+    .bind(id.as_uuid())
+    .fetch_one(&mut *tx)
+    .await?;
+    if leader == id.as_uuid() {
+        sqlx::query("INSERT INTO outbox (job_id) VALUES ($1)")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query("UPDATE jobs SET follows = $2 WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(leader)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The same columns with the result left out, for lists.
 macro_rules! summary_columns {
     () => {
@@ -181,13 +235,16 @@ impl Store {
             "WITH job AS (
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
                                    trace_parent, account_id, api_key_id, input_sha256,
-                                   input_bytes, dream, bypass_cache)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14)
+                                   input_bytes, dream, bypass_cache, status, result,
+                                   error_code, error_message, started_at, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16,
+                         $17, $18, CASE WHEN $15 = 'queued' THEN NULL ELSE now() END,
+                         CASE WHEN $15 = 'queued' THEN NULL ELSE now() END)
                  ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                  DO NOTHING
                  RETURNING *
              ), message AS (
-                 INSERT INTO outbox (job_id) SELECT id FROM job
+                 INSERT INTO outbox (job_id) SELECT id FROM job WHERE $19 AND status = 'queued'
              ), input AS (
                  INSERT INTO job_inputs (job_id, sha256, bytes)
                  SELECT id, input_sha256, $12 FROM job WHERE $12::bytea IS NOT NULL
@@ -210,6 +267,24 @@ impl Store {
         .bind(upload.map(|u| u.content().as_ref()))
         .bind(job.spec.dream.as_ref().map(sqlx::types::Json))
         .bind(job.spec.bypass_cache)
+        .bind(match &job.admission {
+            JobAdmission::Answered { error: None, .. } => "succeeded",
+            JobAdmission::Answered { error: Some(_), .. } => "failed",
+            _ => "queued",
+        })
+        .bind(match &job.admission {
+            JobAdmission::Answered { result, .. } => Some(result),
+            _ => None,
+        })
+        .bind(match &job.admission {
+            JobAdmission::Answered { error: Some(e), .. } => Some(e.code.as_str()),
+            _ => None,
+        })
+        .bind(match &job.admission {
+            JobAdmission::Answered { error: Some(e), .. } => Some(e.message.as_str()),
+            _ => None,
+        })
+        .bind(job.admission == JobAdmission::Queued)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -240,6 +315,9 @@ impl Store {
         {
             tx.rollback().await?;
             return Ok(Submitted::QuotaExceeded);
+        }
+        if let JobAdmission::Flight(url_key) = &job.admission {
+            join_flight(&mut tx, url_key, job.id).await?;
         }
         let record = decode_job(&row)?;
         tx.commit().await?;
@@ -288,6 +366,8 @@ impl Store {
                 .bind(id.as_uuid())
                 .execute(&self.pool)
                 .await?;
+            // Jobs waiting on this one's fetch must not wait for ever.
+            self.hand_over_flight(id).await?;
             return Ok(Cancelled::Cancelled(decode_job(&row)?));
         }
         Ok(match self.get_job(account, id).await? {
@@ -318,6 +398,7 @@ impl Store {
                 .bind(id.as_uuid())
                 .execute(&self.pool)
                 .await?;
+            self.hand_over_flight(id).await?;
             return Ok(PurgeOutcome::Purged(decode_job(&row)?));
         }
         Ok(PurgeOutcome::NotFound {

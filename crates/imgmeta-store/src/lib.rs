@@ -15,6 +15,7 @@ mod jobs;
 mod keys;
 pub mod outbox;
 mod runs;
+mod url_cache;
 
 pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
@@ -24,10 +25,15 @@ pub use content_cache::{CacheStats, CachedContent};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{
-    Cancelled, Idempotency, JobLookup, JobPage, JobRecord, NewJob, Owner, PurgeOutcome, Submitted,
+    Cancelled, Idempotency, JobAdmission, JobLookup, JobPage, JobRecord, NewJob, Owner,
+    PurgeOutcome, Submitted,
 };
 pub use keys::{
     Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, NewApiKey, Revoked,
 };
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;
+pub use url_cache::{
+    FlightEnd, NegativeEntry, NewUrlEntry, UrlCacheBounds, UrlCacheStats, UrlEntry, UrlLookup,
+    is_negative,
+};

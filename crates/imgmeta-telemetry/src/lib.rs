@@ -52,8 +52,17 @@ pub const STAGE_DURATION: &str = "imgmeta_stage_duration_seconds";
 pub const BYTES_FETCHED: &str = "imgmeta_fetched_bytes_total";
 /// Gauge: messages ready in the jobs queue, as last seen by this process.
 pub const QUEUE_DEPTH: &str = "imgmeta_queue_depth";
-/// Counter: content cache lookups by `result` (`hit`, `miss`, `bypass`).
+/// Counter: cache lookups by `result`: the API's URL lookups (`hit`, `stale`, `negative`,
+/// `miss`, `revalidate`, `bypass`), the workers' content lookups (`hit`, `miss`, `bypass`),
+/// revalidations answered `304` (`revalidated`) and jobs completed by another's run
+/// (`coalesced`).
 pub const CACHE_LOOKUPS: &str = "imgmeta_cache_lookups_total";
+/// Gauge: URL cache entries by `kind` (`positive`, `negative`), as last swept.
+pub const CACHE_ENTRIES: &str = "imgmeta_cache_entries";
+/// Gauge: bytes of JSON the URL cache holds, as last swept.
+pub const CACHE_BYTES: &str = "imgmeta_cache_bytes";
+/// Gauge: jobs waiting on another job's run of the same URL (single flight), as last swept.
+pub const CACHE_WAITERS: &str = "imgmeta_cache_coalesced_waiters";
 /// Gauge: messages waiting in the outbox, as last seen by this process.
 pub const OUTBOX_BACKLOG: &str = "imgmeta_outbox_backlog";
 /// Gauge (seconds): how long loading the detector took.
@@ -95,7 +104,13 @@ fn describe() {
     describe_counter!(JOBS_SUBMITTED, "jobs accepted");
     describe_counter!(
         CACHE_LOOKUPS,
-        "content cache lookups by result (hit, miss, bypass)"
+        "cache lookups by result (hit, stale, negative, miss, revalidate, revalidated, coalesced, bypass)"
+    );
+    describe_gauge!(CACHE_ENTRIES, "URL cache entries by kind, as last swept");
+    describe_gauge!(CACHE_BYTES, "bytes of JSON in the URL cache, as last swept");
+    describe_gauge!(
+        CACHE_WAITERS,
+        "jobs waiting on another job's run of the same URL, as last swept"
     );
     describe_counter!(JOBS_PURGED, "job results erased, by reason");
     describe_gauge!(HTTP_IN_FLIGHT, "requests being served now");

@@ -3,10 +3,11 @@
 
 use crate::TestHooks;
 use crate::outcome::{FREE_HOST_DEFERRALS_FOR, Outcome, decide};
+use crate::url_cache::Leading;
 use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source};
 use imgmeta_pipeline::{AnalysisError, Analyzer, JobResult, Request};
 use imgmeta_queue::JobDelivery;
-use imgmeta_store::{Claim, NewArtifact, Store, StoreError};
+use imgmeta_store::{Claim, FlightEnd, NewArtifact, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ pub(crate) struct Shared {
     pub max_attempts: i32,
     pub retry_base: Duration,
     pub hooks: TestHooks,
+    pub url_cache: Option<crate::UrlCachePolicy>,
 }
 
 pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: CancellationToken) {
@@ -88,8 +90,21 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         dream: spec.dream.clone().unwrap_or_default(),
         bypass_cache: spec.bypass_cache,
     };
+    // A URL job the cache may answer leads its URL's flight (it was admitted under it).
+    let leading = match (&shared.url_cache, &spec.source) {
+        (Some(_), Source::Url(url))
+            if imgmeta_domain::analysis::cacheable(
+                &request.tasks,
+                request.min_score,
+                request.bypass_cache,
+            ) =>
+        {
+            Some(Leading::new(url, shared.analyzer.model_version()))
+        }
+        _ => None,
+    };
     let result = tokio::select! {
-        result = analyze(shared, id, &spec.source, &request) => Some(result),
+        result = analyze(shared, id, &spec.source, &request, leading.as_ref()) => Some(result),
         _ = lost_lease.cancelled() => None,
         _ = hand_back.cancelled() => {
             renewer.abort();
@@ -104,7 +119,15 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         return;
     };
     let duration_ms = started.elapsed().as_millis() as u64;
+    let mut result = result;
+    let kept = result.as_mut().ok().and_then(|r| r.kept.take());
     let outcome = decide(result, attempt, shared.max_attempts, shared.retry_base);
+    let flight = match (&leading, &kept, &shared.url_cache) {
+        (Some(leading), Some(kept), Some(policy)) => Some(leading.end(kept, policy)),
+        // Led but nothing to share: the followers are handed over to run themselves.
+        (Some(_), None, Some(_)) => Some(FlightEnd::default()),
+        _ => None,
+    };
     let store_started = Instant::now();
     let stored = persist(&hand_back, || async {
         match &outcome {
@@ -120,9 +143,27 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
                         bytes: &f.bytes,
                     })
                     .collect();
-                shared.store.complete(id, attempt, result, &artifacts).await
+                let done = shared
+                    .store
+                    .complete_leading(id, attempt, result, &artifacts, flight.as_ref())
+                    .await?;
+                if let Some(followers) = done.filter(|n| *n > 0) {
+                    metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "coalesced")
+                        .increment(followers);
+                    tracing::info!(followers, "completed the jobs waiting on this run");
+                }
+                Ok(done.is_some())
             }
-            Outcome::Failed(error) => shared.store.fail(id, attempt, error).await,
+            Outcome::Failed(error) => {
+                let negative = match (&leading, &shared.url_cache) {
+                    (Some(leading), Some(policy)) => leading.negative(error, policy),
+                    _ => None,
+                };
+                shared
+                    .store
+                    .fail_leading(id, attempt, error, negative.as_ref())
+                    .await
+            }
             Outcome::Retry { error, delay } => {
                 shared.store.retry_later(id, attempt, error, *delay).await
             }
@@ -193,10 +234,18 @@ async fn analyze(
     id: JobId,
     source: &Source,
     request: &Request,
+    leading: Option<&Leading>,
 ) -> Result<JobResult, AnalysisError> {
-    let digest = match source {
-        Source::Url(url) => return shared.analyzer.analyze_url(url, request).await,
-        Source::Upload(digest) => digest,
+    let digest = match (source, leading) {
+        (Source::Url(url), Some(leading)) => {
+            let stored = leading.stored(&shared.store).await;
+            return shared
+                .analyzer
+                .analyze_url_revalidating(url, request, stored.as_ref())
+                .await;
+        }
+        (Source::Url(url), None) => return shared.analyzer.analyze_url(url, request).await,
+        (Source::Upload(digest), _) => digest,
     };
     let started = Instant::now();
     let input = shared

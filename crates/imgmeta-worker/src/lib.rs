@@ -7,6 +7,9 @@
 mod dead_letters;
 mod job;
 mod outcome;
+mod url_cache;
+
+pub use url_cache::UrlCachePolicy;
 
 pub use imgmeta_config::TestHooks;
 use imgmeta_pipeline::Analyzer;
@@ -34,6 +37,8 @@ pub struct WorkerConfig {
     /// Backoff before the first retry, doubling per attempt.
     pub retry_base: Duration,
     pub test_hooks: TestHooks,
+    /// The URL cache's rules; `None` when the cache is off.
+    pub url_cache: Option<UrlCachePolicy>,
 }
 
 /// A worker process's job loop.
@@ -72,6 +77,15 @@ impl Worker {
             max_attempts: self.config.max_attempts,
             retry_base: self.config.retry_base,
             hooks: self.config.test_hooks.clone(),
+            url_cache: self.config.url_cache,
+        });
+        let upkeep = self.config.url_cache.map(|policy| {
+            tokio::spawn(url_cache::upkeep(
+                self.store.clone(),
+                self.analyzer.model_version(),
+                policy,
+                shutdown.clone(),
+            ))
         });
         let dead_letters = tokio::spawn(dead_letters::run(
             self.store.clone(),
@@ -160,6 +174,9 @@ impl Worker {
             }
         }
         dead_letters.abort();
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
         let drained = tokio::time::timeout(self.config.shutdown_grace, async {
             while in_flight.join_next().await.is_some() {}
         })

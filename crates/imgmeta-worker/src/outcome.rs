@@ -154,6 +154,7 @@ mod tests {
             artifacts: Vec::new(),
             timings_ms: Timings::default(),
             files: Vec::new(),
+            kept: None,
         }
     }
 

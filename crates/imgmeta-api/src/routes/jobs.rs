@@ -154,12 +154,12 @@ pub(super) async fn submit(
             ..job
         }
     };
-    let mut response = (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, job.location())],
-        Json(job),
-    )
-        .into_response();
+    // A job the URL cache answered is created already finished: 201, not 202.
+    let status = match !replayed && job.status.is_terminal() {
+        true => StatusCode::CREATED,
+        false => StatusCode::ACCEPTED,
+    };
+    let mut response = (status, [(header::LOCATION, job.location())], Json(job)).into_response();
     if replayed {
         response
             .headers_mut()

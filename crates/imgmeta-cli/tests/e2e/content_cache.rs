@@ -50,9 +50,12 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
     assert_eq!(second["result"]["image"], first["result"]["image"]);
     assert_eq!(second["result"]["objects"], first["result"]["objects"]);
 
-    // A higher min_score is the same analysis filtered.
+    // A higher min_score is the same analysis filtered (a third URL, so the URL cache, which
+    // would answer the first one at submission, has nothing to say).
     let strict_id = app
-        .submit_ok(json!({"url": app.photo_url("chelsea.png"), "min_score": 0.8}))
+        .submit_ok(
+            json!({"url": format!("{}?copy=3", app.photo_url("chelsea.png")), "min_score": 0.8}),
+        )
         .await;
     let strict = app.wait_terminal(&strict_id).await;
     assert_eq!(strict["cache"]["status"], "hit");
@@ -79,7 +82,7 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
     assert_eq!(upload["cache"]["status"], "hit", "{upload}");
     assert_eq!(upload["result"]["objects"], first["result"]["objects"]);
 
-    // What the cache cannot hold runs in full: a threshold under its floor.
+    // What the caches cannot hold runs in full: a threshold under their floor.
     let low_id = app
         .submit_ok(json!({"url": app.photo_url("chelsea.png"), "min_score": 0.01}))
         .await;
@@ -98,10 +101,18 @@ async fn the_same_bytes_by_another_url_or_by_upload_are_answered_from_the_cache(
     };
     let stats = cli(&["cache", "stats"]);
     assert_eq!(
-        (stats["entries"].clone(), stats["hits"].clone()),
+        (
+            stats["content"]["entries"].clone(),
+            stats["content"]["hits"].clone()
+        ),
         (json!(1), json!(3))
     );
-    assert_eq!(cli(&["cache", "purge", "--all"]), json!({"removed": 1}));
+    // One URL entry per URL that was analysed or answered from the content (not the upload).
+    assert_eq!(stats["url"]["entries"], 3, "{stats}");
+    assert_eq!(
+        cli(&["cache", "purge", "--all"]),
+        json!({"removed": 4, "url_entries": 3, "content_entries": 1})
+    );
     let again_id = app
         .submit_ok(json!({"url": app.photo_url("chelsea.png")}))
         .await;
@@ -140,9 +151,12 @@ async fn a_client_bypasses_the_cache_by_field_or_by_cache_control() {
     let by_header = app.wait_terminal(by_header["id"].as_str().unwrap()).await;
     assert_eq!(by_header["cache"]["status"], "bypass", "{by_header}");
 
-    // Without either, the entry is still there.
-    let again_id = app.submit_ok(json!({"url": url, "cache": "use"})).await;
-    assert_eq!(app.wait_terminal(&again_id).await["cache"]["status"], "hit");
+    // Without either, the entry is still there (the URL's, answering at submission).
+    let again = app.submit(json!({"url": url, "cache": "use"})).await;
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["cache"]["status"], "hit", "{again}");
+    assert_eq!(again["cache"]["key"], "url");
 
     let refused = app.submit(json!({"url": url, "cache": "sometimes"})).await;
     assert_eq!(refused.status(), 400);

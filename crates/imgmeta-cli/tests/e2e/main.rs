@@ -20,4 +20,5 @@ mod startup;
 mod tenancy;
 mod traces;
 mod uploads;
+mod url_cache;
 mod validation;

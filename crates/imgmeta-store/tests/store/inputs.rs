@@ -43,6 +43,7 @@ fn upload_job(account: AccountId, content: &'static [u8]) -> NewJob {
         input: Some(upload),
         idempotency: None,
         trace_parent: None,
+        admission: Default::default(),
     }
 }
 

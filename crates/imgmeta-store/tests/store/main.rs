@@ -1,8 +1,9 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
-//! uploaded inputs and the content cache.
+//! uploaded inputs, the content cache and the URL cache with its single flights.
 
 mod content_cache;
 mod inputs;
+mod url_cache;
 
 use imgmeta_store::Store;
 

@@ -1,0 +1,381 @@
+//! The URL cache and its single flights against the real PostgreSQL: who leads and who
+//! follows, followers completed or failed in their leader's commit with their own cut, the
+//! hand-over when a leader is cancelled, the sweep's safety net, model changes, bounds, purge.
+
+use crate::{drop_database, fresh_store};
+use imgmeta_domain::analysis::Analysis;
+use imgmeta_domain::{
+    AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, MinScore, Name, Source, TaskSet,
+};
+use imgmeta_store::{
+    Claim, FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry,
+    Owner, Store, Submitted, UrlCacheBounds,
+};
+use serde_json::json;
+use std::time::Duration;
+
+const URL: &str = "http://images.example/cat.jpg";
+const MODEL: &str = "model-a";
+
+async fn account(store: &Store, redact_gps: bool) -> AccountId {
+    store
+        .create_account(&NewAccount {
+            name: Name::parse("flights").unwrap(),
+            daily_quota: 1000,
+            retention_days: 30,
+            redact_gps,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn job(account: AccountId, min_score: f64, admission: JobAdmission) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        owner: Owner {
+            account,
+            key_id: None,
+        },
+        spec: JobSpec {
+            source: Source::Url(ImageUrl::parse(URL).unwrap()),
+            tasks: TaskSet::all(),
+            min_score: MinScore::parse(min_score).unwrap(),
+            dream: None,
+            bypass_cache: false,
+        },
+        input: None,
+        idempotency: None,
+        trace_parent: None,
+        admission,
+    }
+}
+
+fn flight() -> JobAdmission {
+    JobAdmission::Flight(ImageUrl::parse(URL).unwrap().cache_key())
+}
+
+async fn submit(store: &Store, new: NewJob) -> JobId {
+    match store.insert_job(&new).await.unwrap() {
+        Submitted::Created(job) => job.id,
+        other => panic!("not created: {other:?}"),
+    }
+}
+
+async fn pool(db: &str) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
+        .await
+        .unwrap()
+}
+
+/// The jobs with a message owed to the broker.
+async fn messages(db: &sqlx::PgPool) -> Vec<uuid::Uuid> {
+    sqlx::query_scalar("SELECT job_id FROM outbox ORDER BY id")
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+async fn claim(store: &Store, id: JobId) -> i32 {
+    match store
+        .claim(id, "w1", Duration::from_secs(60), 5)
+        .await
+        .unwrap()
+    {
+        Claim::Claimed { attempt, .. } => attempt,
+        other => panic!("not claimed: {other:?}"),
+    }
+}
+
+async fn found(store: &Store, account: AccountId, id: JobId) -> imgmeta_store::JobRecord {
+    match store.get_job(account, id).await.unwrap() {
+        JobLookup::Found(job) => job,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn analysis() -> Analysis {
+    Analysis {
+        image: Some(json!({"exif": {"gps": {"latitude": 1.5}}, "warnings": []})),
+        objects: Some(json!({"model": {"min_score": 0.05}, "detections": [
+            {"label": "cat", "score": 0.9}, {"label": "cup", "score": 0.3}]})),
+    }
+}
+
+fn entry<'a>(analysis: &'a Analysis, key: &'a str, fresh_for: Duration) -> NewUrlEntry<'a> {
+    NewUrlEntry {
+        url_key: key,
+        model: MODEL,
+        sha256: "ab".repeat(32).leak(),
+        analysis,
+        etag: Some("\"v1\""),
+        last_modified: None,
+        must_revalidate: false,
+        fresh_for,
+    }
+}
+
+#[tokio::test]
+async fn the_first_submission_leads_the_flight_and_the_rest_follow_then_complete_in_its_commit() {
+    let (store, name) = fresh_store().await;
+    let db = pool(&name).await;
+    let plain = account(&store, false).await;
+    let private = account(&store, true).await;
+    let leader = submit(&store, job(plain, 0.25, flight())).await;
+    let follower = submit(&store, job(plain, 0.5, flight())).await;
+    let other = submit(&store, job(private, 0.25, flight())).await;
+    assert_eq!(
+        messages(&db).await,
+        [leader.as_uuid()],
+        "only the leader is published"
+    );
+
+    let attempt = claim(&store, leader).await;
+    let analysis = analysis();
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    store.announce_model(MODEL).await.unwrap();
+    let end = FlightEnd {
+        analysis: Some(&analysis),
+        entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
+    };
+    let done = store
+        .complete_leading(
+            leader,
+            attempt,
+            &json!({"cache": {"status": "miss"}}),
+            &[],
+            Some(&end),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Some(2),
+        "both followers completed in the leader's commit"
+    );
+
+    let f = found(&store, plain, follower).await;
+    assert_eq!(f.status.as_str(), "succeeded");
+    let result = f.result.unwrap();
+    assert_eq!(result["cache"]["status"], "coalesced");
+    assert_eq!(
+        result["objects"]["detections"].as_array().unwrap().len(),
+        1,
+        "cut at 0.5"
+    );
+    assert_eq!(result["image"]["exif"]["gps"]["latitude"], 1.5);
+    let o = found(&store, private, other).await.result.unwrap();
+    assert!(
+        o["image"]["exif"]["gps"].is_null(),
+        "its own account's GPS setting"
+    );
+    assert_eq!(o["objects"]["detections"].as_array().unwrap().len(), 2);
+
+    // The entry answers the next lookup; a new submission starts no flight of its own.
+    let lookup = store.lookup_url(&key, plain).await.unwrap();
+    let hit = lookup.entry.unwrap();
+    assert!(hit.is_fresh() && !lookup.in_flight);
+    assert_eq!(hit.analysis, analysis);
+    let again = submit(&store, job(plain, 0.25, flight())).await;
+    assert_eq!(
+        messages(&db).await.len(),
+        2,
+        "a new flight after the last ended: {again}"
+    );
+    db.close().await;
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn a_failed_leader_fails_its_followers_with_its_error_and_remembers_a_negative_entry() {
+    let (store, name) = fresh_store().await;
+    let owner = account(&store, false).await;
+    let leader = submit(&store, job(owner, 0.25, flight())).await;
+    let follower = submit(&store, job(owner, 0.25, flight())).await;
+    let attempt = claim(&store, leader).await;
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    let error = ErrorBody::new(ErrorCode::HttpStatus, "answered HTTP 404");
+    let negative = NegativeEntry {
+        url_key: &key,
+        model: MODEL,
+        ttl: Duration::from_secs(60),
+    };
+    assert!(
+        store
+            .fail_leading(leader, attempt, &error, Some(&negative))
+            .await
+            .unwrap()
+    );
+    let f = found(&store, owner, follower).await;
+    assert_eq!(f.status.as_str(), "failed");
+    assert_eq!(f.error, Some(error.clone()));
+    store.announce_model(MODEL).await.unwrap();
+    let remembered = store.lookup_url(&key, owner).await.unwrap().entry.unwrap();
+    assert_eq!(remembered.error, Some(error));
+    assert!(remembered.fresh_for_s > 50.0);
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_leader_hands_the_flight_to_its_oldest_follower() {
+    let (store, name) = fresh_store().await;
+    let db = pool(&name).await;
+    let owner = account(&store, false).await;
+    let leader = submit(&store, job(owner, 0.25, flight())).await;
+    let first = submit(&store, job(owner, 0.25, flight())).await;
+    let second = submit(&store, job(owner, 0.25, flight())).await;
+    store.cancel(owner, leader).await.unwrap();
+    assert_eq!(
+        messages(&db).await,
+        [first.as_uuid()],
+        "the oldest follower runs now"
+    );
+    let follows: Option<uuid::Uuid> = sqlx::query_scalar("SELECT follows FROM jobs WHERE id = $1")
+        .bind(second.as_uuid())
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(follows, Some(first.as_uuid()));
+    // It leads: its success completes the other.
+    let attempt = claim(&store, first).await;
+    let analysis = analysis();
+    let end = FlightEnd {
+        analysis: Some(&analysis),
+        entry: None,
+    };
+    let done = store
+        .complete_leading(first, attempt, &json!({}), &[], Some(&end))
+        .await
+        .unwrap();
+    assert_eq!(done, Some(1));
+    assert_eq!(
+        found(&store, owner, second).await.status.as_str(),
+        "succeeded"
+    );
+    db.close().await;
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn the_sweep_ends_flights_whose_leader_ended_elsewhere_so_no_follower_is_stranded() {
+    let (store, name) = fresh_store().await;
+    let db = pool(&name).await;
+    let owner = account(&store, false).await;
+    let leader = submit(&store, job(owner, 0.25, flight())).await;
+    let follower = submit(&store, job(owner, 0.25, flight())).await;
+    // As a claim does to a job that killed every worker it ran on.
+    sqlx::query(
+        "UPDATE jobs SET status = 'failed', error_code = 'poison', error_message = 'x',
+                finished_at = now() WHERE id = $1",
+    )
+    .bind(leader.as_uuid())
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(store.sweep_flights().await.unwrap(), 1);
+    let f = found(&store, owner, follower).await;
+    assert_eq!(f.status.as_str(), "failed");
+    assert_eq!(f.error.unwrap().code, ErrorCode::Poison);
+    assert_eq!(
+        store.sweep_flights().await.unwrap(),
+        0,
+        "nothing left to move"
+    );
+    db.close().await;
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn entries_of_a_model_no_worker_runs_are_never_answered() {
+    let (store, name) = fresh_store().await;
+    let db = pool(&name).await;
+    let owner = account(&store, false).await;
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    let leader = submit(&store, job(owner, 0.25, flight())).await;
+    let attempt = claim(&store, leader).await;
+    let analysis = analysis();
+    let end = FlightEnd {
+        analysis: Some(&analysis),
+        entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
+    };
+    store
+        .complete_leading(leader, attempt, &json!({}), &[], Some(&end))
+        .await
+        .unwrap();
+    assert!(
+        store.lookup_url(&key, owner).await.unwrap().entry.is_none(),
+        "no worker announced model-a"
+    );
+    store.announce_model(MODEL).await.unwrap();
+    assert!(store.lookup_url(&key, owner).await.unwrap().entry.is_some());
+    // The workers move to another model: model-a's entries stop answering.
+    sqlx::query("UPDATE models_seen SET seen_at = now() - interval '1 hour'")
+        .execute(&db)
+        .await
+        .unwrap();
+    store.announce_model("model-b").await.unwrap();
+    assert!(store.lookup_url(&key, owner).await.unwrap().entry.is_none());
+    // The worker's own lookup is by its model.
+    assert!(store.url_entry(&key, MODEL).await.unwrap().is_some());
+    assert!(store.url_entry(&key, "model-b").await.unwrap().is_none());
+    db.close().await;
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_content_too() {
+    let (store, name) = fresh_store().await;
+    let owner = account(&store, false).await;
+    let analysis = analysis();
+    let keys: Vec<String> = (0..3)
+        .map(|i| format!("http://images.example/{i}.jpg"))
+        .collect();
+    for key in &keys {
+        let new = NewJob {
+            spec: JobSpec {
+                source: Source::Url(ImageUrl::parse(key).unwrap()),
+                ..job(owner, 0.25, JobAdmission::Queued).spec
+            },
+            ..job(owner, 0.25, JobAdmission::Flight(key.clone()))
+        };
+        let id = submit(&store, new).await;
+        let attempt = claim(&store, id).await;
+        let end = FlightEnd {
+            analysis: Some(&analysis),
+            entry: Some(entry(&analysis, key, Duration::from_secs(600))),
+        };
+        store
+            .complete_leading(id, attempt, &json!({}), &[], Some(&end))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.url_cache_stats().await.unwrap().entries, 3);
+    let bounds = UrlCacheBounds {
+        max_entries: 2,
+        max_bytes: i64::MAX,
+        max_stale: Duration::from_secs(3600),
+    };
+    assert_eq!(store.sweep_url_cache(&bounds).await.unwrap(), 1);
+    let stats = store.url_cache_stats().await.unwrap();
+    assert_eq!(stats.entries, 2);
+    let per_entry = stats.bytes / 2;
+    assert!(per_entry > 0);
+    let bytes_bound = UrlCacheBounds {
+        max_bytes: per_entry,
+        ..bounds
+    };
+    assert_eq!(store.sweep_url_cache(&bytes_bound).await.unwrap(), 1);
+
+    store
+        .keep_content(&"ab".repeat(32), MODEL, analysis.image.as_ref(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_url(&keys[2]).await.unwrap(),
+        1,
+        "the newest is left"
+    );
+    assert_eq!(store.content_cache_stats().await.unwrap().entries, 0);
+    assert_eq!(store.url_cache_stats().await.unwrap().entries, 0);
+    drop_database(store, &name).await;
+}
