@@ -47,3 +47,10 @@ CREATE TABLE models_seen (
     model    text        PRIMARY KEY,
     seen_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- A job failed from a negative entry keeps how the cache answered (`result.cache`) and nothing
+-- else; every other failed, queued or running job still has no result.
+ALTER TABLE jobs DROP CONSTRAINT jobs_result_only_when_succeeded,
+    ADD CONSTRAINT jobs_result_only_when_succeeded CHECK (
+        result IS NULL OR status = 'succeeded'
+        OR (status = 'failed' AND result - 'cache' = '{}'::jsonb));

@@ -103,7 +103,7 @@ impl Analysis {
     /// Whether it holds every part `tasks` asks for.
     pub fn covers(&self, tasks: &TaskSet) -> bool {
         (!tasks.contains(Task::Metadata) || self.image.is_some())
-            && (!tasks.contains(Task::Objects) || self.objects.is_some())
+            && (!tasks.iter().any(Task::reports_objects) || self.objects.is_some())
     }
 
     /// The parts a job asked for: its metadata (redacted per its account) and its objects at
@@ -118,7 +118,8 @@ impl Analysis {
             }),
             false => None,
         };
-        let objects = match cut.tasks.contains(Task::Objects) {
+        // `annotate` reports the objects it drew, as `objects` does.
+        let objects = match cut.tasks.iter().any(Task::reports_objects) {
             true => self
                 .objects
                 .as_ref()

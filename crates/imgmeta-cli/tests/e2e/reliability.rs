@@ -208,14 +208,16 @@ async fn with_the_broker_down_submissions_wait_in_the_outbox_up_to_the_backlog()
     })
     .await;
     let mut accepted = Vec::new();
-    for _ in 0..3 {
+    // Distinct URLs: submissions of one URL would share one run (and one message).
+    for i in 0..3 {
+        let url = format!("{}?n={i}", down.image_url("alpha.png"));
         accepted.push(
-            down.submit_ok(json!({ "url": down.image_url("alpha.png"), "tasks": ["metadata"] }))
+            down.submit_ok(json!({ "url": url, "tasks": ["metadata"] }))
                 .await,
         );
     }
     let refused = down
-        .submit(json!({ "url": down.image_url("alpha.png") }))
+        .submit(json!({ "url": format!("{}?n=3", down.image_url("alpha.png")) }))
         .await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
