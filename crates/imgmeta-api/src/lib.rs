@@ -6,6 +6,7 @@
 mod auth;
 mod connection;
 mod error;
+mod hit_tally;
 mod keys;
 mod limits;
 mod multipart;
@@ -19,6 +20,7 @@ mod submit;
 
 pub use auth::{AuthenticatedKey, Caller};
 pub use error::ApiError;
+pub use hit_tally::{HitTally, write_hits};
 pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
 pub use resource::{JobResource, JobSummary, SourceView};
 pub use security::{DestinationPolicy, InboundLimits, Security};

@@ -32,28 +32,51 @@ pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BodyLimit {
     pub bytes: usize,
-    /// An image upload (`POST /v1/jobs` with an `image/*` or `multipart/form-data` body).
+    /// An image upload (`POST /v1/jobs` with an `image/*` or `multipart/form-data` body) or a
+    /// streamed batch: it takes one of the process's upload places.
     pub upload: bool,
+    /// Handed to the handler as it arrives (an NDJSON batch) instead of read whole first; the
+    /// handler holds it to [`BodyPace`].
+    pub streamed: bool,
 }
+
+/// Largest JSON batch body (`{"items": [...]}`, at most 10,000 items).
+pub(crate) const MAX_JSON_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Largest NDJSON batch body.
+pub(crate) const MAX_NDJSON_BATCH_BYTES: usize = 256 * 1024 * 1024;
 
 impl BodyLimit {
     const JSON: BodyLimit = BodyLimit {
         bytes: MAX_BODY_BYTES,
         upload: false,
+        streamed: false,
     };
 
     fn of(method: &Method, path: &str, headers: &HeaderMap, max_upload_bytes: usize) -> Self {
-        if method != Method::POST || path != "/v1/jobs" {
+        if method != Method::POST {
             return Self::JSON;
         }
-        match crate::routes::media_type(headers).as_deref() {
-            Some(t) if t.starts_with("image/") => Self {
+        let media_type = crate::routes::media_type(headers);
+        match (path, media_type.as_deref()) {
+            ("/v1/jobs", Some(t)) if t.starts_with("image/") => Self {
                 bytes: max_upload_bytes,
                 upload: true,
+                streamed: false,
             },
-            Some("multipart/form-data") => Self {
+            ("/v1/jobs", Some("multipart/form-data")) => Self {
                 bytes: max_upload_bytes + MULTIPART_OVERHEAD,
                 upload: true,
+                streamed: false,
+            },
+            ("/v1/batches", Some(t)) if crate::routes::is_ndjson(t) => Self {
+                bytes: MAX_NDJSON_BATCH_BYTES,
+                upload: true,
+                streamed: true,
+            },
+            ("/v1/batches", _) => Self {
+                bytes: MAX_JSON_BATCH_BYTES,
+                upload: false,
+                streamed: false,
             },
             _ => Self::JSON,
         }
@@ -61,7 +84,7 @@ impl BodyLimit {
 
     /// `413 payload_too_large`, naming this limit.
     pub(crate) fn refusal(self, max_upload_bytes: usize) -> ApiError {
-        if self.upload {
+        if self.upload && !self.streamed {
             crate::routes::upload_too_large(max_upload_bytes)
         } else {
             crate::routes::payload_too_large(self.bytes)
@@ -243,6 +266,15 @@ pub(crate) async fn read_body(
         None
     };
     let deadline = security.inbound.body_read_timeout;
+    if limit.streamed {
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(BodyPace {
+            grace: deadline,
+            min_bytes_per_s: MIN_STREAM_BYTES_PER_S,
+        });
+        let body = Body::new(http_body_util::Limited::new(body, limit.bytes));
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit.bytes)).await;
     let bytes = match read {
@@ -310,6 +342,27 @@ pub(crate) async fn read_body(
         .await
 }
 
+/// The slowest average pace a streamed body may keep once its grace period is over.
+const MIN_STREAM_BYTES_PER_S: u64 = 64 * 1024;
+
+/// How fast a streamed body must arrive: within `grace` plus one second per
+/// `min_bytes_per_s` bytes received so far. A client dripping its body (and so holding a
+/// database transaction open) is cut off with `408 request_timeout`; an honest one sending a
+/// 256 MiB batch at 64 KiB/s or faster never is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyPace {
+    pub grace: std::time::Duration,
+    pub min_bytes_per_s: u64,
+}
+
+impl BodyPace {
+    /// How long after the body began `received` bytes may have taken.
+    pub(crate) fn allowed(&self, received: u64) -> std::time::Duration {
+        self.grace
+            + std::time::Duration::from_secs_f64(received as f64 / self.min_bytes_per_s as f64)
+    }
+}
+
 /// `503 too_many_requests_in_flight`: this process already reads as many uploads as it may.
 fn uploads_full(limit: usize) -> Response {
     metrics::counter!(imgmeta_telemetry::IN_FLIGHT_REFUSED, "share" => "uploads").increment(1);
@@ -334,7 +387,7 @@ fn uploads_full(limit: usize) -> Response {
 
 /// Whether reading a body failed on its framing (a broken chunked encoding) rather than on the
 /// client going away or the length limit.
-fn is_malformed(error: &axum::Error) -> bool {
+pub(crate) fn is_malformed(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(hyper_error) = e.downcast_ref::<hyper::Error>() {
@@ -359,7 +412,7 @@ fn is_malformed(error: &axum::Error) -> bool {
 
 /// Whether reading a body failed because it was over the limit (as opposed to the client
 /// going away, or breaking the chunked encoding).
-fn is_length_limit(error: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if e.is::<http_body_util::LengthLimitError>() {

@@ -102,6 +102,12 @@ impl Security {
         }
     }
 
+    /// The fetch policy's refusal of `url`, without a log line (a batch logs its refusals
+    /// once, counted, rather than once per line).
+    pub(crate) fn destination_refusal(&self, url: &ImageUrl) -> Option<ErrorBody> {
+        self.destinations.as_ref()?.check(url).err()
+    }
+
     /// Refuses a URL the fetch policy would refuse: `403 blocked_domain` or
     /// `403 blocked_destination` (a 400 for a URL the policy cannot read), with a security event.
     pub(crate) fn check_destination(&self, url: &ImageUrl) -> Result<(), crate::ApiError> {

@@ -25,8 +25,10 @@ pub struct AppState {
 }
 
 /// How the API answers from the URL cache.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UrlCacheAdmission {
     /// How long after expiry an entry may be served (marked `stale`) while a refresh runs.
     pub max_stale: Duration,
+    /// Answers given from entries, written to them in batches by [`crate::write_hits`].
+    pub hits: crate::HitTally,
 }

@@ -125,7 +125,11 @@ async fn admission(
     }
     let key = url.cache_key();
     let found = state.store.lookup_url(&key, caller.account).await?;
-    let (admission, result) = decide(found, spec, policy.max_stale, key);
+    let model = found.entry.as_ref().map(|e| e.model.clone());
+    let (admission, result) = decide(found, spec, policy.max_stale, &key);
+    if let (JobAdmission::Answered { .. }, Some(model)) = (&admission, model) {
+        policy.hits.add(&key, &model);
+    }
     metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
     Ok(admission)
 }
@@ -135,10 +139,10 @@ fn decide(
     found: UrlLookup,
     spec: &JobSpec,
     max_stale: std::time::Duration,
-    key: String,
+    key: &str,
 ) -> (JobAdmission, &'static str) {
     let Some(entry) = found.entry else {
-        return (JobAdmission::Flight(key), "miss");
+        return (JobAdmission::Flight(key.to_owned()), "miss");
     };
     if let Some(error) = entry.error {
         if entry.fresh_for_s > 0.0 {
@@ -147,10 +151,10 @@ fn decide(
             let error = Some(error);
             return (JobAdmission::Answered { result, error }, "negative");
         }
-        return (JobAdmission::Flight(key), "miss");
+        return (JobAdmission::Flight(key.to_owned()), "miss");
     }
     if !entry.analysis.covers(&spec.tasks) {
-        return (JobAdmission::Flight(key), "miss");
+        return (JobAdmission::Flight(key.to_owned()), "miss");
     }
     let cut = Cut {
         tasks: &spec.tasks,
@@ -182,10 +186,10 @@ fn decide(
             "stale",
         );
     }
-    (JobAdmission::Flight(key), "revalidate")
+    (JobAdmission::Flight(key.to_owned()), "revalidate")
 }
 
-fn secs_to_utc_midnight() -> u64 {
+pub(crate) fn secs_to_utc_midnight() -> u64 {
     let now = Utc::now();
     u64::from(86_400 - now.num_seconds_from_midnight()).max(1)
 }

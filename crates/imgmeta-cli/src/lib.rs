@@ -2,6 +2,7 @@
 //! subcommands start. `main.rs` only parses arguments and calls these functions.
 
 pub mod analyze;
+pub mod batches;
 pub mod content_cache;
 pub mod detector;
 pub mod keys;

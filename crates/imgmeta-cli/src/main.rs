@@ -29,6 +29,37 @@ enum Command {
     },
     /// Create the database if missing and apply migrations.
     Migrate,
+    /// Submit a file of image URLs (or JSON items), one per line, as one batch; `-` reads
+    /// standard input. Re-running with the same file and options does not submit it twice.
+    Submit {
+        input: String,
+        /// The API's base URL (default: IMGMETA_API_URL).
+        #[arg(long)]
+        api: Option<String>,
+        /// The API key (default: IMGMETA_KEY).
+        #[arg(long)]
+        key: Option<String>,
+        /// Comma-separated tasks for items that name none.
+        #[arg(long)]
+        tasks: Option<String>,
+        #[arg(long)]
+        min_score: Option<f64>,
+        /// Follow the batch with a progress bar and write its results as they finish.
+        #[arg(long)]
+        wait: bool,
+        /// Where `--wait` writes the results (NDJSON; default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// The account's batches: list, show, cancel, results.
+    Batches {
+        #[command(subcommand)]
+        command: BatchesCommand,
+        #[arg(long, global = true)]
+        api: Option<String>,
+        #[arg(long, global = true)]
+        key: Option<String>,
+    },
     /// The caches (by URL and by content): `stats`, or `purge --all | --url U | --sha256 HEX`.
     Cache {
         #[command(subcommand)]
@@ -151,6 +182,26 @@ enum ModelsCommand {
 }
 
 #[derive(Subcommand)]
+enum BatchesCommand {
+    /// The newest 100 batches, one JSON line each.
+    List,
+    /// One batch with its counts.
+    Show { id: String },
+    /// Cancel every item that has not started.
+    Cancel { id: String },
+    /// The results as NDJSON, in line order.
+    Results {
+        id: String,
+        /// Only lines of this status (a job status, or `rejected`).
+        #[arg(long)]
+        status: Option<String>,
+        /// Start after this line.
+        #[arg(long)]
+        after: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum CacheCommand {
     /// Entries, their bytes and the hits they served (URL and content caches), flights under
     /// way and jobs waiting on them, as one JSON line.
@@ -227,6 +278,28 @@ fn main() -> ExitCode {
                 imgmeta_cli::serve::worker(settings).await
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
+            Command::Submit { input, api, key, tasks, min_score, wait, output } => {
+                match imgmeta_cli::batches::Client::new(&settings, api, key) {
+                    Ok(client) => {
+                        let args = imgmeta_cli::batches::Submit { input, tasks, min_score, wait, output };
+                        imgmeta_cli::batches::submit(&client, &args).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Batches { command, api, key } => {
+                match imgmeta_cli::batches::Client::new(&settings, api, key) {
+                    Ok(client) => match command {
+                        BatchesCommand::List => imgmeta_cli::batches::list(&client).await,
+                        BatchesCommand::Show { id } => imgmeta_cli::batches::show(&client, &id).await,
+                        BatchesCommand::Cancel { id } => imgmeta_cli::batches::cancel(&client, &id).await,
+                        BatchesCommand::Results { id, status, after } => {
+                            imgmeta_cli::batches::results(&client, &id, status.as_deref(), after).await
+                        }
+                    },
+                    Err(e) => Err(e),
+                }
+            }
             Command::Cache { command } => match command {
                 CacheCommand::Stats => imgmeta_cli::content_cache::stats(&settings).await,
                 CacheCommand::Purge { sha256, url, .. } => {

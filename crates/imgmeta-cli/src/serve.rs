@@ -107,6 +107,9 @@ pub fn analyzer_with(
     ))
 }
 
+/// How often an API writes the URL cache hits it counted.
+const HIT_WRITE_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A running API, for `up` and for tests.
 pub struct RunningApi {
     pub addr: SocketAddr,
@@ -122,6 +125,19 @@ pub async fn start_api(
     imgmeta_telemetry::install();
     let publisher = publisher(settings)?;
     let broker = start_relay(settings, store.clone(), publisher.clone(), shutdown.clone());
+    let url_cache = settings.url_cache.enabled.then(|| {
+        let hits = imgmeta_api::HitTally::default();
+        tokio::spawn(imgmeta_api::write_hits(
+            store.clone(),
+            hits.clone(),
+            HIT_WRITE_PERIOD,
+            shutdown.clone(),
+        ));
+        imgmeta_api::UrlCacheAdmission {
+            max_stale: settings.url_cache.max_stale,
+            hits,
+        }
+    });
     let state = AppState {
         store,
         publisher,
@@ -130,12 +146,7 @@ pub async fn start_api(
         legacy_wait: settings.legacy_wait,
         fetch_allows_private: settings.fetch.allow_private,
         security: crate::security::api_security(settings)?,
-        url_cache: settings
-            .url_cache
-            .enabled
-            .then_some(imgmeta_api::UrlCacheAdmission {
-                max_stale: settings.url_cache.max_stale,
-            }),
+        url_cache,
     };
     let app = Application::build(settings.http_addr, state).await?;
     let addr = app.local_addr();

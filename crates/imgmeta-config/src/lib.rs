@@ -65,6 +65,17 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Span export over OTLP; `None` (the default) exports nothing.
     pub traces: Option<TraceExportSettings>,
+    /// The API that `imgmeta submit` and `imgmeta batches` talk to.
+    pub client: ClientSettings,
+}
+
+/// A client of the API (`IMGMETA_API_URL`, `IMGMETA_KEY`), for the CLI's batch commands.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The API's base URL (http or https), without a trailing slash.
+    pub api_url: String,
+    /// The API key the commands send; `None` when unset (they then need `--key`).
+    pub key: Option<SecretString>,
 }
 
 /// The URL cache (`IMGMETA_CACHE_*`); on whenever the content cache is
@@ -317,6 +328,17 @@ impl Settings {
             }),
             security: security::from_env(&env)?,
             traces: traces::from_env(&env)?,
+            client: ClientSettings {
+                api_url: parse_url(
+                    "IMGMETA_API_URL",
+                    &env.string("IMGMETA_API_URL", "http://127.0.0.1:8080"),
+                    &["http", "https"],
+                )?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+                key: env.optional("IMGMETA_KEY").map(SecretString::from),
+            },
             log_format: match env.string("IMGMETA_LOG_FORMAT", "auto").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

@@ -18,6 +18,14 @@ pub enum ErrorCode {
     InvalidCacheMode,
     InvalidJson,
     InvalidJobId,
+    InvalidBatchId,
+    /// A batch line that is not an item object, or names an unknown field.
+    InvalidItem,
+    InvalidExternalId,
+    /// A batch line longer than the longest an item may be.
+    LineTooLong,
+    /// A batch with more items than one upload may hold.
+    TooManyItems,
     PayloadTooLarge,
     UnsupportedMediaType,
     /// An upload (an `image/*` body or a multipart `file` part) with no bytes.
@@ -29,6 +37,7 @@ pub enum ErrorCode {
     /// A `multipart/form-data` body that does not parse (no boundary, broken framing).
     InvalidMultipart,
     JobNotFound,
+    BatchNotFound,
     /// The job is the caller's but has no artifact of that name (or it was purged).
     ArtifactNotFound,
     JobAlreadyFinished,
@@ -100,6 +109,11 @@ impl ErrorCode {
             Self::InvalidCacheMode => "invalid_cache_mode",
             Self::InvalidJson => "invalid_json",
             Self::InvalidJobId => "invalid_job_id",
+            Self::InvalidBatchId => "invalid_batch_id",
+            Self::InvalidItem => "invalid_item",
+            Self::InvalidExternalId => "invalid_external_id",
+            Self::LineTooLong => "line_too_long",
+            Self::TooManyItems => "too_many_items",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::EmptyUpload => "empty_upload",
@@ -107,6 +121,7 @@ impl ErrorCode {
             Self::UnknownPart => "unknown_part",
             Self::InvalidMultipart => "invalid_multipart",
             Self::JobNotFound => "job_not_found",
+            Self::BatchNotFound => "batch_not_found",
             Self::ArtifactNotFound => "artifact_not_found",
             Self::JobAlreadyFinished => "job_already_finished",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -243,6 +258,12 @@ mod tests {
             ErrorCode::InvalidMultipart,
             ErrorCode::InvalidDream,
             ErrorCode::InvalidCacheMode,
+            ErrorCode::InvalidBatchId,
+            ErrorCode::InvalidItem,
+            ErrorCode::InvalidExternalId,
+            ErrorCode::LineTooLong,
+            ErrorCode::TooManyItems,
+            ErrorCode::BatchNotFound,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

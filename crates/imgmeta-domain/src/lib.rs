@@ -6,6 +6,7 @@
 
 mod account;
 pub mod analysis;
+mod batch;
 mod decimal;
 mod dream;
 mod error_code;
@@ -14,6 +15,10 @@ mod source;
 mod url;
 
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
+pub use batch::{
+    BatchDefaults, BatchId, BatchItem, BatchStatus, MAX_EXTERNAL_ID_CHARS, MAX_JSON_ITEMS,
+    MAX_LINE_BYTES, MAX_NDJSON_LINES, Rejected,
+};
 pub use decimal::decimal;
 pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
 pub use error_code::{ErrorBody, ErrorCode};

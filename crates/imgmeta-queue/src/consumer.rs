@@ -25,6 +25,15 @@ impl Deliveries {
         Self::open(broker, topology, topology.jobs_queue(), prefetch).await
     }
 
+    /// Consumes the bulk queue (batch items) with at most `prefetch` unacknowledged messages.
+    pub async fn bulk(
+        broker: &Broker,
+        topology: &Topology,
+        prefetch: u16,
+    ) -> Result<Self, QueueError> {
+        Self::open(broker, topology, topology.bulk_queue(), prefetch).await
+    }
+
     /// Consumes the dead-letter queue (messages that hit the delivery limit).
     pub async fn dead(broker: &Broker, topology: &Topology) -> Result<Self, QueueError> {
         Self::open(broker, topology, topology.dead_queue(), 1).await

@@ -15,4 +15,4 @@ pub use consumer::{Deliveries, JobDelivery};
 pub use error::QueueError;
 pub use message::JobMessage;
 pub use publisher::Publisher;
-pub use topology::Topology;
+pub use topology::{Lane, Topology};

@@ -1,7 +1,7 @@
 //! Publishing job messages with publisher confirms, reconnecting after the broker restarts.
 
 use crate::broker::{Manager, Pool};
-use crate::{Broker, JobMessage, QueueError, Topology};
+use crate::{Broker, JobMessage, Lane, QueueError, Topology};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties};
@@ -96,8 +96,22 @@ impl Publisher {
         message: &JobMessage,
         trace_parent: Option<&str>,
     ) -> Result<(), QueueError> {
-        let result =
-            tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_once(message, trace_parent)).await;
+        self.publish_in(Lane::Interactive, message, trace_parent)
+            .await
+    }
+
+    /// [`Publisher::publish_traced`] to the queue of `lane`.
+    pub async fn publish_in(
+        &self,
+        lane: Lane,
+        message: &JobMessage,
+        trace_parent: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let result = tokio::time::timeout(
+            CONFIRM_TIMEOUT,
+            self.publish_once(lane, message, trace_parent),
+        )
+        .await;
         let result = result.unwrap_or(Err(QueueError::Timeout));
         if result.is_err() {
             // Whatever went wrong, the next publish starts from a fresh channel.
@@ -108,6 +122,7 @@ impl Publisher {
 
     async fn publish_once(
         &self,
+        lane: Lane,
         message: &JobMessage,
         trace_parent: Option<&str>,
     ) -> Result<(), QueueError> {
@@ -134,7 +149,7 @@ impl Publisher {
         let confirm = channel
             .basic_publish(
                 "".into(),
-                self.topology.jobs_queue().into(),
+                self.topology.queue(lane).into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
@@ -162,33 +177,42 @@ impl Publisher {
             .map(|_| ())
     }
 
-    /// Messages ready in the jobs queue (delivered but unacknowledged ones not counted).
+    /// Messages ready in the interactive and bulk queues together (delivered but
+    /// unacknowledged ones not counted).
     pub async fn queue_depth(&self) -> Result<u32, QueueError> {
         let channel = self.channel().await?;
-        let queue = channel
-            .queue_declare(
-                self.topology.jobs_queue().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..lapin::options::QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match queue {
-            Ok(queue) => Ok(queue.message_count()),
-            Err(err) => {
-                // A failed passive declare closes the channel.
-                self.channel.lock().await.take();
-                Err(err.into())
+        let mut depth = 0;
+        for queue in [self.topology.jobs_queue(), self.topology.bulk_queue()] {
+            let declared = channel
+                .queue_declare(
+                    queue.into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..lapin::options::QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match declared {
+                Ok(queue) => depth += queue.message_count(),
+                Err(err) => {
+                    // A failed passive declare closes the channel.
+                    self.channel.lock().await.take();
+                    return Err(err.into());
+                }
             }
         }
+        Ok(depth)
     }
 
     /// Deletes this topology's queues and exchange: for tests that made their own prefix.
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
         let channel = self.channel().await?;
-        for queue in [self.topology.jobs_queue(), self.topology.dead_queue()] {
+        for queue in [
+            self.topology.jobs_queue(),
+            self.topology.bulk_queue(),
+            self.topology.dead_queue(),
+        ] {
             channel
                 .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
                 .await?;

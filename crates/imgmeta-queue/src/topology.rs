@@ -8,6 +8,15 @@ use lapin::{Channel, ExchangeKind};
 /// kills its worker every time must not block the queue forever.
 pub const DELIVERY_LIMIT: i64 = 5;
 
+/// Which queue a job's messages go to. Batch items go to the bulk queue, everything else to the
+/// interactive one; workers keep a slot for interactive jobs, so one account's million-item
+/// batch cannot starve other accounts' single jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Interactive,
+    Bulk,
+}
+
 /// The names this deployment uses; two prefixes never see each other's messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -24,6 +33,19 @@ impl Topology {
     /// The durable quorum queue of job messages.
     pub fn jobs_queue(&self) -> String {
         format!("{}.jobs", self.prefix)
+    }
+
+    /// The durable quorum queue of batch items' messages.
+    pub fn bulk_queue(&self) -> String {
+        format!("{}.bulk", self.prefix)
+    }
+
+    /// The queue of `lane`.
+    pub fn queue(&self, lane: Lane) -> String {
+        match lane {
+            Lane::Interactive => self.jobs_queue(),
+            Lane::Bulk => self.bulk_queue(),
+        }
     }
 
     /// Where messages go after [`DELIVERY_LIMIT`] deliveries.
@@ -64,13 +86,15 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(
-                self.jobs_queue().into(),
-                durable,
-                quorum_args(Some((self.dead_letter_exchange(), self.dead_queue()))),
-            )
-            .await?;
+        for queue in [self.jobs_queue(), self.bulk_queue()] {
+            channel
+                .queue_declare(
+                    queue.into(),
+                    durable,
+                    quorum_args(Some((self.dead_letter_exchange(), self.dead_queue()))),
+                )
+                .await?;
+        }
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The outbox relay: due messages → RabbitMQ (confirmed) → deleted from the outbox.
 
 use futures::future::join_all;
-use imgmeta_queue::{JobMessage, Publisher};
+use imgmeta_queue::{JobMessage, Lane, Publisher};
 use imgmeta_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,9 +95,15 @@ pub async fn relay(
             imgmeta_telemetry::context::adopt_parent(&span, m.trace_parent.as_deref());
             let message = JobMessage { job_id: m.job_id };
             let publisher = &publisher;
+            // Batch items go to the bulk queue, where workers keep a slot free for the rest.
+            let lane = if m.bulk {
+                Lane::Bulk
+            } else {
+                Lane::Interactive
+            };
             async move {
                 publisher
-                    .publish_traced(&message, m.trace_parent.as_deref())
+                    .publish_in(lane, &message, m.trace_parent.as_deref())
                     .await
             }
             .instrument(span)

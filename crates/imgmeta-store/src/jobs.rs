@@ -124,6 +124,18 @@ pub enum PurgeOutcome {
     },
 }
 
+/// Which of an account's jobs a list holds. Every field narrows it; the default is all.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    /// Jobs whose detections include this label (an index scan over the detections).
+    pub label: Option<String>,
+    /// Jobs created strictly after this instant.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// The page after this job (the previous page's `next_before`).
+    pub before: Option<JobId>,
+}
+
 /// A page of an account's jobs, newest first.
 #[derive(Debug, Clone)]
 pub struct JobPage {
@@ -142,30 +154,16 @@ macro_rules! job_columns {
          last_error_code, last_error_message"
     };
 }
+pub(crate) use job_columns;
 
-/// Counts one accepted submission against today's (UTC) quota of the row `$1` of `$table`
-/// (`api_keys` or `accounts`, which keep their quotas in the same columns); no row is updated
-/// when that quota is used up.
-macro_rules! charge_quota {
-    ($table:literal) => {
-        concat!(
-            "UPDATE ",
-            $table,
-            " SET quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
-                                    THEN quota_used + 1 ELSE 1 END,
-                  quota_day = (now() AT TIME ZONE 'UTC')::date
-              WHERE id = $1 AND (quota_day <> (now() AT TIME ZONE 'UTC')::date
-                                 OR quota_used < daily_quota)"
-        )
+/// Counts one accepted submission against today's (UTC) quota of an `api_keys` or `accounts`
+/// row (they keep their quotas in the same columns), in an `UPDATE … SET`.
+macro_rules! charge {
+    () => {
+        "quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                           THEN quota_used + 1 ELSE 1 END,
+         quota_day = (now() AT TIME ZONE 'UTC')::date"
     };
-}
-
-/// Runs a [`charge_quota!`] statement; whether the quota had room.
-async fn charged(
-    tx: &mut sqlx::PgConnection,
-    statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-) -> Result<bool, StoreError> {
-    Ok(statement.execute(tx).await?.rows_affected() == 1)
 }
 
 /// Makes the new job `id` the leader of `url_key`'s flight, with its message, or, when a flight
@@ -230,28 +228,53 @@ impl Store {
             _ => return Err(StoreError::MismatchedInput(job.id.as_uuid())),
         };
         let account = job.owner.account.as_uuid();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(concat!(
-            "WITH job AS (
+        // One statement records the job, its message and input, and charges both quotas when
+        // both have room (the key's row locked before the account's, always, so no two
+        // submissions wait for each other; concurrent ones on any number of API replicas
+        // cannot overrun a quota). A job joining a URL's flight needs a second statement, in
+        // a transaction with the first.
+        let mut tx = match job.admission {
+            JobAdmission::Flight(_) => Some(self.pool.begin().await?),
+            _ => None,
+        };
+        let query = sqlx::query(concat!(
+            "WITH fits AS (
+                 SELECT coalesce((SELECT CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                                              THEN quota_used ELSE 0 END < daily_quota
+                                  FROM api_keys WHERE id = $9 FOR UPDATE), $9::int8 IS NULL)
+                    AND coalesce((SELECT CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                                              THEN quota_used ELSE 0 END < daily_quota
+                                  FROM accounts WHERE id = $8 FOR UPDATE), false) AS ok
+             ), job AS (
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
                                    trace_parent, account_id, api_key_id, input_sha256,
                                    input_bytes, dream, bypass_cache, status, result,
                                    error_code, error_message, started_at, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16,
-                         $17, $18, CASE WHEN $15 = 'queued' THEN NULL ELSE now() END,
-                         CASE WHEN $15 = 'queued' THEN NULL ELSE now() END)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16,
+                        $17, $18, CASE WHEN $15 = 'queued' THEN NULL ELSE now() END,
+                        CASE WHEN $15 = 'queued' THEN NULL ELSE now() END
+                 WHERE (SELECT ok FROM fits)
                  ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
                  DO NOTHING
                  RETURNING *
+             ), key_charge AS (
+                 UPDATE api_keys SET ",
+            charge!(),
+            " WHERE id = $9 AND EXISTS (SELECT 1 FROM job)
+             ), account_charge AS (
+                 UPDATE accounts SET ",
+            charge!(),
+            " WHERE id = $8 AND EXISTS (SELECT 1 FROM job)
              ), message AS (
                  INSERT INTO outbox (job_id) SELECT id FROM job WHERE $19 AND status = 'queued'
              ), input AS (
                  INSERT INTO job_inputs (job_id, sha256, bytes)
                  SELECT id, input_sha256, $12 FROM job WHERE $12::bytea IS NOT NULL
              )
-             SELECT ",
+             SELECT (SELECT ok FROM fits) AS fits, job.* FROM (SELECT 1) one
+             LEFT JOIN (SELECT ",
             job_columns!(),
-            " FROM job"
+            " FROM job) job ON true"
         ))
         .bind(job.id.as_uuid())
         .bind(url)
@@ -284,43 +307,41 @@ impl Store {
             JobAdmission::Answered { error: Some(e), .. } => Some(e.message.as_str()),
             _ => None,
         })
-        .bind(job.admission == JobAdmission::Queued)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
-            tx.rollback().await?;
-            return self
-                .existing_for_key(
-                    job.owner.account,
-                    key.unwrap_or_default(),
-                    digest.unwrap_or_default(),
-                )
-                .await;
+        .bind(job.admission == JobAdmission::Queued);
+        let row = match tx.as_mut() {
+            Some(tx) => query.fetch_one(&mut **tx).await?,
+            None => query.fetch_one(&self.pool).await?,
         };
-        // Each charge takes the row's lock, so concurrent submissions on any number of API
-        // replicas cannot overrun a quota. Keys before accounts, always, so no two
-        // transactions wait for each other.
-        let key_charged = match job.owner.key_id {
-            Some(key_id) => {
-                charged(&mut tx, sqlx::query(charge_quota!("api_keys")).bind(key_id)).await?
+        let fits: bool = row.try_get("fits")?;
+        let created: Option<uuid::Uuid> = row.try_get("id")?;
+        let Some(_) = created else {
+            if let Some(tx) = tx {
+                tx.rollback().await?;
             }
-            None => true,
-        };
-        if !key_charged
-            || !charged(
-                &mut tx,
-                sqlx::query(charge_quota!("accounts")).bind(account),
-            )
-            .await?
-        {
-            tx.rollback().await?;
+            // Nothing was recorded: either the quota had no room, or the Idempotency-Key was
+            // used before (a replay, answered even when the quota is used up).
+            if let Some(key) = key
+                && let Some(existing) = self
+                    .existing_for_key(job.owner.account, key, digest.unwrap_or_default())
+                    .await?
+            {
+                return Ok(existing);
+            }
+            if fits {
+                return Err(StoreError::Corrupt {
+                    id: job.id.as_uuid(),
+                    reason: "a job with room in its quotas was not recorded".to_owned(),
+                });
+            }
             return Ok(Submitted::QuotaExceeded);
-        }
-        if let JobAdmission::Flight(url_key) = &job.admission {
-            join_flight(&mut tx, url_key, job.id).await?;
-        }
+        };
         let record = decode_job(&row)?;
-        tx.commit().await?;
+        if let Some(mut tx) = tx {
+            if let JobAdmission::Flight(url_key) = &job.admission {
+                join_flight(&mut tx, url_key, job.id).await?;
+            }
+            tx.commit().await?;
+        }
         Ok(Submitted::Created(record))
     }
 
@@ -329,7 +350,7 @@ impl Store {
         account: AccountId,
         key: &str,
         digest: &str,
-    ) -> Result<Submitted, StoreError> {
+    ) -> Result<Option<Submitted>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT request_digest, ",
             job_columns!(),
@@ -337,14 +358,17 @@ impl Store {
         ))
         .bind(account.as_uuid())
         .bind(key)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         let stored: Option<String> = row.try_get("request_digest")?;
-        if stored.as_deref() == Some(digest) {
-            Ok(Submitted::Existing(decode_job(&row)?))
+        Ok(Some(if stored.as_deref() == Some(digest) {
+            Submitted::Existing(decode_job(&row)?)
         } else {
-            Ok(Submitted::KeyReused)
-        }
+            Submitted::KeyReused
+        }))
     }
 
     /// Cancels a job of `account` that has not finished. A worker running it loses its lease
@@ -435,31 +459,48 @@ impl Store {
         )
     }
 
-    /// A page of `account`'s jobs, newest first (ids are UUIDv7, so by id), optionally only
-    /// those with `status`, starting after the job `before`.
+    /// A page of `account`'s jobs matching `filter`, newest first (ids are UUIDv7, so by id).
     pub async fn list_jobs(
         &self,
         account: AccountId,
-        status: Option<JobStatus>,
-        before: Option<JobId>,
+        filter: &JobFilter,
         limit: u32,
     ) -> Result<JobPage, StoreError> {
         let limit = limit.clamp(1, 1000);
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM jobs
-             WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
-               AND ($3::uuid IS NULL OR id < $3)
-             ORDER BY id DESC
-             LIMIT $4"
-        ))
-        .bind(account.as_uuid())
-        .bind(status.map(|s| s.as_str()))
-        .bind(before.map(|b| b.as_uuid()))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reads)
-        .await?;
+        // With a label the containment test is written out (not `$5 IS NULL OR …`), so that
+        // even a generic plan of the prepared statement can use the GIN index.
+        macro_rules! page {
+            ($label:literal) => {
+                concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    " FROM jobs
+                     WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
+                       AND ($3::uuid IS NULL OR id < $3)
+                       AND ($5::timestamptz IS NULL OR created_at > $5) ",
+                    $label,
+                    " ORDER BY id DESC
+                     LIMIT $4"
+                )
+            };
+        }
+        let query = match filter.label {
+            Some(_) => sqlx::query(page!(
+                "AND result -> 'objects' -> 'detections'
+                     @> jsonb_build_array(jsonb_build_object('label', $6::text))"
+            )),
+            None => sqlx::query(page!("")),
+        };
+        let mut query = query
+            .bind(account.as_uuid())
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.before.map(|b| b.as_uuid()))
+            .bind(i64::from(limit) + 1)
+            .bind(filter.created_after);
+        if let Some(label) = &filter.label {
+            query = query.bind(label.as_str());
+        }
+        let rows = query.fetch_all(&self.reads).await?;
         let mut jobs = rows.iter().map(decode_job).collect::<Result<Vec<_>, _>>()?;
         let next_before = if jobs.len() > limit as usize {
             jobs.truncate(limit as usize);
@@ -529,7 +570,7 @@ fn decode_error(
     Ok(Some(ErrorBody::new(parsed, message.unwrap_or_default())))
 }
 
-fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
+pub(crate) fn decode_job(row: &PgRow) -> Result<JobRecord, StoreError> {
     let id = JobId::from_uuid(row.try_get("id")?);
     let error = decode_error(id, row, "error_code", "error_message")?;
     Ok(JobRecord {

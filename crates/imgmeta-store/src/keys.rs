@@ -284,28 +284,36 @@ impl Store {
 
     /// Takes one token from the key's bucket; nothing is taken when the request is refused. A
     /// submission (`checks_quota`) is refused early when the key's or its account's daily quota
-    /// is already used up; the quotas themselves are charged only when a job is accepted. The
-    /// row is locked for the decision, so concurrent requests on any number of API replicas
-    /// share one bucket.
+    /// is already used up; the quotas themselves are charged only when a job is accepted. One
+    /// statement: it locks the key's row, refills the bucket from the row it locked (the latest
+    /// version, whoever wrote it), takes the token and commits, so concurrent requests on any
+    /// number of API replicas share one bucket and the lock is held for one round trip only.
     pub async fn admit(&self, key_id: i64, checks_quota: bool) -> Result<Admission, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT rate_per_minute, daily_quota, tokens,
-                    greatest(extract(epoch FROM now() - tokens_at)::float8, 0) AS elapsed_secs,
-                    CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
-                        AS quota_used,
-                    (SELECT CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date
-                                 THEN a.quota_used ELSE 0 END >= a.daily_quota
-                     FROM accounts a WHERE a.id = api_keys.account_id) AS account_quota_used_up,
-                    extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
-                        + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
-             FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE OF api_keys",
+            "WITH k AS (
+                 SELECT id, rate_per_minute, daily_quota,
+                        least(tokens + greatest(extract(epoch FROM now() - tokens_at)::float8, 0)
+                                       * rate_per_minute / 60.0,
+                              rate_per_minute::float8) AS refilled,
+                        CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
+                            AS quota_used,
+                        (SELECT CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date
+                                     THEN a.quota_used ELSE 0 END >= a.daily_quota
+                         FROM accounts a WHERE a.id = api_keys.account_id) AS account_quota_used_up,
+                        extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                            + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
+                 FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE
+             ), taken AS (
+                 UPDATE api_keys a SET tokens = k.refilled - CASE WHEN k.refilled >= 1 THEN 1 ELSE 0 END,
+                                       tokens_at = now()
+                 FROM k WHERE a.id = k.id
+             )
+             SELECT * FROM k",
         )
         .bind(key_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            tx.rollback().await?;
             return Ok(Admission {
                 outcome: AdmissionOutcome::Revoked,
                 limit: 0,
@@ -317,12 +325,12 @@ impl Store {
         let quota: i32 = row.try_get("daily_quota")?;
         let bucket = Bucket {
             rate_per_minute: f64::from(rate),
-            tokens: row.try_get("tokens")?,
-        }
-        .refilled(row.try_get("elapsed_secs")?);
+            tokens: row.try_get("refilled")?,
+        };
         let quota_used: i32 = row.try_get("quota_used")?;
         let account_quota_used_up: Option<bool> = row.try_get("account_quota_used_up")?;
         let secs_to_midnight: f64 = row.try_get("secs_to_midnight")?;
+        // The statement took a token exactly when the bucket held one.
         let (outcome, bucket) = if bucket.tokens < 1.0 {
             let retry = bucket.secs_until(1.0).ceil().max(1.0) as u64;
             (
@@ -331,32 +339,24 @@ impl Store {
                 },
                 bucket,
             )
-        } else if checks_quota && (quota_used >= quota || account_quota_used_up == Some(true)) {
-            // A refused submission still costs a token, so a client cannot hammer at will.
-            let retry = secs_to_midnight.ceil().max(1.0) as u64;
-            let taken = Bucket {
-                tokens: bucket.tokens - 1.0,
-                ..bucket
-            };
-            (
-                AdmissionOutcome::QuotaExceeded {
-                    retry_after_secs: retry,
-                },
-                taken,
-            )
         } else {
             let taken = Bucket {
                 tokens: bucket.tokens - 1.0,
                 ..bucket
             };
-            (AdmissionOutcome::Allowed, taken)
+            if checks_quota && (quota_used >= quota || account_quota_used_up == Some(true)) {
+                // A refused submission still costs a token, so a client cannot hammer at will.
+                let retry = secs_to_midnight.ceil().max(1.0) as u64;
+                (
+                    AdmissionOutcome::QuotaExceeded {
+                        retry_after_secs: retry,
+                    },
+                    taken,
+                )
+            } else {
+                (AdmissionOutcome::Allowed, taken)
+            }
         };
-        sqlx::query("UPDATE api_keys SET tokens = $2, tokens_at = now() WHERE id = $1")
-            .bind(key_id)
-            .bind(bucket.tokens)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(Admission {
             outcome,
             limit: rate as u32,
@@ -374,14 +374,6 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn refilled(self, elapsed_secs: f64) -> Self {
-        Self {
-            tokens: (self.tokens + elapsed_secs * self.rate_per_minute / 60.0)
-                .min(self.rate_per_minute),
-            ..self
-        }
-    }
-
     /// Seconds until the bucket holds `level` tokens.
     fn secs_until(self, level: f64) -> f64 {
         ((level - self.tokens).max(0.0)) * 60.0 / self.rate_per_minute
@@ -424,24 +416,12 @@ mod tests {
     use super::Bucket;
 
     #[test]
-    fn an_empty_bucket_refills_at_the_rate_and_stops_when_full() {
-        let empty = Bucket {
-            rate_per_minute: 60.0,
-            tokens: 0.0,
-        };
-        assert_eq!(empty.refilled(0.5).tokens, 0.5);
-        assert_eq!(empty.refilled(30.0).tokens, 30.0);
-        assert_eq!(empty.refilled(3600.0).tokens, 60.0);
-    }
-
-    #[test]
     fn the_wait_for_a_token_follows_the_rate() {
         let bucket = Bucket {
             rate_per_minute: 2.0,
             tokens: 0.25,
         };
         assert_eq!(bucket.secs_until(1.0), 22.5);
-        assert_eq!(bucket.refilled(22.5).tokens, 1.0);
         assert_eq!(bucket.secs_until(0.1), 0.0);
     }
 }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod artifacts;
+mod batches;
 mod content_cache;
 mod database;
 mod error;
@@ -21,11 +22,15 @@ pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
 };
 pub use artifacts::{ArtifactLookup, ArtifactStore, NewArtifact, StoredArtifact};
+pub use batches::{
+    BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, BatchUpload,
+    LineFilter, NewBatch,
+};
 pub use content_cache::{CacheStats, CachedContent};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{
-    Cancelled, Idempotency, JobAdmission, JobLookup, JobPage, JobRecord, NewJob, Owner,
+    Cancelled, Idempotency, JobAdmission, JobFilter, JobLookup, JobPage, JobRecord, NewJob, Owner,
     PurgeOutcome, Submitted,
 };
 pub use keys::{
@@ -34,6 +39,6 @@ pub use keys::{
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;
 pub use url_cache::{
-    FlightEnd, NegativeEntry, NewUrlEntry, UrlCacheBounds, UrlCacheStats, UrlEntry, UrlLookup,
-    is_negative,
+    FlightEnd, NegativeEntry, NewUrlEntry, UrlCacheBounds, UrlCacheStats, UrlEntry, UrlHits,
+    UrlLookup, is_negative,
 };

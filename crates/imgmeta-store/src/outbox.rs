@@ -12,6 +12,8 @@ pub struct OutboxMessage {
     pub job_id: JobId,
     /// The job's trace context, sent along as the message's `traceparent` header.
     pub trace_parent: Option<String>,
+    /// A batch item's message, for the bulk queue.
+    pub bulk: bool,
 }
 
 /// What a sweep of expired leases did.
@@ -31,12 +33,13 @@ impl Store {
         limit: i64,
         hold: Duration,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows: Vec<(i64, uuid::Uuid, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, uuid::Uuid, Option<String>, Option<bool>)> = sqlx::query_as(
             "UPDATE outbox o SET available_at = now() + $2
+             FROM jobs j
              WHERE o.id IN (SELECT id FROM outbox WHERE available_at <= now()
                             ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING o.id, o.job_id,
-                       (SELECT j.trace_parent FROM jobs j WHERE j.id = o.job_id)",
+               AND j.id = o.job_id
+             RETURNING o.id, o.job_id, j.trace_parent, j.batch_id IS NOT NULL",
         )
         .bind(limit)
         .bind(hold)
@@ -44,10 +47,11 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, job_id, trace_parent)| OutboxMessage {
+            .map(|(id, job_id, trace_parent, bulk)| OutboxMessage {
                 id,
                 job_id: JobId::from_uuid(job_id),
                 trace_parent,
+                bulk: bulk.unwrap_or(false),
             })
             .collect())
     }

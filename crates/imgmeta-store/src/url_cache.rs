@@ -79,6 +79,14 @@ pub struct FlightEnd<'a> {
     pub entry: Option<NewUrlEntry<'a>>,
 }
 
+/// Hits on one entry, tallied by an API process since its last write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlHits {
+    pub url_key: String,
+    pub model: String,
+    pub hits: i64,
+}
+
 /// `imgmeta cache stats` for the URL cache.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UrlCacheStats {
@@ -169,30 +177,25 @@ impl Store {
         Ok(())
     }
 
-    /// The API's lookup: the newest entry for `url_key` made by a model a worker runs now
-    /// (counting the hit), whether a flight for it is under way, and `account`'s GPS setting.
-    /// One statement.
+    /// The API's lookup: the newest entry for `url_key` made by a model a worker runs now,
+    /// whether a flight for it is under way, and `account`'s GPS setting. One statement, and a
+    /// read only: a viral URL's entry is one row that every submission would otherwise lock to
+    /// count its hit, so hits are tallied in the API and written by [`Store::count_url_hits`].
     pub async fn lookup_url(
         &self,
         url_key: &str,
         account: imgmeta_domain::AccountId,
     ) -> Result<UrlLookup, StoreError> {
         let row = sqlx::query(concat!(
-            "WITH entry AS (
-                 UPDATE url_cache SET hits = hits + 1, hit_at = now()
-                 WHERE (url_key, model) = (
-                     SELECT url_key, model FROM url_cache
-                     WHERE url_key = $1
-                       AND model IN (SELECT model FROM models_seen
-                                     WHERE seen_at > now() - interval '3 minutes')
-                     ORDER BY stored_at DESC LIMIT 1)
-                 RETURNING *
-             )
-             SELECT EXISTS (SELECT 1 FROM url_flights WHERE url_key = $1) AS in_flight,
+            "SELECT EXISTS (SELECT 1 FROM url_flights WHERE url_key = $1) AS in_flight,
                     COALESCE((SELECT redact_gps FROM accounts WHERE id = $2), true) AS account_redacts,
                     e.* FROM (SELECT 1) one LEFT JOIN (SELECT ",
             entry_columns!(),
-            " FROM entry) e ON true"
+            " FROM url_cache
+               WHERE url_key = $1
+                 AND model IN (SELECT model FROM models_seen
+                               WHERE seen_at > now() - interval '3 minutes')
+               ORDER BY stored_at DESC LIMIT 1) e ON true"
         ))
         .bind(url_key)
         .bind(account.as_uuid())
@@ -210,6 +213,29 @@ impl Store {
             in_flight,
             redact_gps,
         })
+    }
+
+    /// Adds tallied hits to their entries and marks them used now (the sweep evicts the least
+    /// recently used first). One statement for any number of entries; an entry purged or
+    /// replaced meanwhile is skipped.
+    pub async fn count_url_hits(&self, hits: &[UrlHits]) -> Result<(), StoreError> {
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = hits.iter().map(|h| h.url_key.as_str()).collect();
+        let models: Vec<&str> = hits.iter().map(|h| h.model.as_str()).collect();
+        let counts: Vec<i64> = hits.iter().map(|h| h.hits).collect();
+        sqlx::query(
+            "UPDATE url_cache c SET hits = c.hits + t.hits, hit_at = now()
+             FROM unnest($1::text[], $2::text[], $3::int8[]) AS t(url_key, model, hits)
+             WHERE (c.url_key, c.model) = (t.url_key, t.model)",
+        )
+        .bind(keys)
+        .bind(models)
+        .bind(counts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The worker's lookup before a leading run: the positive entry for `url_key` under its own

@@ -433,7 +433,7 @@ fn every_container_requests_cpu_and_memory() {
 }
 
 #[test]
-fn workers_are_scaled_by_keda_on_the_length_of_the_jobs_queue() {
+fn workers_are_scaled_by_keda_on_the_length_of_the_jobs_and_bulk_queues() {
     let objects = k8s_objects();
     let prefix = object(&objects, "ConfigMap", "imgmeta-config")["data"]["IMGMETA_QUEUE"]
         .as_str()
@@ -456,6 +456,13 @@ fn workers_are_scaled_by_keda_on_the_length_of_the_jobs_queue() {
             trigger["metadata"]["queueName"].as_str(),
             Some(format!("{prefix}.jobs").as_str()),
             "{name}"
+        );
+        let bulk = &scaled["spec"]["triggers"][1];
+        assert_eq!(bulk["type"], "rabbitmq", "{name}");
+        assert_eq!(
+            bulk["metadata"]["queueName"].as_str(),
+            Some(format!("{prefix}.bulk").as_str()),
+            "{name}: batch items scale workers too"
         );
         assert!(
             deployment["spec"]["replicas"].is_null(),

@@ -97,6 +97,10 @@ impl Worker {
         tracing::info!(worker.id = %self.worker_id, concurrency = self.config.concurrency, "worker started");
         let hand_back = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(usize::from(self.config.concurrency)));
+        // Batch items (the bulk queue) may hold all but one of the slots, so an interactive
+        // job finds room while a large batch runs; a worker with one slot shares it.
+        let bulk_share = bulk_share(self.config.concurrency);
+        let bulk_slots = Arc::new(Semaphore::new(usize::from(bulk_share)));
         // A redelivered message may be the one that stopped a worker: it runs alone (write
         // lock), so a job that crashes the process takes no other job's attempt with it.
         let exclusive = Arc::new(tokio::sync::RwLock::new(()));
@@ -105,16 +109,32 @@ impl Worker {
         // Jobs hold their delivery's acker; the connection is kept until they have settled.
         let mut connections = Vec::new();
         'connect: while !shutdown.is_cancelled() {
-            let mut deliveries = match Deliveries::jobs(
-                &self.config.broker,
-                &self.config.topology,
-                self.config.concurrency,
-            )
-            .await
-            {
+            let opened = async {
+                let jobs = Deliveries::jobs(
+                    &self.config.broker,
+                    &self.config.topology,
+                    self.config.concurrency,
+                )
+                .await?;
+                let bulk =
+                    Deliveries::bulk(&self.config.broker, &self.config.topology, bulk_share).await;
+                match bulk {
+                    Ok(bulk) => Ok((jobs, bulk)),
+                    Err(err) => {
+                        jobs.close().await;
+                        Err(err)
+                    }
+                }
+            }
+            .await;
+            let (mut deliveries, mut bulk) = match opened {
                 Ok(d) => {
                     backoff = Duration::from_millis(200);
-                    tracing::info!("consuming {}", self.config.topology.jobs_queue());
+                    tracing::info!(
+                        "consuming {} and {}",
+                        self.config.topology.jobs_queue(),
+                        self.config.topology.bulk_queue()
+                    );
                     d
                 }
                 Err(err) => {
@@ -134,9 +154,21 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
                 };
-                let next = tokio::select! {
+                // Interactive messages first; a bulk one only with a bulk slot free. A branch
+                // that loses the race takes nothing from its queue (a stream hands out a
+                // message only when its `next` completes), and its bulk slot is given back.
+                let (next, bulk_permit) = tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => break,
-                    next = deliveries.next() => next,
+                    next = deliveries.next() => (next, None),
+                    (bulk_permit, next) = async {
+                        let bulk_permit = bulk_slots
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore never closed");
+                        (bulk_permit, bulk.next().await)
+                    } => (next, Some(bulk_permit)),
                 };
                 match next {
                     Some(Ok(delivery)) => {
@@ -152,6 +184,7 @@ impl Worker {
                                 let _shared = exclusive.read().await;
                                 job::handle(&shared, delivery, hand_back).await;
                             }
+                            drop(bulk_permit);
                             drop(permit);
                         });
                     }
@@ -166,6 +199,7 @@ impl Worker {
                 }
             }
             connections.push(deliveries);
+            connections.push(bulk);
             // Old connections whose jobs all settled can go.
             if in_flight.is_empty() {
                 for old in connections.drain(..) {
@@ -204,6 +238,12 @@ impl Worker {
     }
 }
 
+/// How many of a worker's `concurrency` slots batch items may hold at once: all but one, so
+/// an interactive job always finds a slot; a worker with a single slot shares it.
+fn bulk_share(concurrency: u16) -> u16 {
+    concurrency.saturating_sub(1).max(1)
+}
+
 /// The host's name for worker ids (from the kernel, so no environment lookup is needed).
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -211,4 +251,16 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bulk_share;
+
+    #[test]
+    fn batch_items_leave_one_slot_for_interactive_jobs() {
+        assert_eq!(bulk_share(1), 1);
+        assert_eq!(bulk_share(2), 1);
+        assert_eq!(bulk_share(8), 7);
+    }
 }

@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use imgmeta_domain::{
-    DreamOptions, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope, Source, Task,
-    TaskSet, parse_cache_mode,
+    COCO_CLASSES, DreamOptions, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore, Scope,
+    Source, Task, TaskSet, parse_cache_mode,
 };
 use imgmeta_store::{
-    ArtifactLookup, ArtifactStore, Cancelled, Idempotency, JobLookup, PurgeOutcome,
+    ArtifactLookup, ArtifactStore, Cancelled, Idempotency, JobFilter, JobLookup, PurgeOutcome,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -358,23 +358,44 @@ pub(super) struct JobList {
     next_before: Option<JobId>,
 }
 
-/// `GET /v1/jobs?status=&limit=&before=`: the account's jobs, newest first, without results.
+/// `GET /v1/jobs?status=&label=&created_after=&limit=&before=`: the account's jobs, newest
+/// first, without results.
 pub(super) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
     caller.require(Scope::JobsRead)?;
-    let (mut status, mut before, mut limit) = (None, None, 20);
+    let mut filter = JobFilter::default();
+    let mut limit = 20;
     for (name, value) in form_pairs(query.as_deref()) {
         match name.as_str() {
-            "status" => status = Some(JobStatus::parse(&value).ok_or_else(|| {
+            "status" => filter.status = Some(JobStatus::parse(&value).ok_or_else(|| {
                 invalid_query(format!(
                     "unknown status {value:?}; one of queued, running, succeeded, failed, cancelled"
                 ))
             })?),
+            "label" => {
+                if !COCO_CLASSES.contains(&value.as_str()) {
+                    return Err(invalid_query(format!(
+                        "unknown label {:?}; one of the detector's 80 COCO class names, e.g. dog",
+                        imgmeta_auth::clean(&value)
+                    )));
+                }
+                filter.label = Some(value);
+            }
+            "created_after" => filter.created_after = Some(
+                chrono::DateTime::parse_from_rfc3339(&value)
+                    .map_err(|_| {
+                        invalid_query(
+                            "created_after must be an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z"
+                                .to_owned(),
+                        )
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
             "before" => {
-                before = Some(
+                filter.before = Some(
                     JobId::parse(&value)
                         .map_err(|_| invalid_query("before must be a job id".to_owned()))?,
                 )
@@ -388,7 +409,7 @@ pub(super) async fn list(
             }
             other => {
                 return Err(invalid_query(format!(
-                    "unknown parameter {:?}; known: status, before, limit",
+                    "unknown parameter {:?}; known: status, label, created_after, before, limit",
                     imgmeta_auth::clean(other)
                 )));
             }
@@ -396,7 +417,7 @@ pub(super) async fn list(
     }
     let page = state
         .store
-        .list_jobs(caller.account, status, before, limit)
+        .list_jobs(caller.account, &filter, limit)
         .await?;
     Ok(Json(JobList {
         jobs: page.jobs.into_iter().map(JobSummary::from).collect(),

@@ -1,6 +1,7 @@
 //! The route table, body limits and the JSON fallbacks for unknown routes and methods.
 
 mod account;
+mod batches;
 pub(crate) mod health;
 mod jobs;
 mod legacy;
@@ -53,6 +54,18 @@ pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
     )
 }
 
+/// Whether a media type names newline-delimited JSON (`application/x-ndjson`, or its other
+/// spellings `application/jsonl` and `application/jsonlines`).
+pub(crate) fn is_ndjson(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/jsonlines"
+    )
+}
+
 /// Reads a JSON object body: a JSON array (which serde would read field by field into a
 /// struct) or any other value is refused with `400 invalid_json`.
 pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -77,6 +90,17 @@ pub(crate) fn router(state: AppState) -> Router {
                 .get(jobs::list),
         )
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route(
+            "/v1/batches",
+            post(batches::create)
+                .layer(DefaultBodyLimit::disable())
+                .get(batches::list),
+        )
+        .route(
+            "/v1/batches/{id}",
+            get(batches::get).delete(batches::cancel),
+        )
+        .route("/v1/batches/{id}/results", get(batches::results))
         .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
         .route("/v1/account", get(account::get))
         .route(

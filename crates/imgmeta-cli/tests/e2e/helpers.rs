@@ -321,6 +321,19 @@ pub async fn spawn_image_server() -> SocketAddr {
         )
         .route("/gone", get(|| async { StatusCode::NOT_FOUND }))
         .route(
+            "/slow/{ms}/{name}",
+            get(|Path((ms, name)): Path<(u64, String)>| async move {
+                // Serves the image after `ms` milliseconds: a job that keeps its slot a while.
+                if name.contains("..") {
+                    return Err(StatusCode::NOT_FOUND);
+                }
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                tokio::fs::read(fixtures_dir().join(&name))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)
+            }),
+        )
+        .route(
             "/flaky/{failures}/{token}/{name}",
             get(
                 |Path((failures, token, name)): Path<(u32, String, String)>| async move {

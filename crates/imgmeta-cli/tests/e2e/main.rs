@@ -2,6 +2,7 @@
 //! a local HTTP server serving the fixture images. Each test gets its own database and queues.
 
 mod artifacts;
+mod batches;
 mod bombs;
 mod content_cache;
 mod deployment;

@@ -1,6 +1,7 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
-//! uploaded inputs, the content cache and the URL cache with its single flights.
+//! uploaded inputs, batches, the content cache and the URL cache with its single flights.
 
+mod batches;
 mod content_cache;
 mod inputs;
 mod url_cache;

@@ -9,7 +9,7 @@ use imgmeta_domain::{
 };
 use imgmeta_store::{
     Claim, FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry,
-    Owner, Store, Submitted, UrlCacheBounds,
+    Owner, Store, Submitted, UrlCacheBounds, UrlHits,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -350,6 +350,21 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
             .unwrap();
     }
     assert_eq!(store.url_cache_stats().await.unwrap().entries, 3);
+    // Hits tallied by an API make the oldest entry the most recently used; a tally for an
+    // entry that is gone is skipped.
+    let tally = |key: &str, hits| UrlHits {
+        url_key: key.to_owned(),
+        model: MODEL.to_owned(),
+        hits,
+    };
+    store
+        .count_url_hits(&[
+            tally(&keys[0], 2),
+            tally("http://images.example/gone.jpg", 5),
+        ])
+        .await
+        .unwrap();
+    store.count_url_hits(&[tally(&keys[0], 1)]).await.unwrap();
     let bounds = UrlCacheBounds {
         max_entries: 2,
         max_bytes: i64::MAX,
@@ -357,7 +372,15 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
     };
     assert_eq!(store.sweep_url_cache(&bounds).await.unwrap(), 1);
     let stats = store.url_cache_stats().await.unwrap();
-    assert_eq!(stats.entries, 2);
+    assert_eq!((stats.entries, stats.hits), (2, 3));
+    store.announce_model(MODEL).await.unwrap();
+    let left = |key: String| {
+        let store = store.clone();
+        async move { store.lookup_url(&key, owner).await.unwrap().entry.is_some() }
+    };
+    assert!(left(keys[0].clone()).await, "used last, kept");
+    assert!(!left(keys[1].clone()).await, "least recently used, evicted");
+    assert!(left(keys[2].clone()).await);
     let per_entry = stats.bytes / 2;
     assert!(per_entry > 0);
     let bytes_bound = UrlCacheBounds {
@@ -371,9 +394,9 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
         .await
         .unwrap();
     assert_eq!(
-        store.purge_url(&keys[2]).await.unwrap(),
+        store.purge_url(&keys[0]).await.unwrap(),
         1,
-        "the newest is left"
+        "the most recently used is left"
     );
     assert_eq!(store.content_cache_stats().await.unwrap().entries, 0);
     assert_eq!(store.url_cache_stats().await.unwrap().entries, 0);

@@ -1,0 +1,715 @@
+//! Batches: `POST /v1/batches` (a JSON body of at most 10,000 items, or NDJSON of at most
+//! 1,000,000 lines streamed into PostgreSQL as it arrives), `GET /v1/batches`,
+//! `GET /v1/batches/{id}` (progress from counters), `GET /v1/batches/{id}/results` (NDJSON in
+//! line order, streamed page by page) and `DELETE /v1/batches/{id}` (cancel what has not
+//! started). Every lookup is within the caller's account.
+
+use super::jobs::{form_pairs, invalid_query};
+use crate::auth::Caller;
+use crate::limits::{BodyPace, MAX_JSON_BATCH_BYTES, is_length_limit, is_malformed};
+use crate::{ApiError, AppState, JobResource};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use imgmeta_domain::{
+    BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorCode, JobStatus, MAX_JSON_ITEMS,
+    MAX_LINE_BYTES, MAX_NDJSON_LINES, MinScore, Rejected, Scope, TaskSet, ValidationError,
+};
+use imgmeta_store::{
+    BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, BatchUpload,
+    LineFilter, NewBatch,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Lines of results read from PostgreSQL per query while streaming.
+const RESULTS_PAGE: u32 = 500;
+/// Most batches one page of `GET /v1/batches` holds.
+const MAX_PAGE: u32 = 100;
+
+/// A batch as clients see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchResource {
+    id: BatchId,
+    status: BatchStatus,
+    tasks: Vec<&'static str>,
+    min_score: f32,
+    counts: BatchCounts,
+    created_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    /// Items ended per second since the batch was created.
+    rate_per_s: Option<f64>,
+    /// Seconds until every item has ended at that rate; `null` before the first ended or once
+    /// none is left.
+    eta_s: Option<f64>,
+    links: Links,
+}
+
+#[derive(Debug, Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+    results: String,
+}
+
+impl From<BatchRecord> for BatchResource {
+    fn from(b: BatchRecord) -> Self {
+        let ended = b.counts.ended();
+        let left = b.counts.queued + b.counts.running;
+        let rate = (ended > 0 && b.age_s > 0.0).then(|| ended as f64 / b.age_s);
+        Self {
+            links: Links {
+                this: format!("/v1/batches/{}", b.id),
+                results: format!("/v1/batches/{}/results", b.id),
+            },
+            id: b.id,
+            status: b.status,
+            tasks: b.tasks.as_strs(),
+            min_score: b.min_score.value(),
+            counts: b.counts,
+            created_at: b.created_at,
+            completed_at: b.completed_at,
+            rate_per_s: rate.map(|r| (r * 1000.0).round() / 1000.0),
+            eta_s: rate
+                .filter(|_| left > 0 && b.status != BatchStatus::Cancelled)
+                .map(|r| (left as f64 / r).ceil()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonBatch {
+    items: Vec<serde_json::Value>,
+    tasks: Option<Vec<String>>,
+    min_score: Option<f64>,
+}
+
+fn not_found(caller: &Caller, id: BatchId, foreign: bool) -> ApiError {
+    if foreign {
+        caller.cross_account_miss("batch", &id);
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::BatchNotFound,
+        format!("no batch with id {id}"),
+    )
+}
+
+fn too_many_items(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::TooManyItems,
+        message,
+    )
+}
+
+/// The batch options an NDJSON upload gives in its query: `tasks` (comma-separated) and
+/// `min_score`.
+fn query_defaults(query: Option<&str>) -> Result<BatchDefaults, ApiError> {
+    let mut defaults = BatchDefaults::default();
+    for (name, value) in form_pairs(query) {
+        match name.as_str() {
+            "tasks" => {
+                let tasks: Vec<&str> = value.split(',').map(str::trim).collect();
+                defaults.tasks = TaskSet::parse(&tasks)?;
+            }
+            "min_score" => {
+                let score = value.trim().parse::<f64>().map_err(|_| {
+                    ValidationError::new(ErrorCode::InvalidMinScore, "min_score must be a number")
+                })?;
+                defaults.min_score = MinScore::parse(score)?;
+            }
+            other => {
+                return Err(invalid_query(format!(
+                    "unknown parameter {:?}; a batch's query may give tasks and min_score",
+                    imgmeta_auth::clean(other)
+                )));
+            }
+        }
+    }
+    Ok(defaults)
+}
+
+/// `Idempotency-Key`, validated as for jobs.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    match key {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// Lines of one upload as they become items or rejections, with the tallies for its log line.
+struct Intake<'a> {
+    state: &'a AppState,
+    upload: BatchUpload,
+    defaults: BatchDefaults,
+    /// Items refused by the destination policy, by code.
+    refused: BTreeMap<&'static str, u64>,
+}
+
+impl Intake<'_> {
+    async fn line(&mut self, line: i32, raw: &[u8]) -> Result<(), ApiError> {
+        let parsed = BatchItem::from_json(raw, &self.defaults);
+        self.take(line, parsed).await
+    }
+
+    async fn take(
+        &mut self,
+        line: i32,
+        parsed: Result<BatchItem, Rejected>,
+    ) -> Result<(), ApiError> {
+        let verdict =
+            parsed.and_then(
+                |item| match self.state.security.destination_refusal(&item.url) {
+                    None => Ok(item),
+                    Some(refusal) => {
+                        *self.refused.entry(refusal.code.as_str()).or_default() += 1;
+                        Err(Rejected {
+                            error: ValidationError::new(refusal.code, refusal.message),
+                            external_id: item.external_id,
+                        })
+                    }
+                },
+            );
+        match verdict {
+            Ok(item) => self.upload.item(line, item).await?,
+            Err(rejected) => self.upload.reject(line, rejected).await?,
+        }
+        Ok(())
+    }
+}
+
+/// The digest an `Idempotency-Key` is checked against: the batch options and the body as sent.
+fn digest_start(defaults: &BatchDefaults) -> Sha256 {
+    let mut hasher = Sha256::new();
+    hasher.update(defaults.tasks.as_strs().join(",").as_bytes());
+    hasher.update([0]);
+    hasher.update(defaults.min_score.value().to_le_bytes());
+    hasher
+}
+
+/// What reading a streamed body failed on.
+fn body_error(error: &axum::Error) -> ApiError {
+    if is_length_limit(error) {
+        return too_many_items(format!(
+            "an NDJSON batch may hold at most {} bytes",
+            crate::limits::MAX_NDJSON_BATCH_BYTES
+        ));
+    }
+    if is_malformed(error) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "malformed request body (its chunked encoding is broken)",
+        );
+    }
+    ApiError::new(
+        StatusCode::from_u16(499).expect("a valid status"),
+        ErrorCode::ClientClosed,
+        "the client closed the connection mid-body",
+    )
+}
+
+fn too_slow(pace: &BodyPace) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::RequestTimeout,
+        format!(
+            "the batch arrived too slowly: after {} s of grace it must average {} bytes/s",
+            pace.grace.as_secs(),
+            pace.min_bytes_per_s
+        ),
+    )
+}
+
+/// Reads an NDJSON body line by line into `intake` as it arrives, holding the client to `pace`
+/// and at most [`MAX_NDJSON_LINES`] lines; the body's digest.
+async fn read_ndjson(
+    body: Body,
+    pace: BodyPace,
+    mut hasher: Sha256,
+    mut intake: Option<&mut Intake<'_>>,
+) -> Result<String, ApiError> {
+    let started = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let mut partial: Vec<u8> = Vec::new();
+    // In a line longer than MAX_LINE_BYTES: its bytes are dropped until its end.
+    let mut overlong = false;
+    let mut line: i32 = 0;
+    loop {
+        let left = pace.allowed(received).saturating_sub(started.elapsed());
+        let chunk: Bytes = match tokio::time::timeout(left, stream.next()).await {
+            Err(_) => {
+                tracing::warn!(
+                    kind = "security",
+                    event = "body_read_timeout",
+                    received,
+                    "batch body too slow"
+                );
+                return Err(too_slow(&pace));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(body_error(&e)),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        received += chunk.len() as u64;
+        hasher.update(&chunk);
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'\n', rest);
+            let (piece, ended) = match end {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            rest = match end {
+                Some(i) => &rest[i + 1..],
+                None => &[],
+            };
+            if !overlong {
+                partial.extend_from_slice(piece);
+                if partial.len() > MAX_LINE_BYTES {
+                    overlong = true;
+                    partial.clear();
+                }
+            }
+            if !ended {
+                continue;
+            }
+            line = next_line(line)?;
+            if let Some(intake) = intake.as_deref_mut() {
+                finish_line(intake, line, &partial, overlong).await?;
+            }
+            partial.clear();
+            overlong = false;
+        }
+    }
+    if !partial.is_empty() || overlong {
+        line = next_line(line)?;
+        if let Some(intake) = intake.as_deref_mut() {
+            finish_line(intake, line, &partial, overlong).await?;
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn next_line(line: i32) -> Result<i32, ApiError> {
+    if line as usize >= MAX_NDJSON_LINES {
+        return Err(too_many_items(format!(
+            "an NDJSON batch may hold at most {MAX_NDJSON_LINES} lines"
+        )));
+    }
+    Ok(line + 1)
+}
+
+/// One complete line: blank lines are skipped (their numbers still count).
+async fn finish_line(
+    intake: &mut Intake<'_>,
+    line: i32,
+    raw: &[u8],
+    overlong: bool,
+) -> Result<(), ApiError> {
+    if overlong {
+        let rejected = Rejected {
+            error: ValidationError::new(
+                ErrorCode::LineTooLong,
+                format!("a line may hold at most {MAX_LINE_BYTES} bytes"),
+            ),
+            external_id: None,
+        };
+        return intake.take(line, Err(rejected)).await;
+    }
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    intake.line(line, raw).await
+}
+
+/// `POST /v1/batches`.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    pace: Option<Extension<BodyPace>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::JobsWrite)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let media_type = super::media_type(&headers);
+    let streamed = match (media_type.as_deref(), pace) {
+        (Some(t), Some(Extension(pace))) if super::is_ndjson(t) => Some(pace),
+        (None | Some("application/json"), _) => None,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "send a batch as application/json ({\"items\": [...]}) or application/x-ndjson (one item per line)",
+            ));
+        }
+    };
+    // A JSON batch is already in memory (its limit is 16 MiB); an NDJSON one is read below.
+    let (defaults, json_items, body) = match streamed {
+        Some(_) => (query_defaults(query.as_deref())?, None, Some(body)),
+        None => {
+            if query.as_deref().is_some_and(|q| !q.is_empty()) {
+                return Err(invalid_query(
+                    "a JSON batch gives its options in the body, not the query".to_owned(),
+                ));
+            }
+            let bytes = axum::body::to_bytes(body, MAX_JSON_BATCH_BYTES)
+                .await
+                .map_err(|_| super::payload_too_large(MAX_JSON_BATCH_BYTES))?;
+            let batch: JsonBatch = super::json_object(&bytes)?;
+            if batch.items.len() > MAX_JSON_ITEMS {
+                return Err(too_many_items(format!(
+                    "a JSON batch may hold at most {MAX_JSON_ITEMS} items; send larger ones as application/x-ndjson"
+                )));
+            }
+            let defaults = BatchDefaults {
+                tasks: match &batch.tasks {
+                    Some(t) => TaskSet::parse(t)?,
+                    None => TaskSet::all(),
+                },
+                min_score: match batch.min_score {
+                    Some(s) => MinScore::parse(s)?,
+                    None => MinScore::DEFAULT,
+                },
+            };
+            let mut hasher = digest_start(&defaults);
+            hasher.update(&bytes);
+            let digest = hex::encode(hasher.finalize());
+            (defaults, Some((batch.items, digest)), None)
+        }
+    };
+    let new = NewBatch {
+        id: BatchId::new(),
+        owner: caller.owner(),
+        defaults: defaults.clone(),
+        idempotency_key,
+    };
+    let upload = match state.store.begin_batch(&new).await? {
+        BatchBegun::Started(upload) => upload,
+        BatchBegun::Existing {
+            batch,
+            request_digest,
+        } => {
+            let digest = match (json_items, body, streamed) {
+                (Some((_, digest)), _, _) => digest,
+                (None, Some(body), Some(pace)) => {
+                    read_ndjson(body, pace, digest_start(&defaults), None).await?
+                }
+                _ => unreachable!("a batch is either JSON or NDJSON"),
+            };
+            if request_digest.as_deref() != Some(digest.as_str()) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was already used with a different batch",
+                ));
+            }
+            let mut response = accepted(BatchResource::from(batch));
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+    };
+    let mut intake = Intake {
+        state: &state,
+        upload,
+        defaults: defaults.clone(),
+        refused: BTreeMap::new(),
+    };
+    let digest = match (json_items, body, streamed) {
+        (Some((items, digest)), _, _) => {
+            for (i, value) in items.into_iter().enumerate() {
+                let line = i32::try_from(i + 1).expect("at most 10,000 items");
+                let parsed = BatchItem::from_value(value, &defaults);
+                intake.take(line, parsed).await?;
+            }
+            digest
+        }
+        (None, Some(body), Some(pace)) => {
+            read_ndjson(body, pace, digest_start(&defaults), Some(&mut intake)).await?
+        }
+        _ => unreachable!("a batch is either JSON or NDJSON"),
+    };
+    let Intake {
+        upload, refused, ..
+    } = intake;
+    let (id, accepted_items, rejected) = (upload.id(), upload.accepted(), upload.rejected());
+    for (code, lines) in &refused {
+        tracing::warn!(
+            kind = "security",
+            event = %code,
+            batch.id = %id,
+            lines,
+            "batch lines refused by the destination policy"
+        );
+    }
+    match upload.finish(Some(&digest)).await? {
+        BatchFinished::Created(batch) => {
+            metrics::counter!(imgmeta_telemetry::JOBS_SUBMITTED)
+                .increment(u64::try_from(accepted_items).unwrap_or(0));
+            tracing::info!(
+                kind = "analytics",
+                event = "batch_submitted",
+                batch.id = %id,
+                items = accepted_items,
+                rejected,
+                "batch accepted"
+            );
+            Ok(accepted(BatchResource::from(batch)))
+        }
+        BatchFinished::QuotaExceeded { items } => {
+            tracing::warn!(
+                kind = "security",
+                event = "quota_exceeded",
+                key.prefix = %caller.key_prefix(),
+                account.id = %caller.account,
+                items,
+                "batch refused: its items do not fit in the daily quota"
+            );
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "the batch's {items} items do not fit in the daily quota (of the key or its account); nothing was recorded"
+                ),
+            )
+            .with_retry_after(crate::submit::secs_to_utc_midnight()))
+        }
+    }
+}
+
+fn accepted(batch: BatchResource) -> Response {
+    let location = batch.links.this.clone();
+    let mut response = (StatusCode::ACCEPTED, Json(batch)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `GET /v1/batches/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<BatchResource>, ApiError> {
+    caller.require(Scope::JobsRead)?;
+    let id = BatchId::parse(&raw_id)?;
+    match state.store.get_batch(caller.account, id).await? {
+        Ok(batch) => Ok(Json(batch.into())),
+        Err(foreign) => Err(not_found(&caller, id, foreign)),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct BatchList {
+    batches: Vec<BatchResource>,
+    /// The `before` cursor of the next page; `null` on the last one.
+    next_before: Option<BatchId>,
+}
+
+/// `GET /v1/batches?limit=&before=`: the account's batches, newest first.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<BatchList>, ApiError> {
+    caller.require(Scope::JobsRead)?;
+    let (mut before, mut limit) = (None, 20);
+    for (name, value) in form_pairs(query.as_deref()) {
+        match name.as_str() {
+            "before" => {
+                before = Some(
+                    BatchId::parse(&value)
+                        .map_err(|_| invalid_query("before must be a batch id".to_owned()))?,
+                )
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))?
+            }
+            other => {
+                return Err(invalid_query(format!(
+                    "unknown parameter {:?}; known: before, limit",
+                    imgmeta_auth::clean(other)
+                )));
+            }
+        }
+    }
+    let (batches, next_before) = state
+        .store
+        .list_batches(caller.account, before, limit)
+        .await?;
+    Ok(Json(BatchList {
+        batches: batches.into_iter().map(BatchResource::from).collect(),
+        next_before,
+    }))
+}
+
+/// `DELETE /v1/batches/{id}`: cancels every item that has not started; running ones finish.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<BatchResource>, ApiError> {
+    caller.require(Scope::JobsWrite)?;
+    let id = BatchId::parse(&raw_id)?;
+    match state.store.cancel_batch(caller.account, id).await? {
+        BatchCancelled::Cancelled { batch, items } => {
+            metrics::counter!(imgmeta_telemetry::JOBS_CANCELLED).increment(items);
+            tracing::info!(
+                kind = "analytics",
+                event = "batch_cancelled",
+                batch.id = %id,
+                items,
+                "batch cancelled"
+            );
+            Ok(Json(batch.into()))
+        }
+        BatchCancelled::NotFound { foreign } => Err(not_found(&caller, id, foreign)),
+    }
+}
+
+/// One line of the results stream.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultLine {
+    Job {
+        line: i32,
+        external_id: Option<String>,
+        job: Box<JobResource>,
+    },
+    Rejected {
+        line: i32,
+        external_id: Option<String>,
+        error: imgmeta_domain::ErrorBody,
+    },
+}
+
+/// `GET /v1/batches/{id}/results?status=&after=`: NDJSON, one line per item in line order,
+/// `{"line", "external_id", "job"}` or `{"line", "external_id", "error"}` for a rejected line.
+/// Read from PostgreSQL a page at a time while it is sent, so memory stays bounded whatever the
+/// batch's size; `after` resumes after a line already received.
+pub(super) async fn results(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::JobsRead)?;
+    let id = BatchId::parse(&raw_id)?;
+    let (mut filter, mut after) = (LineFilter::All, 0_i32);
+    for (name, value) in form_pairs(query.as_deref()) {
+        match name.as_str() {
+            "status" => {
+                filter = match value.as_str() {
+                    "rejected" => LineFilter::Rejected,
+                    other => LineFilter::Status(JobStatus::parse(other).ok_or_else(|| {
+                        invalid_query(format!(
+                            "unknown status {:?}; one of queued, running, succeeded, failed, cancelled, rejected",
+                            imgmeta_auth::clean(other)
+                        ))
+                    })?),
+                }
+            }
+            "after" => {
+                after = value
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| invalid_query("after must be a line number".to_owned()))?
+            }
+            other => {
+                return Err(invalid_query(format!(
+                    "unknown parameter {:?}; known: status, after",
+                    imgmeta_auth::clean(other)
+                )));
+            }
+        }
+    }
+    if let Err(foreign) = state.store.get_batch(caller.account, id).await? {
+        return Err(not_found(&caller, id, foreign));
+    }
+    let store = state.store.clone();
+    let pages = futures::stream::unfold(Some(after), move |cursor| {
+        let store = store.clone();
+        async move {
+            let after = cursor?;
+            match store.batch_lines(id, after, filter, RESULTS_PAGE).await {
+                Err(e) => {
+                    tracing::warn!(kind = "error", error = %e, batch.id = %id, "batch results stream cut");
+                    Some((Err(std::io::Error::other(e)), None))
+                }
+                Ok(lines) => {
+                    let next = (lines.len() == RESULTS_PAGE as usize)
+                        .then(|| lines.last().map(BatchLine::line))
+                        .flatten();
+                    if lines.is_empty() {
+                        return None;
+                    }
+                    Some((Ok(ndjson(lines)), next))
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(pages));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+fn ndjson(lines: Vec<BatchLine>) -> Bytes {
+    let mut out = Vec::with_capacity(lines.len() * 512);
+    for line in lines {
+        let line = match line {
+            BatchLine::Job {
+                line,
+                external_id,
+                job,
+            } => ResultLine::Job {
+                line,
+                external_id,
+                job: Box::new(JobResource::from(*job)),
+            },
+            BatchLine::Rejected {
+                line,
+                external_id,
+                error,
+            } => ResultLine::Rejected {
+                line,
+                external_id,
+                error,
+            },
+        };
+        serde_json::to_writer(&mut out, &line).expect("a result line serialises");
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
