@@ -303,7 +303,7 @@ async fn read_ndjson(
     }
     if !partial.is_empty() || overlong {
         line = next_line(line)?;
-        if let Some(intake) = intake.as_deref_mut() {
+        if let Some(intake) = intake {
             finish_line(intake, line, &partial, overlong).await?;
         }
     }

@@ -384,16 +384,18 @@ pub(super) async fn list(
                 }
                 filter.label = Some(value);
             }
-            "created_after" => filter.created_after = Some(
-                chrono::DateTime::parse_from_rfc3339(&value)
-                    .map_err(|_| {
-                        invalid_query(
+            "created_after" => {
+                filter.created_after = Some(
+                    chrono::DateTime::parse_from_rfc3339(&value)
+                        .map_err(|_| {
+                            invalid_query(
                             "created_after must be an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z"
                                 .to_owned(),
                         )
-                    })?
-                    .with_timezone(&chrono::Utc),
-            ),
+                        })?
+                        .with_timezone(&chrono::Utc),
+                )
+            }
             "before" => {
                 filter.before = Some(
                     JobId::parse(&value)

@@ -116,10 +116,7 @@ async fn an_ndjson_batch_is_streamed_in_run_and_its_results_streamed_back_in_lin
     assert_eq!(code(&all[5]), "line_too_long");
     assert_eq!(all[0]["external_id"], "row-1");
     assert_eq!(all[0]["job"]["status"], "succeeded");
-    assert_eq!(
-        all[0]["job"]["result"]["image"]["width"].as_u64().is_some(),
-        true
-    );
+    assert!(all[0]["job"]["result"]["image"]["width"].as_u64().is_some());
     assert_eq!(all[7]["job"]["status"], "failed");
     assert_eq!(all[7]["job"]["error"]["code"], "http_status");
     // Each item is a job of the account like any other.

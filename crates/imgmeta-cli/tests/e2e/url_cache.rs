@@ -252,12 +252,10 @@ async fn an_expired_entry_is_revalidated_once_and_served_stale_while_that_runs()
     let (status, stale) = submit(&app, json!({"url": url})).await;
     if status == 201 {
         assert_eq!(stale["cache"]["status"], "stale", "{stale}");
-        assert_eq!(
+        assert!(
             stale["result"]["objects"]["detections"]
                 .as_array()
-                .map(Vec::len)
-                .is_some(),
-            true
+                .is_some()
         );
     } else {
         // The revalidation already ended: nothing was under way to serve stale beside.
