@@ -2,6 +2,7 @@
 //! `imgmeta api` / `imgmeta worker` processes, faults them and the machine's RabbitMQ and
 //! PostgreSQL, and prints one JSON line of counts per scenario; exit 1 if any count is wrong.
 
+mod bench_batch;
 mod broker;
 mod checker;
 mod client;
@@ -55,6 +56,18 @@ enum Command {
         /// Stop RabbitMQ (stop_app) for the whole submit burst, start it after.
         #[arg(long)]
         broker_down: bool,
+    },
+    /// The batch benchmark: single submissions beside one NDJSON batch (acceptance rates, the
+    /// API's memory), the relay beside a bare publisher, then a batch run to its last result.
+    BenchBatch {
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+        #[arg(long, default_value_t = 10_000)]
+        singles: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10_000)]
+        items: usize,
     },
     /// The viral burst: N `POST /img?<same url>` from K keys, then the status endpoint at
     /// the same concurrency; origin requests, inference runs, latencies, throughputs.
@@ -130,6 +143,24 @@ async fn main() -> Result<()> {
             let report = load::run(&opts).await?;
             println!("{}", serde_json::to_string(&report)?);
             report.summary.pass
+        }
+        Command::BenchBatch {
+            lines,
+            singles,
+            concurrency,
+            items,
+        } => {
+            let opts = bench_batch::Options {
+                workspace,
+                binary,
+                lines,
+                singles,
+                concurrency,
+                items,
+            };
+            let report = bench_batch::run(&opts).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            true
         }
         Command::Viral {
             requests,
