@@ -127,6 +127,18 @@ impl Ledger {
         (answer, took)
     }
 
+    /// Records a job accepted by other means than [`Ledger::submit`] (a batch's item).
+    pub fn record(&self, url: String, expect: Expect, id: Uuid) {
+        self.submissions
+            .lock()
+            .expect("ledger lock")
+            .push(Submission {
+                url,
+                expect,
+                answer: Answer::Accepted(id),
+            });
+    }
+
     pub fn submissions(&self) -> Vec<Submission> {
         self.submissions.lock().expect("ledger lock").clone()
     }

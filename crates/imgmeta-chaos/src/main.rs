@@ -2,6 +2,7 @@
 //! `imgmeta api` / `imgmeta worker` processes, faults them and the machine's RabbitMQ and
 //! PostgreSQL, and prints one JSON line of counts per scenario; exit 1 if any count is wrong.
 
+mod batch_faults;
 mod bench_batch;
 mod broker;
 mod checker;

@@ -34,6 +34,8 @@ pub const ALL: &[&str] = &[
     "connection-flood",
     "method-flood",
     "redirect-fan-in",
+    "batch-kill-workers",
+    "batch-rabbit-restart",
 ];
 
 /// The scenarios that leave the shared RabbitMQ and PostgreSQL alone and finish in about a
@@ -55,6 +57,7 @@ pub const CI: &[&str] = &[
     "connection-flood",
     "method-flood",
     "redirect-fan-in",
+    "batch-kill-workers",
 ];
 
 #[derive(Debug, Clone)]
@@ -121,6 +124,22 @@ pub async fn run(name: &str, opts: &Options) -> Result<Summary> {
         "connection-flood" => crate::floods::connection_flood(opts).await,
         "method-flood" => crate::floods::method_flood(opts).await,
         "redirect-fan-in" => crate::floods::redirect_fan_in(opts).await,
+        "batch-kill-workers" => {
+            crate::batch_faults::batch_under_fault(
+                opts,
+                name,
+                crate::batch_faults::BatchFault::KillWorkers,
+            )
+            .await
+        }
+        "batch-rabbit-restart" => {
+            crate::batch_faults::batch_under_fault(
+                opts,
+                name,
+                crate::batch_faults::BatchFault::RabbitRestart,
+            )
+            .await
+        }
         other => bail!("unknown scenario {other:?}; known: {}", ALL.join(", ")),
     }
 }
