@@ -273,7 +273,8 @@ impl Store {
              )
              SELECT (SELECT ok FROM fits) AS fits, job.* FROM (SELECT 1) one
              LEFT JOIN (SELECT ",
-            job_columns!(),
+            // The result (if any) is the one this call sent: not read back.
+            summary_columns!(),
             " FROM job) job ON true"
         ))
         .bind(job.id.as_uuid())
@@ -335,7 +336,10 @@ impl Store {
             }
             return Ok(Submitted::QuotaExceeded);
         };
-        let record = decode_job(&row)?;
+        let mut record = decode_job(&row)?;
+        if let JobAdmission::Answered { result, .. } = &job.admission {
+            record.result = Some(result.clone());
+        }
         if let Some(mut tx) = tx {
             if let JobAdmission::Flight(url_key) = &job.admission {
                 join_flight(&mut tx, url_key, job.id).await?;
