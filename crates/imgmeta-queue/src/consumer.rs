@@ -113,6 +113,20 @@ impl Deliveries {
     }
 }
 
+/// How long settling a message may take. An ack on a channel the broker is closing (its queue
+/// deleted, say) can wait for ever; the job's slot must not wait with it. A message left
+/// unsettled is redelivered after the reconnect, and its job, already ended, is skipped.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn settle<T>(
+    promise: impl std::future::Future<Output = Result<T, lapin::Error>>,
+) -> Result<(), QueueError> {
+    match tokio::time::timeout(SETTLE_TIMEOUT, promise).await {
+        Ok(result) => result.map(|_| ()).map_err(QueueError::from),
+        Err(_) => Err(QueueError::Timeout),
+    }
+}
+
 /// One message and the means to settle it.
 pub struct JobDelivery {
     pub message: Result<JobMessage, QueueError>,
@@ -127,22 +141,15 @@ pub struct JobDelivery {
 impl JobDelivery {
     /// The message is handled: the broker forgets it.
     pub async fn ack(&self) -> Result<(), QueueError> {
-        self.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(|_| ())
-            .map_err(QueueError::from)
+        settle(self.acker.ack(BasicAckOptions::default())).await
     }
 
     /// Hands the message back to the queue for another consumer.
     pub async fn requeue(&self) -> Result<(), QueueError> {
-        self.acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await
-            .map(|_| ())
-            .map_err(QueueError::from)
+        settle(self.acker.nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        }))
+        .await
     }
 }
