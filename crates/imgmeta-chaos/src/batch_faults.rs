@@ -87,12 +87,7 @@ pub async fn batch_under_fault(
 ) -> Result<crate::run::Summary> {
     let run = Run::start(config(opts, name, two_workers())).await?;
     let feed = run.feed("bg", opts.jobs.min(60), Duration::from_millis(100));
-    let database_url = run
-        .procs
-        .env
-        .get("IMGMETA_DATABASE_URL")
-        .context("the run's database")?
-        .clone();
+    let database_url = run.database_url()?;
     // The batch is accepted once the API has migrated its database.
     let id = upload(&run).await?;
     let pool = sqlx::PgPool::connect(&database_url).await?;

@@ -184,12 +184,7 @@ pub async fn run(opts: &Options) -> Result<BatchReport> {
     let run = start(opts, "bench-batch", 0).await?;
     let base = run.client_base();
     let image = run.images.photo_url("batch");
-    let database_url = run
-        .procs
-        .env
-        .get("IMGMETA_DATABASE_URL")
-        .context("the run's database")?
-        .clone();
+    let database_url = run.database_url()?;
     let pool = sqlx::PgPool::connect(&database_url).await?;
     let api_pid = run
         .api

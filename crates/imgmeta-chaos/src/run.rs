@@ -227,6 +227,15 @@ impl Run {
     }
 
     /// The API's base URL (`http://127.0.0.1:PORT`).
+    /// The run's own database, for checks beside the checker's.
+    pub fn database_url(&self) -> Result<String> {
+        self.procs
+            .env
+            .get("IMGMETA_DATABASE_URL")
+            .cloned()
+            .context("the run's database URL")
+    }
+
     pub fn client_base(&self) -> String {
         self.api
             .as_ref()

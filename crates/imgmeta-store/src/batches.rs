@@ -5,10 +5,11 @@
 
 use crate::StoreError;
 use crate::jobs::{Owner, decode_job, job_columns};
+use crate::url_cache::parse_code;
 use chrono::{DateTime, Utc};
 use imgmeta_domain::{
-    AccountId, BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorBody, ErrorCode, JobId,
-    JobStatus, MinScore, Rejected, TaskSet,
+    AccountId, BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorBody, JobId, JobStatus,
+    MinScore, Rejected, TaskSet,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -183,12 +184,6 @@ fn decode_batch(row: &PgRow) -> Result<BatchRecord, StoreError> {
         completed_at: row.try_get("completed_at")?,
         age_s: row.try_get("age_s")?,
     })
-}
-
-/// The stored form of an error code (as the jobs table keeps it).
-fn parse_code(code: &str) -> ErrorCode {
-    serde_json::from_value(serde_json::Value::String(code.to_owned()))
-        .unwrap_or(ErrorCode::Internal)
 }
 
 /// Counts `n` accepted items against today's (UTC) quota of row `$1` of `$table`; no row is

@@ -124,7 +124,7 @@ pub fn is_negative(code: ErrorCode) -> bool {
 }
 
 /// A stored error code; an unknown one (written by a newer release) reads as `internal`.
-fn parse_code(code: &str) -> ErrorCode {
+pub(crate) fn parse_code(code: &str) -> ErrorCode {
     serde_json::from_value(serde_json::Value::String(code.to_owned()))
         .unwrap_or(ErrorCode::Internal)
 }

@@ -4,7 +4,7 @@
 //! line order, streamed page by page) and `DELETE /v1/batches/{id}` (cancel what has not
 //! started). Every lookup is within the caller's account.
 
-use super::jobs::{form_pairs, invalid_query};
+use super::jobs::{form_pairs, idempotency_key, invalid_query, page_limit};
 use crate::auth::Caller;
 use crate::limits::{BodyPace, MAX_JSON_BATCH_BYTES, is_length_limit, is_malformed};
 use crate::{ApiError, AppState, JobResource};
@@ -29,8 +29,6 @@ use std::collections::BTreeMap;
 
 /// Lines of results read from PostgreSQL per query while streaming.
 const RESULTS_PAGE: u32 = 500;
-/// Most batches one page of `GET /v1/batches` holds.
-const MAX_PAGE: u32 = 100;
 
 /// A batch as clients see it.
 #[derive(Debug, Serialize)]
@@ -134,25 +132,6 @@ fn query_defaults(query: Option<&str>) -> Result<BatchDefaults, ApiError> {
         }
     }
     Ok(defaults)
-}
-
-/// `Idempotency-Key`, validated as for jobs.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = raw
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
-    match key {
-        Some(key) => Ok(Some(key.to_owned())),
-        None => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidIdempotencyKey,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
-    }
 }
 
 /// Lines of one upload as they become items or rejections, with the tallies for its log line.
@@ -546,13 +525,7 @@ pub(super) async fn list(
                         .map_err(|_| invalid_query("before must be a batch id".to_owned()))?,
                 )
             }
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))?
-            }
+            "limit" => limit = page_limit(&value)?,
             other => {
                 return Err(invalid_query(format!(
                     "unknown parameter {:?}; known: before, limit",

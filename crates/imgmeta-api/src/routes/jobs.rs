@@ -176,30 +176,40 @@ fn unsupported_media_type() -> ApiError {
     )
 }
 
-/// Reads `Idempotency-Key`: 1 to 255 visible ASCII characters. The stored digest covers the
-/// validated request, so the same job asked for in a different JSON spelling still matches;
-/// for an upload it covers the image's sha256, so the same key with another image is refused.
+/// `Idempotency-Key`, when sent: 1 to 255 visible ASCII characters, else
+/// `400 invalid_idempotency_key`. Jobs and batches read it alike.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    match key {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// A job's `Idempotency-Key` with the digest it is checked against. The stored digest covers
+/// the validated request, so the same job asked for in a different JSON spelling still
+/// matches; for an upload it covers the image's sha256, so the same key with another image is
+/// refused.
 pub(super) fn idempotency(
     headers: &HeaderMap,
     spec: &JobSpec,
 ) -> Result<Option<Idempotency>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else {
+    let Some(key) = idempotency_key(headers)? else {
         return Ok(None);
     };
-    let invalid = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidIdempotencyKey,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )
-    };
-    let key = raw.to_str().map_err(|_| invalid())?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid());
-    }
     let canonical = serde_json::to_vec(spec).expect("a job spec serialises");
     Ok(Some(Idempotency {
-        key: key.to_owned(),
+        key,
         request_digest: hex::encode(Sha256::digest(&canonical)),
     }))
 }
@@ -348,8 +358,17 @@ pub(crate) fn not_found(caller: &Caller, id: JobId, foreign: bool) -> ApiError {
     ApiError::not_found(id)
 }
 
-/// Most jobs one page of `GET /v1/jobs` holds.
+/// Most entries one page of `GET /v1/jobs` or `GET /v1/batches` holds.
 const MAX_PAGE: u32 = 100;
+
+/// A list's `limit` parameter: 1 to [`MAX_PAGE`].
+pub(super) fn page_limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))
+}
 
 #[derive(Debug, Serialize)]
 pub(super) struct JobList {
@@ -402,13 +421,7 @@ pub(super) async fn list(
                         .map_err(|_| invalid_query("before must be a job id".to_owned()))?,
                 )
             }
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))?
-            }
+            "limit" => limit = page_limit(&value)?,
             other => {
                 return Err(invalid_query(format!(
                     "unknown parameter {:?}; known: status, label, created_after, before, limit",

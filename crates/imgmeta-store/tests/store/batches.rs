@@ -2,17 +2,16 @@
 //! counters the triggers keep as items run and end, completion, cancel, quotas, idempotency
 //! and the results pages in line order.
 
-use crate::{drop_database, fresh_store};
+use crate::{claim, drop_database, fresh_store};
 use imgmeta_domain::{
     AccountId, BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorBody, ErrorCode, ImageUrl,
     JobId, JobStatus, MinScore, Name, Rejected, TaskSet, ValidationError,
 };
 use imgmeta_store::{
-    BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, Claim,
-    LineFilter, NewAccount, NewBatch, Owner, Store,
+    BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, LineFilter,
+    NewAccount, NewBatch, Owner, Store,
 };
 use serde_json::json;
-use std::time::Duration;
 
 async fn account(store: &Store, daily_quota: u32) -> AccountId {
     store
@@ -94,17 +93,6 @@ async fn job_at(store: &Store, id: BatchId, line: i32) -> JobId {
     {
         BatchLine::Job { job, .. } => job.id,
         other => panic!("line {line} is not a job: {other:?}"),
-    }
-}
-
-async fn claim(store: &Store, id: JobId) -> i32 {
-    match store
-        .claim(id, "w1", Duration::from_secs(60), 5)
-        .await
-        .unwrap()
-    {
-        Claim::Claimed { attempt, .. } => attempt,
-        other => panic!("not claimed: {other:?}"),
     }
 }
 

@@ -6,7 +6,9 @@ mod content_cache;
 mod inputs;
 mod url_cache;
 
-use imgmeta_store::Store;
+use imgmeta_domain::JobId;
+use imgmeta_store::{Claim, Store};
+use std::time::Duration;
 
 /// A fresh database, migrated; dropped by [`drop_database`].
 pub async fn fresh_store() -> (Store, String) {
@@ -30,4 +32,16 @@ pub async fn drop_database(store: Store, name: &str) {
     .await
     .unwrap();
     admin.close().await;
+}
+
+/// Claims queued job `id` as a worker would; its attempt number.
+pub async fn claim(store: &Store, id: JobId) -> i32 {
+    match store
+        .claim(id, "w1", Duration::from_secs(60), 5)
+        .await
+        .unwrap()
+    {
+        Claim::Claimed { attempt, .. } => attempt,
+        other => panic!("not claimed: {other:?}"),
+    }
 }

@@ -2,14 +2,14 @@
 //! follows, followers completed or failed in their leader's commit with their own cut, the
 //! hand-over when a leader is cancelled, the sweep's safety net, model changes, bounds, purge.
 
-use crate::{drop_database, fresh_store};
+use crate::{claim, drop_database, fresh_store};
 use imgmeta_domain::analysis::Analysis;
 use imgmeta_domain::{
     AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, MinScore, Name, Source, TaskSet,
 };
 use imgmeta_store::{
-    Claim, FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry,
-    Owner, Store, Submitted, UrlCacheBounds, UrlHits,
+    FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry, Owner,
+    Store, Submitted, UrlCacheBounds, UrlHits,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -74,17 +74,6 @@ async fn messages(db: &sqlx::PgPool) -> Vec<uuid::Uuid> {
         .fetch_all(db)
         .await
         .unwrap()
-}
-
-async fn claim(store: &Store, id: JobId) -> i32 {
-    match store
-        .claim(id, "w1", Duration::from_secs(60), 5)
-        .await
-        .unwrap()
-    {
-        Claim::Claimed { attempt, .. } => attempt,
-        other => panic!("not claimed: {other:?}"),
-    }
 }
 
 async fn found(store: &Store, account: AccountId, id: JobId) -> imgmeta_store::JobRecord {
