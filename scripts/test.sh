@@ -12,8 +12,14 @@ bash scripts/services.sh
 # The deploy tests (crates/imgmeta-telemetry/tests/deploy.rs) validate docker-compose.yml with Compose.
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
   || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; }
+# The Standard Webhooks reference implementation (Python, PyPI), which the webhook tests use to
+# verify our signatures independently.
+bash scripts/dev_python.sh >/dev/null
 cargo fmt --all -- --check
 cargo test --workspace --locked
+# The heavy tests, alone once the rest has run (same build): a million-line NDJSON upload with
+# the API's memory measured (about a minute).
+cargo test --workspace --locked --test e2e -- --ignored --test-threads 1
 # The fault-injection scenarios that leave the shared RabbitMQ and PostgreSQL running (real
 # processes SIGKILLed or frozen mid-job, a poison image, duplicate, lost and garbage messages,
 # SIGTERM drains; hostile clients: slow-body, connection and method floods, a redirect fan-in;

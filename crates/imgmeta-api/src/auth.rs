@@ -20,6 +20,8 @@ pub struct AuthenticatedKey {
     pub prefix: KeyPrefix,
     pub account: AccountId,
     pub scopes: ScopeSet,
+    /// The account's GPS setting, read with the key.
+    pub redact_gps: bool,
 }
 
 /// Who is asking: the account whose objects the request may see, the key (none when
@@ -39,6 +41,11 @@ impl Caller {
             key: None,
             scopes: ScopeSet::all(),
         }
+    }
+
+    /// The account's GPS setting when it came with the key (not for the built-in caller).
+    pub fn redact_gps(&self) -> Option<bool> {
+        self.key.as_ref().map(|k| k.redact_gps)
     }
 
     pub fn owner(&self) -> Owner {
@@ -234,6 +241,7 @@ async fn authenticate(
         prefix,
         account: stored.account_id,
         scopes: stored.scopes,
+        redact_gps: stored.redact_gps,
     })
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod connection;
 mod error;
 mod hit_tally;
+mod hot_entries;
 mod keys;
 mod limits;
 mod multipart;
@@ -17,14 +18,17 @@ mod server;
 mod shares;
 mod state;
 mod submit;
+mod webhooks;
 
 pub use auth::{AuthenticatedKey, Caller};
 pub use error::ApiError;
 pub use hit_tally::{HitTally, write_hits};
+pub use hot_entries::{HotEntries, forget_purged};
 pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
 pub use resource::{JobResource, JobSummary, SourceView};
 pub use security::{DestinationPolicy, InboundLimits, Security};
 pub use state::{AppState, UrlCacheAdmission};
+pub use webhooks::{WebhookPolicy, WebhookTransport, send_webhooks};
 
 use axum::Router;
 use std::future::Future;

@@ -39,6 +39,9 @@ pub struct JobResource {
     /// The dream options the job gave, only for jobs that gave some.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dream: Option<imgmeta_domain::DreamOptions>,
+    /// Where the job's end is reported, only for jobs that gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     pub status: JobStatus,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -84,6 +87,7 @@ impl From<JobRecord> for JobResource {
             tasks: job.spec.tasks.as_strs(),
             min_score: job.spec.min_score.value(),
             dream: job.spec.dream,
+            webhook_url: job.spec.webhook_url.map(|w| w.to_string()),
             status: job.status,
             attempts: job.attempts,
             created_at: job.created_at,

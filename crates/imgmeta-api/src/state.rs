@@ -22,6 +22,8 @@ pub struct AppState {
     pub security: crate::Security,
     /// Answering submissions from the URL cache; `None` when the cache is off.
     pub url_cache: Option<UrlCacheAdmission>,
+    /// How long a replaced webhook signing secret keeps signing beside the new one.
+    pub webhook_secret_overlap: Duration,
 }
 
 /// How the API answers from the URL cache.
@@ -31,4 +33,6 @@ pub struct UrlCacheAdmission {
     pub max_stale: Duration,
     /// Answers given from entries, written to them in batches by [`crate::write_hits`].
     pub hits: crate::HitTally,
+    /// Fresh entries read a moment ago (`IMGMETA_CACHE_HOT_MS`); `None` reads every time.
+    pub hot: Option<crate::HotEntries>,
 }

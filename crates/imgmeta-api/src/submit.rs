@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{Timelike, Utc};
 use imgmeta_domain::analysis::{CacheInfo, Cut, cacheable};
 use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source, Upload};
-use imgmeta_store::{Idempotency, JobAdmission, JobRecord, NewJob, Submitted, UrlLookup};
+use imgmeta_store::{Idempotency, JobAdmission, JobRecord, NewJob, Submitted, UrlEntry};
 
 /// A submission's outcome as the client sees it.
 pub(crate) enum Accepted {
@@ -111,6 +111,8 @@ pub(crate) async fn submit(
 /// How the URL cache admits a job: answered at once from a fresh entry (or from a stale one
 /// while another job refreshes it, or with a URL's remembered error), else queued under the
 /// URL's single flight. Uploads, uncacheable requests and a cache that is off queue as usual.
+/// A fresh entry this process read a moment ago answers without reading it again
+/// ([`crate::HotEntries`]).
 async fn admission(
     state: &AppState,
     caller: &Caller,
@@ -124,19 +126,57 @@ async fn admission(
         return Ok(JobAdmission::Queued);
     }
     let key = url.cache_key();
+    // The hot copy answers only what it can answer outright; anything else reads PostgreSQL.
+    let hot = policy.hot.as_ref().zip(caller.redact_gps());
+    if let Some((hot, redact_gps)) = hot
+        && let Some(held) = hot.get(&key)
+    {
+        let found = Found {
+            entry: Some(&held.entry),
+            elapsed_s: held.elapsed_s(),
+            in_flight: false,
+            redact_gps,
+        };
+        if let (admission @ JobAdmission::Answered { .. }, result) =
+            decide(found, spec, policy.max_stale, &key)
+        {
+            policy.hits.add(&key, &held.entry.model);
+            metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
+            return Ok(admission);
+        }
+    }
+    let ticket = policy.hot.as_ref().map(crate::HotEntries::before_read);
     let found = state.store.lookup_url(&key, caller.account).await?;
-    let model = found.entry.as_ref().map(|e| e.model.clone());
-    let (admission, result) = decide(found, spec, policy.max_stale, &key);
-    if let (JobAdmission::Answered { .. }, Some(model)) = (&admission, model) {
-        policy.hits.add(&key, &model);
+    if let (Some(hot), Some(ticket), Some(entry)) = (&policy.hot, ticket, &found.entry) {
+        hot.keep(&key, entry, ticket);
+    }
+    let view = Found {
+        entry: found.entry.as_ref(),
+        elapsed_s: 0.0,
+        in_flight: found.in_flight,
+        redact_gps: found.redact_gps,
+    };
+    let (admission, result) = decide(view, spec, policy.max_stale, &key);
+    if let (JobAdmission::Answered { .. }, Some(entry)) = (&admission, &found.entry) {
+        policy.hits.add(&key, &entry.model);
     }
     metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
     Ok(admission)
 }
 
+/// What a lookup found: the entry, read `elapsed_s` ago (its age and freshness move on by
+/// that much), whether a flight for the URL is under way, and the asking account's GPS
+/// setting.
+struct Found<'a> {
+    entry: Option<&'a UrlEntry>,
+    elapsed_s: f64,
+    in_flight: bool,
+    redact_gps: bool,
+}
+
 /// The URL cache's rules for one lookup, and the lookup's result for the metric.
 fn decide(
-    found: UrlLookup,
+    found: Found<'_>,
     spec: &JobSpec,
     max_stale: std::time::Duration,
     key: &str,
@@ -144,11 +184,13 @@ fn decide(
     let Some(entry) = found.entry else {
         return (JobAdmission::Flight(key.to_owned()), "miss");
     };
-    if let Some(error) = entry.error {
-        if entry.fresh_for_s > 0.0 {
-            let info = CacheInfo::new("hit", Some("url"), entry.age_s);
+    let age_s = entry.age_s + found.elapsed_s;
+    let fresh_for_s = entry.fresh_for_s - found.elapsed_s;
+    if let Some(error) = &entry.error {
+        if fresh_for_s > 0.0 {
+            let info = CacheInfo::new("hit", Some("url"), age_s);
             let result = serde_json::json!({ "cache": info });
-            let error = Some(error);
+            let error = Some(error.clone());
             return (JobAdmission::Answered { result, error }, "negative");
         }
         return (JobAdmission::Flight(key.to_owned()), "miss");
@@ -161,8 +203,8 @@ fn decide(
         min_score: spec.min_score,
         redact_gps: found.redact_gps,
     };
-    if entry.is_fresh() {
-        let info = CacheInfo::new("hit", Some("url"), entry.age_s);
+    if fresh_for_s > 0.0 && !entry.must_revalidate {
+        let info = CacheInfo::new("hit", Some("url"), age_s);
         let result = entry.analysis.answer(cut, &info);
         return (
             JobAdmission::Answered {
@@ -174,9 +216,9 @@ fn decide(
     }
     // Stale: served while another job revalidates it (grace mode), unless the origin said
     // no-cache; otherwise this job revalidates it, and those after it wait or get it stale.
-    let grace = -entry.fresh_for_s <= max_stale.as_secs_f64();
+    let grace = -fresh_for_s <= max_stale.as_secs_f64();
     if found.in_flight && grace && !entry.must_revalidate {
-        let info = CacheInfo::new("stale", Some("url"), entry.age_s);
+        let info = CacheInfo::new("stale", Some("url"), age_s);
         let result = entry.analysis.answer(cut, &info);
         return (
             JobAdmission::Answered {

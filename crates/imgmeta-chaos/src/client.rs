@@ -36,6 +36,11 @@ impl Client {
         }
     }
 
+    /// The underlying HTTP client (with the key), for requests this type has no method for.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `POST /v1/jobs`; the answer and how long it took.
     pub async fn submit(&self, url: &str, tasks: &[&str]) -> (Answer, Duration) {
         let body = serde_json::json!({"url": url, "tasks": tasks, "min_score": 0.25});

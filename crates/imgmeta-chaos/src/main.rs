@@ -4,6 +4,7 @@
 
 mod batch_faults;
 mod bench_batch;
+mod bench_fairness;
 mod broker;
 mod checker;
 mod client;
@@ -69,6 +70,14 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value_t = 10_000)]
         items: usize,
+    },
+    /// Fairness: while one account's batch of N items runs on two workers, another account's
+    /// single jobs (one every `--every-ms`) and how long each waits to start (p95 ≤ 2 s).
+    BenchFairness {
+        #[arg(long, default_value_t = 20_000)]
+        items: usize,
+        #[arg(long, default_value_t = 500)]
+        every_ms: u64,
     },
     /// The viral burst: N `POST /img?<same url>` from K keys, then the status endpoint at
     /// the same concurrency; origin requests, inference runs, latencies, throughputs.
@@ -162,6 +171,17 @@ async fn main() -> Result<()> {
             let report = bench_batch::run(&opts).await?;
             println!("{}", serde_json::to_string(&report)?);
             true
+        }
+        Command::BenchFairness { items, every_ms } => {
+            let opts = bench_fairness::Options {
+                workspace,
+                binary,
+                items,
+                every: std::time::Duration::from_millis(every_ms),
+            };
+            let report = bench_fairness::run(&opts).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            report.pass
         }
         Command::Viral {
             requests,

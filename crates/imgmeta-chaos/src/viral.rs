@@ -65,8 +65,14 @@ pub struct ViralReport {
     pub latency: Latency,
     /// Requests sent after the first answer with a result came back.
     pub latency_after_first_result: Latency,
-    /// `GET /v1/jobs/{id}` at the same concurrency, in the same run.
+    /// Those requests per second of the time from the first result to the burst's end (the
+    /// burst's rate once there is something to answer from).
+    pub after_first_result_per_s: f64,
+    /// `GET /v1/jobs/{id}` at the same concurrency, in the same run, each job read with the
+    /// key that submitted it.
     pub status_per_s: f64,
+    /// Their HTTP statuses → count (all 200 when the comparison is fair).
+    pub status_statuses: BTreeMap<u16, usize>,
     pub status_latency: Latency,
     /// `burst_per_s / status_per_s`.
     pub burst_vs_status: f64,
@@ -162,10 +168,12 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
     let all = Arc::new(Mutex::new(histogram()));
     let after_first = Arc::new(Mutex::new(histogram()));
     let first_result: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let answers: Arc<Mutex<Vec<(u16, serde_json::Value)>>> = Arc::default();
+    // (the client that asked, the status, the job resource)
+    let answers: Arc<Mutex<Vec<(usize, u16, serde_json::Value)>>> = Arc::default();
     let started = Instant::now();
     futures::stream::iter(0..opts.requests)
         .map(|i| {
+            let clients = &clients;
             let client = clients[i % clients.len()].clone();
             let url = format!("{base}/img?{encoded}");
             let (all, after_first, first_result, answers) = (
@@ -202,20 +210,27 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
                         .expect("lock")
                         .get_or_insert_with(Instant::now);
                 }
-                answers.lock().expect("lock").push((status, body));
+                answers
+                    .lock()
+                    .expect("lock")
+                    .push((i % clients.len(), status, body));
             }
         })
         .buffer_unordered(opts.concurrency)
         .collect::<()>()
         .await;
     let burst_s = started.elapsed().as_secs_f64();
+    let since_first_s = first_result
+        .lock()
+        .expect("lock")
+        .map_or(0.0, |t| t.elapsed().as_secs_f64());
 
     let answers = std::mem::take(&mut *answers.lock().expect("lock"));
     let mut statuses = BTreeMap::new();
     let mut cache = BTreeMap::new();
     let mut results = HashSet::new();
     let mut ids = Vec::new();
-    for (status, body) in &answers {
+    for (asker, status, body) in &answers {
         *statuses.entry(*status).or_default() += 1;
         if *status == 200 {
             // The analysis; timings differ between the run that made it and the answers cut
@@ -230,27 +245,45 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
                 .to_owned();
             *cache.entry(label).or_default() += 1;
             if let Some(id) = body["id"].as_str() {
-                ids.push(id.to_owned());
+                ids.push((*asker, id.to_owned()));
             }
         }
     }
 
     // The status endpoint at the same concurrency, as many requests, same run.
     let status_latency = Arc::new(Mutex::new(histogram()));
+    let status_codes: Arc<Mutex<BTreeMap<u16, usize>>> = Arc::default();
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "no job was answered, so no status can be read"
+    );
     let started = Instant::now();
     futures::stream::iter(0..opts.requests)
         .map(|i| {
-            let client = clients[i % clients.len()].clone();
-            // Each key reads a job of its own account.
-            let id = ids.get(i % ids.len().max(1)).cloned().unwrap_or_default();
+            // Each job is read with the key that submitted it (a job of its own account).
+            let (asker, id) = &ids[i % ids.len()];
+            let client = clients[*asker].clone();
             let url = format!("{base}/v1/jobs/{id}");
-            let status_latency = status_latency.clone();
+            let (status_latency, status_codes) = (status_latency.clone(), status_codes.clone());
             async move {
                 let sent = Instant::now();
-                let ok = client.get(url).send().await.is_ok();
-                if ok {
-                    record(&status_latency, sent.elapsed());
+                // The body is read and parsed as the burst's are, so both phases cost the
+                // client the same.
+                let code = match client.get(url).send().await {
+                    Ok(r) => {
+                        let code = r.status().as_u16();
+                        match r.json::<serde_json::Value>().await {
+                            Ok(_) => code,
+                            Err(_) => 0,
+                        }
+                    }
+                    Err(_) => 0,
+                };
+                let took = sent.elapsed();
+                if code == 200 {
+                    record(&status_latency, took);
                 }
+                *status_codes.lock().expect("lock").entry(code).or_default() += 1;
             }
         })
         .buffer_unordered(opts.concurrency)
@@ -275,7 +308,10 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
         burst_per_s,
         latency: latency(&all.lock().expect("lock")),
         latency_after_first_result: latency(&after_first.lock().expect("lock")),
+        after_first_result_per_s: after_first.lock().expect("lock").len() as f64
+            / since_first_s.max(f64::EPSILON),
         status_per_s,
+        status_statuses: std::mem::take(&mut *status_codes.lock().expect("lock")),
         status_latency: latency(&status_latency.lock().expect("lock")),
         burst_vs_status: burst_per_s / status_per_s,
     };

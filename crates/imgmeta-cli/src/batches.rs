@@ -1,7 +1,8 @@
 //! `imgmeta submit` and `imgmeta batches`: a client of the API's batches. A file of URLs (or
 //! of JSON items) becomes one NDJSON batch, uploaded under an idempotency key made from its
 //! contents so that running the command again does not submit it twice; `--wait` follows the
-//! batch with a progress bar and writes its results, in line order, as they finish.
+//! batch with a progress bar and writes its results, in line order, as they finish, and a run
+//! interrupted and started again continues its `--output` file where it stopped.
 
 use anyhow::{Context, Result, bail};
 use imgmeta_config::Settings;
@@ -71,6 +72,7 @@ pub struct Submit {
     pub input: String,
     pub tasks: Option<String>,
     pub min_score: Option<f64>,
+    pub webhook_url: Option<String>,
     pub wait: bool,
     /// Where `--wait` writes the results (NDJSON); standard output when `None`.
     pub output: Option<std::path::PathBuf>,
@@ -115,6 +117,9 @@ pub async fn submit(client: &Client, args: &Submit) -> Result<()> {
     if let Some(score) = args.min_score {
         query.push(("min_score", score.to_string()));
     }
+    if let Some(url) = &args.webhook_url {
+        query.push(("webhook_url", url.clone()));
+    }
     // The same file with the same options is the same batch, however often it is submitted.
     let mut digest = Sha256::new();
     digest.update(serde_json::to_vec(&query)?);
@@ -147,22 +152,148 @@ pub async fn submit(client: &Client, args: &Submit) -> Result<()> {
             - batch["counts"]["rejected"].as_i64().unwrap_or(0),
         batch["counts"]["rejected"]
     );
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    let (mut out, written): (Box<dyn Write>, i64) = match &args.output {
+        Some(path) => {
+            let (file, written) = resume(client, &id, path).await?;
+            (Box::new(std::io::BufWriter::new(file)), written)
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout())), 0),
     };
-    follow(client, &id, &mut out).await?;
+    follow(client, &id, written, &mut out).await?;
     out.flush()?;
     Ok(())
 }
 
+/// Opens `--output` for the results of batch `id`. A file left by an earlier run of the same
+/// command (interrupted; the batch is the same one, by its idempotency key) is continued after
+/// its last complete line, its torn last line cut off; a file holding another batch's results
+/// is refused rather than mixed; anything else is started afresh. Returns the file, positioned
+/// for writing, and the last line it holds.
+async fn resume(client: &Client, id: &str, path: &std::path::Path) -> Result<(std::fs::File, i64)> {
+    let left = match earlier_results(path)? {
+        Earlier::Found(left) => left,
+        Earlier::Nothing => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            return Ok((file, 0));
+        }
+        Earlier::Foreign => bail!(
+            "{} exists and does not hold batch results; remove it or choose another --output",
+            path.display()
+        ),
+    };
+    // The batch's own line, read back: its job must be the one the file names.
+    let mut response = client
+        .http
+        .get(format!(
+            "{}/v1/batches/{id}/results?after={}",
+            client.base,
+            left.job_line - 1
+        ))
+        .send()
+        .await
+        .context("reading the batch's results")?;
+    let mut first = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        first.extend_from_slice(&chunk);
+        if first.contains(&b'\n') {
+            break;
+        }
+    }
+    let end = first
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(first.len());
+    let line: Value = serde_json::from_slice(&first[..end]).unwrap_or(Value::Null);
+    if line["job"]["id"].as_str() != Some(left.job_id.as_str()) {
+        bail!(
+            "{} holds results of another batch; remove it or choose another --output",
+            path.display()
+        );
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.set_len(left.complete_bytes)?;
+    let mut file = file;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+    eprintln!(
+        "{}: continuing after line {} written by an earlier run",
+        path.display(),
+        left.last_line
+    );
+    Ok((file, left.last_line))
+}
+
+/// What an earlier run left in an output file.
+#[derive(Debug, PartialEq)]
+struct EarlierResults {
+    /// Bytes of whole result lines (a torn last line is not counted).
+    complete_bytes: u64,
+    /// The batch line of the last whole result line.
+    last_line: i64,
+    /// The last whole result line that names a job: its batch line and job id.
+    job_line: i64,
+    job_id: String,
+}
+
+/// What an output file holds before a run writes to it.
+#[derive(Debug, PartialEq)]
+enum Earlier {
+    /// No file, an empty one, or result lines none of which names a job (so the batch they
+    /// belong to cannot be told; they are written afresh).
+    Nothing,
+    /// Lines that are not batch results: never overwritten.
+    Foreign,
+    Found(EarlierResults),
+}
+
+/// Reads what an earlier run wrote to `path`.
+fn earlier_results(path: &std::path::Path) -> Result<Earlier> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Earlier::Nothing),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    let (mut complete_bytes, mut last_line, mut job) = (0_u64, 0_i64, None);
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        let number = serde_json::from_slice::<Value>(&line)
+            .ok()
+            .and_then(|v| Some((v["line"].as_i64()?, v)));
+        let Some((number, value)) = number else {
+            return Ok(Earlier::Foreign);
+        };
+        complete_bytes += read as u64;
+        last_line = number;
+        if let Some(job_id) = value["job"]["id"].as_str() {
+            job = Some((number, job_id.to_owned()));
+        }
+    }
+    Ok(match job {
+        Some((job_line, job_id)) => Earlier::Found(EarlierResults {
+            complete_bytes,
+            last_line,
+            job_line,
+            job_id,
+        }),
+        None => Earlier::Nothing,
+    })
+}
+
 /// Shows progress until the batch has ended, writing its result lines in line order as soon as
 /// every line before them has finished.
-async fn follow(client: &Client, id: &str, out: &mut dyn Write) -> Result<()> {
+/// `written`: the last line already written (by an earlier run).
+async fn follow(client: &Client, id: &str, written: i64, out: &mut dyn Write) -> Result<()> {
     let progress = Progress::new();
-    let mut written = 0_i64;
+    let mut written = written;
     loop {
         let batch = client.batch(id).await?;
         progress.show(&batch);
@@ -358,6 +489,40 @@ pub async fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_earlier_output_is_continued_after_its_last_whole_line_and_anything_else_left_alone() {
+        let dir = std::env::temp_dir().join(format!("imgmeta-earlier-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.ndjson");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            earlier_results(&path).unwrap()
+        };
+        let rejected = "{\"line\":1,\"error\":{\"code\":\"invalid_url\"}}\n";
+        let job = "{\"line\":2,\"job\":{\"id\":\"j2\"}}\n";
+        assert_eq!(read(""), Earlier::Nothing);
+        assert_eq!(read(rejected), Earlier::Nothing, "no job names the batch");
+        let torn = format!("{rejected}{job}{{\"line\":3,\"jo");
+        assert_eq!(
+            read(&torn),
+            Earlier::Found(EarlierResults {
+                complete_bytes: (rejected.len() + job.len()) as u64,
+                last_line: 2,
+                job_line: 2,
+                job_id: "j2".to_owned(),
+            })
+        );
+        let then_rejected = format!("{job}{}", rejected.replace(":1,", ":3,"));
+        match read(&then_rejected) {
+            Earlier::Found(found) => assert_eq!((found.last_line, found.job_line), (3, 2)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(read("http://a.example/1.jpg\n"), Earlier::Foreign);
+        assert_eq!(read(&format!("{job}not json\n")), Earlier::Foreign);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(earlier_results(&path).unwrap(), Earlier::Nothing);
+    }
 
     #[test]
     fn lines_are_urls_or_items_and_blank_lines_keep_their_place() {

@@ -44,6 +44,10 @@ enum Command {
         tasks: Option<String>,
         #[arg(long)]
         min_score: Option<f64>,
+        /// Where the signed `batch.completed` webhook goes (the account needs a signing
+        /// secret: POST /v1/webhooks/secret).
+        #[arg(long)]
+        webhook_url: Option<String>,
         /// Follow the batch with a progress bar and write its results as they finish.
         #[arg(long)]
         wait: bool,
@@ -278,10 +282,10 @@ fn main() -> ExitCode {
                 imgmeta_cli::serve::worker(settings).await
             }
             Command::Migrate => imgmeta_cli::serve::migrate(&settings).await.map(|_| ()),
-            Command::Submit { input, api, key, tasks, min_score, wait, output } => {
+            Command::Submit { input, api, key, tasks, min_score, webhook_url, wait, output } => {
                 match imgmeta_cli::batches::Client::new(&settings, api, key) {
                     Ok(client) => {
-                        let args = imgmeta_cli::batches::Submit { input, tasks, min_score, wait, output };
+                        let args = imgmeta_cli::batches::Submit { input, tasks, min_score, webhook_url, wait, output };
                         imgmeta_cli::batches::submit(&client, &args).await
                     }
                     Err(e) => Err(e),

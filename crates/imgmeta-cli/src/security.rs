@@ -33,6 +33,35 @@ impl DestinationPolicy for FetchPolicy {
     }
 }
 
+/// Webhooks go out through the fetcher: the destination policy of an image fetch (domains,
+/// every resolved address, ports), a pinned connection, no redirect followed, a time limit.
+struct FetcherTransport(Fetcher);
+
+impl imgmeta_api::WebhookTransport for FetcherTransport {
+    fn post<'a>(
+        &'a self,
+        url: &'a imgmeta_domain::WebhookUrl,
+        headers: Vec<(&'static str, String)>,
+        body: bytes::Bytes,
+        timeout: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, ErrorBody>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.0
+                .post_webhook(url.as_image_url().as_url(), &headers, body, timeout)
+                .await
+                .map_err(|e| e.to_body())
+        })
+    }
+}
+
+/// What sends webhooks from this process, under the fetcher's rules.
+pub fn webhook_transport(
+    settings: &Settings,
+) -> anyhow::Result<Arc<dyn imgmeta_api::WebhookTransport>> {
+    Ok(Arc::new(FetcherTransport(crate::serve::fetcher(settings)?)))
+}
+
 /// The API's security state from the settings.
 pub fn api_security(settings: &Settings) -> anyhow::Result<Security> {
     let fetcher = crate::serve::fetcher(settings)?;

@@ -107,6 +107,9 @@ pub fn analyzer_with(
     ))
 }
 
+/// Most hot URL cache entries an API process holds (each lives `IMGMETA_CACHE_HOT_MS`).
+const HOT_ENTRIES: u64 = 1_000;
+
 /// How often an API writes the URL cache hits it counted.
 const HIT_WRITE_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -133,9 +136,18 @@ pub async fn start_api(
             HIT_WRITE_PERIOD,
             shutdown.clone(),
         ));
+        let hot = imgmeta_api::HotEntries::new(HOT_ENTRIES, settings.url_cache.hot);
+        if let Some(hot) = &hot {
+            tokio::spawn(imgmeta_api::forget_purged(
+                store.clone(),
+                hot.clone(),
+                shutdown.clone(),
+            ));
+        }
         imgmeta_api::UrlCacheAdmission {
             max_stale: settings.url_cache.max_stale,
             hits,
+            hot,
         }
     });
     let state = AppState {
@@ -147,7 +159,20 @@ pub async fn start_api(
         fetch_allows_private: settings.fetch.allow_private,
         security: crate::security::api_security(settings)?,
         url_cache,
+        webhook_secret_overlap: settings.webhooks.secret_overlap,
     };
+    let w = &settings.webhooks;
+    tokio::spawn(imgmeta_api::send_webhooks(
+        state.store.clone(),
+        crate::security::webhook_transport(settings)?,
+        imgmeta_api::WebhookPolicy {
+            timeout: w.timeout,
+            retry_base: w.retry_base,
+            retry_for: w.retry_for,
+            concurrency: w.concurrency,
+        },
+        shutdown.clone(),
+    ));
     let app = Application::build(settings.http_addr, state).await?;
     let addr = app.local_addr();
     let task = tokio::spawn(app.run_until_stopped(async move { shutdown.cancelled().await }));

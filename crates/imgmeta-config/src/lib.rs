@@ -67,6 +67,27 @@ pub struct Settings {
     pub traces: Option<TraceExportSettings>,
     /// The API that `imgmeta submit` and `imgmeta batches` talk to.
     pub client: ClientSettings,
+    /// Sending signed webhooks (`IMGMETA_WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are sent: every API process sends the deliveries that are due.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSettings {
+    /// Time allowed for one attempt: connect, send, the receiver's status
+    /// (`IMGMETA_WEBHOOK_TIMEOUT_MS`, default 10 s).
+    pub timeout: Duration,
+    /// The wait before the first retry; each later one waits four times longer, at most 8 h
+    /// (`IMGMETA_WEBHOOK_RETRY_BASE_MS`, default 5 s).
+    pub retry_base: Duration,
+    /// How long after its event a delivery is retried before it fails
+    /// (`IMGMETA_WEBHOOK_RETRY_FOR_SECS`, default 24 h).
+    pub retry_for: Duration,
+    /// How long a replaced signing secret keeps signing beside the new one
+    /// (`IMGMETA_WEBHOOK_SECRET_OVERLAP_SECS`, default 24 h).
+    pub secret_overlap: Duration,
+    /// Most attempts one process has in flight (`IMGMETA_WEBHOOK_CONCURRENCY`, default 16).
+    pub concurrency: usize,
 }
 
 /// A client of the API (`IMGMETA_API_URL`, `IMGMETA_KEY`), for the CLI's batch commands.
@@ -96,6 +117,9 @@ pub struct UrlCacheSettings {
     pub max_entries: i64,
     /// Most bytes of JSON the URL cache keeps (`IMGMETA_CACHE_MAX_BYTES`).
     pub max_bytes: i64,
+    /// How long an API process answers from a fresh entry it read, without reading it again
+    /// (`IMGMETA_CACHE_HOT_MS`; 0: read every time).
+    pub hot: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +343,11 @@ impl Settings {
                         1_073_741_824,
                         0..=1_099_511_627_776,
                     )?,
+                    hot: Duration::from_millis(env.parse_in(
+                        "IMGMETA_CACHE_HOT_MS",
+                        1_000,
+                        0..=60_000,
+                    )?),
                 }
             },
             log_filter: env.optional("RUST_LOG"),
@@ -328,6 +357,29 @@ impl Settings {
             }),
             security: security::from_env(&env)?,
             traces: traces::from_env(&env)?,
+            webhooks: WebhookSettings {
+                timeout: Duration::from_millis(env.parse_in(
+                    "IMGMETA_WEBHOOK_TIMEOUT_MS",
+                    10_000,
+                    100..=60_000,
+                )?),
+                retry_base: Duration::from_millis(env.parse_in(
+                    "IMGMETA_WEBHOOK_RETRY_BASE_MS",
+                    5_000,
+                    10..=3_600_000,
+                )?),
+                retry_for: Duration::from_secs(env.parse_in(
+                    "IMGMETA_WEBHOOK_RETRY_FOR_SECS",
+                    86_400,
+                    1..=604_800,
+                )?),
+                secret_overlap: Duration::from_secs(env.parse_in(
+                    "IMGMETA_WEBHOOK_SECRET_OVERLAP_SECS",
+                    86_400,
+                    0..=2_592_000,
+                )?),
+                concurrency: env.parse_in("IMGMETA_WEBHOOK_CONCURRENCY", 16, 1..=256)?,
+            },
             client: ClientSettings {
                 api_url: parse_url(
                     "IMGMETA_API_URL",
@@ -463,6 +515,11 @@ pub(crate) mod tests {
         assert!(!s.fetch.allow_private);
         assert_eq!(s.legacy_wait, Duration::from_secs(30));
         assert_eq!(s.log_format, LogFormat::Auto);
+        assert_eq!(s.webhooks.timeout, Duration::from_secs(10));
+        assert_eq!(s.webhooks.retry_base, Duration::from_secs(5));
+        assert_eq!(s.webhooks.retry_for, Duration::from_secs(86_400));
+        assert_eq!(s.webhooks.secret_overlap, Duration::from_secs(86_400));
+        assert_eq!(s.webhooks.concurrency, 16);
     }
 
     #[test]
@@ -481,6 +538,8 @@ pub(crate) mod tests {
         assert_eq!(err.var, "IMGMETA_IOU_THRESHOLD");
         let err = settings(&[("IMGMETA_FETCH_ALLOW_PRIVATE", "maybe")]).unwrap_err();
         assert_eq!(err.var, "IMGMETA_FETCH_ALLOW_PRIVATE");
+        let err = settings(&[("IMGMETA_WEBHOOK_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(err.var, "IMGMETA_WEBHOOK_TIMEOUT_MS");
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub enum ErrorCode {
     InvalidExternalId,
     /// A batch line longer than the longest an item may be.
     LineTooLong,
+    /// A `webhook_url` that is not an absolute http(s) URL without credentials.
+    InvalidWebhookUrl,
+    /// A `webhook_url` was given but the account has no signing secret yet
+    /// (`POST /v1/webhooks/secret` creates one).
+    WebhookSecretMissing,
+    /// A page `cursor` that this service did not hand out.
+    InvalidCursor,
     /// A batch with more items than one upload may hold.
     TooManyItems,
     PayloadTooLarge,
@@ -113,6 +120,9 @@ impl ErrorCode {
             Self::InvalidItem => "invalid_item",
             Self::InvalidExternalId => "invalid_external_id",
             Self::LineTooLong => "line_too_long",
+            Self::InvalidWebhookUrl => "invalid_webhook_url",
+            Self::WebhookSecretMissing => "webhook_secret_missing",
+            Self::InvalidCursor => "invalid_cursor",
             Self::TooManyItems => "too_many_items",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -264,6 +274,9 @@ mod tests {
             ErrorCode::LineTooLong,
             ErrorCode::TooManyItems,
             ErrorCode::BatchNotFound,
+            ErrorCode::InvalidWebhookUrl,
+            ErrorCode::WebhookSecretMissing,
+            ErrorCode::InvalidCursor,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

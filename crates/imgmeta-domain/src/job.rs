@@ -234,6 +234,10 @@ pub struct JobSpec {
     /// serialised spec when false, as `dream` is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bypass_cache: bool,
+    /// Where the job's end (`job.succeeded`, `job.failed`) is reported, signed; left out of
+    /// the serialised spec when absent, as `dream` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<crate::WebhookUrl>,
 }
 
 /// A submission's `"cache"` field: `"use"` (the default) or `"bypass"`.

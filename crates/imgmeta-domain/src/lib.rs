@@ -1,5 +1,5 @@
-//! Validated domain types (job ids, image URLs and uploads, tasks, scores) and the stable error
-//! codes.
+//! Validated domain types (job ids, image URLs and uploads, tasks, scores, webhooks) and the
+//! stable error codes.
 //!
 //! Every other crate speaks in these types, so an invalid value is rejected once, at the edge,
 //! and never travels further.
@@ -13,6 +13,7 @@ mod error_code;
 mod job;
 mod source;
 mod url;
+mod webhook;
 
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
 pub use batch::{
@@ -25,6 +26,7 @@ pub use error_code::{ErrorBody, ErrorCode};
 pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet, parse_cache_mode};
 pub use source::{Source, Upload, UploadDigest};
 pub use url::{ImageUrl, MAX_URL_LEN};
+pub use webhook::{DeliveryStatus, WebhookEvent, WebhookUrl};
 
 /// A value that failed validation: the stable code and a human explanation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

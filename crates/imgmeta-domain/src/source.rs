@@ -180,6 +180,7 @@ mod tests {
             min_score: MinScore::DEFAULT,
             dream: None,
             bypass_cache: false,
+            webhook_url: None,
         };
         // The idempotency digest of a URL job is taken over exactly this text.
         assert_eq!(

@@ -28,6 +28,9 @@ use url::Url;
 /// us allocate the whole cap for a body that never comes.
 const MAX_PREALLOCATION: u64 = 1024 * 1024;
 
+/// Most bytes of a webhook receiver's answer read (and dropped) before the connection is closed.
+const WEBHOOK_ANSWER_BYTES: usize = 64 * 1024;
+
 /// A downloaded body and where it came from.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -207,6 +210,64 @@ impl Fetcher {
                 caching,
             }));
         }
+    }
+
+    /// POSTs a webhook: `body` (JSON) with `headers` to `url`, under the same destination
+    /// rules as an image (scheme, credentials, port, domain policy, every resolved address
+    /// checked, the connection pinned to them), no redirect followed (a `3xx` is the answer),
+    /// and the whole exchange within `timeout`. Returns the receiver's status; at most 64 KiB
+    /// of its answer is read, and dropped.
+    pub async fn post_webhook(
+        &self,
+        url: &Url,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<u16, FetchError> {
+        let result = tokio::time::timeout(timeout, self.post_once(url, headers, body))
+            .await
+            .unwrap_or(Err(FetchError::Timeout {
+                stage: "delivering the webhook",
+                after: timeout,
+            }));
+        if let Err(err) = &result {
+            log_refusal(err);
+        }
+        result
+    }
+
+    async fn post_once(
+        &self,
+        url: &Url,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+    ) -> Result<u16, FetchError> {
+        let target = check_url(&self.cfg, url)?;
+        let addrs = resolve(&self.cfg, &target).await?;
+        let pinned = target.literal.is_none().then_some(target.host.as_str());
+        let client = self.client_for(&addrs, pinned)?;
+        let mut request = client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT_ENCODING, "identity");
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| request_error(err, &target.host, self.cfg.connect_timeout))?;
+        let status = response.status().as_u16();
+        let mut read = 0usize;
+        while read < WEBHOOK_ANSWER_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                // The status is the answer; a body cut short does not change it.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(status)
     }
 
     /// Waits for `host`'s turn at the gate, if there is one, within what is left of this

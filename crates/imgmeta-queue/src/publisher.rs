@@ -180,9 +180,18 @@ impl Publisher {
     /// Messages ready in the interactive and bulk queues together (delivered but
     /// unacknowledged ones not counted).
     pub async fn queue_depth(&self) -> Result<u32, QueueError> {
+        let (interactive, bulk) = self.queue_depths().await?;
+        Ok(interactive + bulk)
+    }
+
+    /// Messages ready in the interactive queue and in the bulk queue.
+    pub async fn queue_depths(&self) -> Result<(u32, u32), QueueError> {
         let channel = self.channel().await?;
-        let mut depth = 0;
-        for queue in [self.topology.jobs_queue(), self.topology.bulk_queue()] {
+        let mut depths = [0; 2];
+        for (depth, queue) in depths
+            .iter_mut()
+            .zip([self.topology.jobs_queue(), self.topology.bulk_queue()])
+        {
             let declared = channel
                 .queue_declare(
                     queue.into(),
@@ -194,7 +203,7 @@ impl Publisher {
                 )
                 .await;
             match declared {
-                Ok(queue) => depth += queue.message_count(),
+                Ok(queue) => *depth = queue.message_count(),
                 Err(err) => {
                     // A failed passive declare closes the channel.
                     self.channel.lock().await.take();
@@ -202,7 +211,7 @@ impl Publisher {
                 }
             }
         }
-        Ok(depth)
+        Ok((depths[0], depths[1]))
     }
 
     /// Deletes this topology's queues and exchange: for tests that made their own prefix.

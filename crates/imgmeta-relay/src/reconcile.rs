@@ -20,6 +20,9 @@ pub struct ReconcileConfig {
     pub republish_idle_after: Duration,
 }
 
+/// How long an ended webhook delivery stays in `GET /v1/webhooks/deliveries`.
+pub const DELIVERY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
 pub async fn reconcile(
     store: Store,
     publisher: Arc<Publisher>,
@@ -48,15 +51,35 @@ pub async fn reconcile(
         if let Ok(backlog) = store.outbox_backlog(1_000_000).await {
             metrics::gauge!(imgmeta_telemetry::OUTBOX_BACKLOG).set(backlog as f64);
         }
-        let depth = publisher.queue_depth().await;
-        if let Ok(depth) = depth {
-            metrics::gauge!(imgmeta_telemetry::QUEUE_DEPTH).set(f64::from(depth));
+        let depths = publisher.queue_depths().await.ok();
+        if let Some((interactive, bulk)) = depths {
+            metrics::gauge!(imgmeta_telemetry::QUEUE_DEPTH).set(f64::from(interactive + bulk));
         }
-        let older_than = republish_age(&config, depth.ok());
-        match store.republish_stale(500, older_than).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(jobs = n, "queued jobs without progress republished"),
-            Err(err) => tracing::warn!(kind = "error", error = %err, "cannot republish stale jobs"),
+        // Single jobs: by the age of their message. Batch items may wait in their queue for
+        // hours: they are swept only while the bulk queue holds nothing ready (an item still
+        // queued then has a message on its way to a worker, or none), read again just before,
+        // and only after the long age (an item's age counts from its upload, so a batch whose
+        // messages the relay is publishing right now is not taken for lost).
+        let interactive = republish_age(&config, depths.map(|d| d.0));
+        for bulk in [false, true] {
+            let older_than = match bulk {
+                false => interactive,
+                true if matches!(publisher.queue_depths().await, Ok((_, 0))) => {
+                    config.republish_after
+                }
+                true => continue,
+            };
+            match store.republish_stale(500, older_than, bulk).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(jobs = n, bulk, "queued jobs without progress republished"),
+                Err(err) => {
+                    tracing::warn!(kind = "error", error = %err, "cannot republish stale jobs")
+                }
+            }
+        }
+        // Ended webhook deliveries are listed for a month, then forgotten.
+        if let Err(err) = store.sweep_deliveries(DELIVERY_RETENTION, 1_000).await {
+            tracing::warn!(kind = "error", error = %err, "cannot sweep old webhook deliveries")
         }
         match store.purge_expired(500).await {
             Ok(purged) => {

@@ -62,6 +62,9 @@ pub async fn relay(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // The previous round's confirmed messages being deleted from the outbox while this round
+    // takes and publishes the next ones (at most one such write in flight).
+    let mut marking: Option<tokio::task::JoinHandle<()>> = None;
     while !shutdown.is_cancelled() {
         // A relay that cannot reach the broker takes no messages: taking them would only hide
         // them (until released after the back-off) from relays that can publish them.
@@ -74,6 +77,7 @@ pub async fn relay(
                 continue;
             }
         }
+        let round = std::time::Instant::now();
         let due = match store.take_due_messages(BATCH, HOLD).await {
             Ok(due) => due,
             Err(err) => {
@@ -85,12 +89,10 @@ pub async fn relay(
         };
         if due.is_empty() {
             backoff = Duration::from_millis(100);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-            }
+            pause(&shutdown, IDLE_POLL).await;
             continue;
         }
+        let taken = round.elapsed();
         let results = join_all(due.iter().map(|m| {
             // The publish joins the trace of the submission that owes the message.
             let span = tracing::info_span!("publish", job.id = %m.job_id);
@@ -111,6 +113,7 @@ pub async fn relay(
             .instrument(span)
         }))
         .await;
+        let published = round.elapsed();
         let (confirmed, failed): (Vec<_>, Vec<_>) =
             due.into_iter().zip(&results).partition(|(_, r)| r.is_ok());
         let confirmed: Vec<_> = confirmed.into_iter().map(|(m, _)| m).collect();
@@ -119,12 +122,28 @@ pub async fn relay(
             tracing::debug!(error = %err, failed = failed.len(), "publishing failed");
         }
         health.set(!confirmed.is_empty() || results.is_empty());
-        if !confirmed.is_empty()
-            && let Err(err) = store.mark_published(&confirmed).await
-        {
-            // They will be published again after the hold: a duplicate, which is harmless.
-            tracing::warn!(kind = "error", error = %err, "cannot mark messages published");
+        // The confirmed messages stay hidden (held) until deleted, so the next round never
+        // takes them again: their deletion overlaps the next round instead of delaying it.
+        if let Some(previous) = marking.take() {
+            let _ = previous.await;
         }
+        let waited = round.elapsed();
+        if !confirmed.is_empty() {
+            let store = store.clone();
+            marking = Some(tokio::spawn(async move {
+                if let Err(err) = store.mark_published(&confirmed).await {
+                    // Published again after the hold: a duplicate, which is harmless.
+                    tracing::warn!(kind = "error", error = %err, "cannot mark messages published");
+                }
+            }));
+        }
+        tracing::debug!(
+            messages = results.len(),
+            take_ms = taken.as_millis() as u64,
+            publish_ms = (published - taken).as_millis() as u64,
+            mark_wait_ms = (waited - published).as_millis() as u64,
+            "relay round"
+        );
         if !failed.is_empty() {
             if let Err(err) = store.release_messages(&failed, backoff).await {
                 tracing::warn!(kind = "error", error = %err, "cannot release unpublished messages");
@@ -134,6 +153,9 @@ pub async fn relay(
         } else {
             backoff = Duration::from_millis(100);
         }
+    }
+    if let Some(last) = marking {
+        let _ = last.await;
     }
 }
 

@@ -9,7 +9,7 @@ use crate::url_cache::parse_code;
 use chrono::{DateTime, Utc};
 use imgmeta_domain::{
     AccountId, BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorBody, JobId, JobStatus,
-    MinScore, Rejected, TaskSet,
+    MinScore, Rejected, TaskSet, WebhookUrl,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -26,6 +26,8 @@ pub struct NewBatch {
     /// The client's `Idempotency-Key`; the request's digest is known only once the whole
     /// upload was read, so [`BatchUpload::finish`] records it.
     pub idempotency_key: Option<String>,
+    /// Where `batch.completed` is reported, signed.
+    pub webhook_url: Option<WebhookUrl>,
 }
 
 /// Counts of a batch's items by status.
@@ -59,6 +61,7 @@ pub struct BatchRecord {
     pub completed_at: Option<DateTime<Utc>>,
     /// Seconds since the batch was created, by the database's clock (for rates and ETAs).
     pub age_s: f64,
+    pub webhook_url: Option<WebhookUrl>,
 }
 
 /// What beginning an upload found.
@@ -74,6 +77,8 @@ pub enum BatchBegun {
 }
 
 /// How an upload ended.
+// Returned once per upload and matched at once, never stored: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchFinished {
     Created(BatchRecord),
@@ -137,6 +142,7 @@ pub enum LineFilter {
 }
 
 /// What cancelling a batch found.
+#[allow(clippy::large_enum_variant)] // as for BatchFinished
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchCancelled {
     /// The batch as it stands now, and how many items this request cancelled.
@@ -152,7 +158,7 @@ pub enum BatchCancelled {
 macro_rules! batch_columns {
     () => {
         "id, status, tasks, min_score, queued, running, succeeded, failed, cancelled, rejected,
-         total, created_at, completed_at,
+         total, created_at, completed_at, webhook_url,
          greatest(EXTRACT(EPOCH FROM now() - created_at)::float8, 0) AS age_s"
     };
 }
@@ -183,6 +189,7 @@ fn decode_batch(row: &PgRow) -> Result<BatchRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         completed_at: row.try_get("completed_at")?,
         age_s: row.try_get("age_s")?,
+        webhook_url: crate::jobs::decode_webhook_url(row)?,
     })
 }
 
@@ -211,8 +218,9 @@ impl crate::Store {
     pub async fn begin_batch(&self, new: &NewBatch) -> Result<BatchBegun, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO batches (id, account_id, api_key_id, idempotency_key, tasks, min_score)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO batches (id, account_id, api_key_id, idempotency_key, tasks, min_score,
+                                  webhook_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
              DO NOTHING",
         )
@@ -222,6 +230,7 @@ impl crate::Store {
         .bind(new.idempotency_key.as_deref())
         .bind(new.defaults.tasks.as_strs())
         .bind(new.defaults.min_score.value())
+        .bind(new.webhook_url.as_ref().map(|w| w.as_str()))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -5,7 +5,7 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use imgmeta_domain::{
     AccountId, DreamOptions, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, JobStatus, MinScore,
-    Source, TaskSet, Upload, UploadDigest,
+    Source, TaskSet, Upload, UploadDigest, WebhookUrl,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -132,6 +132,8 @@ pub struct JobFilter {
     pub label: Option<String>,
     /// Jobs created strictly after this instant.
     pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// The items of this batch.
+    pub batch: Option<imgmeta_domain::BatchId>,
     /// The page after this job (the previous page's `next_before`).
     pub before: Option<JobId>,
 }
@@ -149,8 +151,8 @@ pub struct JobPage {
 /// accepts dynamic SQL strings explicitly marked as audited).
 macro_rules! job_columns {
     () => {
-        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, status, attempts, \
-         created_at, started_at, finished_at, error_code, error_message, result, purged_at, \
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, webhook_url, \
+         status, attempts, created_at, started_at, finished_at, error_code, error_message, result, purged_at, \
          last_error_code, last_error_message"
     };
 }
@@ -202,8 +204,8 @@ async fn join_flight(
 /// The same columns with the result left out, for lists.
 macro_rules! summary_columns {
     () => {
-        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, status, attempts, \
-         created_at, started_at, finished_at, error_code, error_message, NULL::jsonb AS result, \
+        "id, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, webhook_url, \
+         status, attempts, created_at, started_at, finished_at, error_code, error_message, NULL::jsonb AS result, \
          purged_at, last_error_code, last_error_message"
     };
 }
@@ -249,9 +251,10 @@ impl Store {
                  INSERT INTO jobs (id, url, tasks, min_score, idempotency_key, request_digest,
                                    trace_parent, account_id, api_key_id, input_sha256,
                                    input_bytes, dream, bypass_cache, status, result,
-                                   error_code, error_message, started_at, finished_at)
+                                   error_code, error_message, webhook_url, started_at,
+                                   finished_at)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, $16,
-                        $17, $18, CASE WHEN $15 = 'queued' THEN NULL ELSE now() END,
+                        $17, $18, $20, CASE WHEN $15 = 'queued' THEN NULL ELSE now() END,
                         CASE WHEN $15 = 'queued' THEN NULL ELSE now() END
                  WHERE (SELECT ok FROM fits)
                  ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL
@@ -308,7 +311,8 @@ impl Store {
             JobAdmission::Answered { error: Some(e), .. } => Some(e.message.as_str()),
             _ => None,
         })
-        .bind(job.admission == JobAdmission::Queued);
+        .bind(job.admission == JobAdmission::Queued)
+        .bind(job.spec.webhook_url.as_ref().map(|w| w.as_str()));
         let row = match tx.as_mut() {
             Some(tx) => query.fetch_one(&mut **tx).await?,
             None => query.fetch_one(&self.pool).await?,
@@ -481,7 +485,8 @@ impl Store {
                     " FROM jobs
                      WHERE account_id = $1 AND ($2::text IS NULL OR status = $2)
                        AND ($3::uuid IS NULL OR id < $3)
-                       AND ($5::timestamptz IS NULL OR created_at > $5) ",
+                       AND ($5::timestamptz IS NULL OR created_at > $5)
+                       AND ($6::uuid IS NULL OR batch_id = $6) ",
                     $label,
                     " ORDER BY id DESC
                      LIMIT $4"
@@ -491,7 +496,7 @@ impl Store {
         let query = match filter.label {
             Some(_) => sqlx::query(page!(
                 "AND result -> 'objects' -> 'detections'
-                     @> jsonb_build_array(jsonb_build_object('label', $6::text))"
+                     @> jsonb_build_array(jsonb_build_object('label', $7::text))"
             )),
             None => sqlx::query(page!("")),
         };
@@ -500,7 +505,8 @@ impl Store {
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.before.map(|b| b.as_uuid()))
             .bind(i64::from(limit) + 1)
-            .bind(filter.created_after);
+            .bind(filter.created_after)
+            .bind(filter.batch.map(|b| b.as_uuid()));
         if let Some(label) = &filter.label {
             query = query.bind(label.as_str());
         }
@@ -552,7 +558,19 @@ pub(crate) fn decode_spec(row: &PgRow) -> Result<JobSpec, StoreError> {
             .transpose()
             .map_err(|e| corrupt(e.message))?,
         bypass_cache: row.try_get("bypass_cache")?,
+        webhook_url: decode_webhook_url(row)?,
     })
+}
+
+/// The row's `webhook_url` column (jobs and batches keep it alike).
+pub(crate) fn decode_webhook_url(row: &PgRow) -> Result<Option<WebhookUrl>, StoreError> {
+    row.try_get::<Option<String>, _>("webhook_url")?
+        .map(|w| WebhookUrl::parse(&w))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            id: row.try_get("id").unwrap_or_default(),
+            reason: e.message,
+        })
 }
 
 /// The `{code, message}` stored in the columns `<prefix>_code` and `<prefix>_message`.

@@ -53,6 +53,9 @@ pub struct KeyLookup {
     pub revoked: bool,
     pub account_id: AccountId,
     pub scopes: ScopeSet,
+    /// The account's GPS setting, read with the key so a cache hit cuts its answer with the
+    /// setting as it is now.
+    pub redact_gps: bool,
 }
 
 /// The outcome of revoking a key within an account.
@@ -263,8 +266,9 @@ impl Store {
     /// The key a presented prefix names, for the caller to compare hashes in constant time.
     pub async fn find_api_key(&self, prefix: &str) -> Result<Option<KeyLookup>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked, account_id, scopes
-             FROM api_keys WHERE prefix = $1",
+            "SELECT k.id, k.key_hash, k.revoked_at IS NOT NULL AS revoked, k.account_id, k.scopes,
+                    a.redact_gps
+             FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.prefix = $1",
         )
         .bind(prefix)
         .fetch_optional(&self.pool)
@@ -277,6 +281,7 @@ impl Store {
                 revoked: row.try_get("revoked")?,
                 account_id: AccountId::from_uuid(row.try_get("account_id")?),
                 scopes: decode_scopes(id, &row)?,
+                redact_gps: row.try_get("redact_gps")?,
             })
         })
         .transpose()

@@ -17,6 +17,7 @@ mod keys;
 pub mod outbox;
 mod runs;
 mod url_cache;
+mod webhooks;
 
 pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
@@ -40,5 +41,9 @@ pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;
 pub use url_cache::{
     FlightEnd, NegativeEntry, NewUrlEntry, UrlCacheBounds, UrlCacheStats, UrlEntry, UrlHits,
-    UrlLookup, is_negative,
+    UrlLookup, UrlPurge, UrlPurges, is_negative,
+};
+pub use webhooks::{
+    AttemptOutcome, DeliveryFilter, DeliveryRecord, DueDelivery, MAX_PREVIOUS_SECRETS,
+    WebhookSecrets,
 };

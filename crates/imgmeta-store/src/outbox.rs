@@ -14,7 +14,18 @@ pub struct OutboxMessage {
     pub trace_parent: Option<String>,
     /// A batch item's message, for the bulk queue.
     pub bulk: bool,
+    /// Taken more than [`LATE_AFTER`] after it was owed (the broker was away, or the outbox
+    /// backed up): its publication is written on the job, for the stale-message sweep. Never
+    /// for a batch item, whose sweep goes by the bulk queue's depth instead.
+    pub late: bool,
 }
+
+/// A message published within this time of being owed counts as published when it was owed
+/// (`jobs.published_at`, or the job's creation), so the common case writes nothing on the job.
+/// Short beside the stale-message ages (`IMGMETA_REPUBLISH_*`: 15 min, or 30 s with an empty
+/// queue, where a job still queued has a message in flight to a worker or none), long enough
+/// that a batch's items, created when its upload began, are not late for the upload's length.
+pub const LATE_AFTER: Duration = Duration::from_secs(60);
 
 /// What a sweep of expired leases did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,43 +44,62 @@ impl Store {
         limit: i64,
         hold: Duration,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows: Vec<(i64, uuid::Uuid, Option<String>, Option<bool>)> = sqlx::query_as(
+        // id, job, traceparent, bulk, late
+        type Taken = (i64, uuid::Uuid, Option<String>, Option<bool>, Option<bool>);
+        let rows: Vec<Taken> = sqlx::query_as(
             "UPDATE outbox o SET available_at = now() + $2
-             FROM jobs j
-             WHERE o.id IN (SELECT id FROM outbox WHERE available_at <= now()
-                            ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-               AND j.id = o.job_id
-             RETURNING o.id, o.job_id, j.trace_parent, j.batch_id IS NOT NULL",
+                 FROM jobs j
+                 WHERE o.id IN (SELECT id FROM outbox WHERE available_at <= now()
+                                ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                   AND j.id = o.job_id
+                 RETURNING o.id, o.job_id, j.trace_parent, j.batch_id IS NOT NULL,
+                           j.batch_id IS NULL
+                           AND coalesce(j.published_at, j.created_at) < now() - $3",
         )
         .bind(limit)
         .bind(hold)
+        .bind(LATE_AFTER)
+        // Planned with the values each time: a plan cached while the outbox was nearly
+        // empty would scan all of it once a batch fills it (see `mark_published`).
+        .persistent(false)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, job_id, trace_parent, bulk)| OutboxMessage {
+            .map(|(id, job_id, trace_parent, bulk, late)| OutboxMessage {
                 id,
                 job_id: JobId::from_uuid(job_id),
                 trace_parent,
                 bulk: bulk.unwrap_or(false),
+                late: late.unwrap_or(true),
             })
             .collect())
     }
 
-    /// Forgets messages the broker confirmed.
+    /// Forgets messages the broker confirmed, and writes on each late one's job when it was
+    /// published, in one statement.
     pub async fn mark_published(&self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
         let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
-        let jobs: Vec<uuid::Uuid> = messages.iter().map(|m| m.job_id.as_uuid()).collect();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        let late: Vec<uuid::Uuid> = messages
+            .iter()
+            .filter(|m| m.late)
+            .map(|m| m.job_id.as_uuid())
+            .collect();
+        // Unnamed statements, planned with their values on every call: PostgreSQL's cached
+        // generic plan for `id = ANY($1)`, made while the outbox held a few rows, is a
+        // sequential scan, which took 0.4 to 3.5 s per round once a batch put a million rows
+        // in it. Without late messages the jobs table is not touched at all (its
+        // statement-level triggers would run even for an update of no row).
+        let query = match late.is_empty() {
+            true => sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&ids),
+            false => sqlx::query(
+                "WITH published AS (DELETE FROM outbox WHERE id = ANY($1))
+                 UPDATE jobs SET published_at = now() WHERE id = ANY($2)",
+            )
             .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE jobs SET published_at = now() WHERE id = ANY($1)")
-            .bind(&jobs)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(&late),
+        };
+        query.persistent(false).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -84,6 +114,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET available_at = now() + $2 WHERE id = ANY($1)")
             .bind(&ids)
             .bind(delay)
+            .persistent(false)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -141,18 +172,27 @@ impl Store {
 
     /// Queued jobs whose last message was published more than `older_than` ago and that have
     /// no message pending get a new one: a safety net should a message ever go missing in the
-    /// broker. Duplicates are harmless (claims are exclusive).
+    /// broker. Duplicates are harmless (claims are exclusive). A job whose message left the
+    /// outbox promptly has no `published_at` (see [`LATE_AFTER`]): its creation stands for it.
+    /// `bulk` picks the lane: batch items (which may wait in their queue for hours, so the
+    /// caller sweeps them only while the bulk queue is empty) or the other jobs.
     pub async fn republish_stale(
         &self,
         limit: i64,
         older_than: Duration,
+        bulk: bool,
     ) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "WITH stale AS (
                  SELECT j.id FROM jobs j
-                 WHERE j.status = 'queued' AND j.published_at < now() - $2
+                 WHERE j.status = 'queued' AND coalesce(j.published_at, j.created_at) < now() - $2
+                   AND (j.batch_id IS NOT NULL) = $3
+                   -- A flight's followers have no message of their own: their leader's run
+                   -- ends them (the flight machinery hands over a failed or dead leader).
+                   AND j.follows IS NULL
                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.id)
-                 ORDER BY j.published_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                 ORDER BY coalesce(j.published_at, j.created_at) LIMIT $1
+                 FOR UPDATE SKIP LOCKED
              ), bumped AS (
                  UPDATE jobs j SET published_at = now() FROM stale s WHERE j.id = s.id RETURNING j.id
              ), messages AS (
@@ -162,6 +202,7 @@ impl Store {
         )
         .bind(limit)
         .bind(older_than)
+        .bind(bulk)
         .fetch_one(&self.pool)
         .await?;
         Ok(n as u64)

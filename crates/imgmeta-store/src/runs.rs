@@ -10,6 +10,8 @@ use sqlx::Row;
 use std::time::Duration;
 
 /// What happened when a worker tried to claim a job for a run.
+// Returned once per claim and matched at once, never stored: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The caller now owns run number `attempt` until its lease expires. `redact_gps`: the
@@ -44,7 +46,7 @@ impl Store {
                     lease_until = now() + $2, worker_id = $3, updated_at = now()
              WHERE id = $1 AND (status = 'queued'
                    OR (status = 'running' AND lease_until < now() AND attempts < $4))
-             RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, id,
+             RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, webhook_url, id,
                        (SELECT redact_gps FROM accounts WHERE accounts.id = jobs.account_id)
                            AS redact_gps",
         )

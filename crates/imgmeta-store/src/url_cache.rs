@@ -155,6 +155,57 @@ fn decode_entry(row: &sqlx::postgres::PgRow) -> Result<UrlEntry, StoreError> {
     })
 }
 
+/// The channel purges of URL entries are announced on, in the purging transaction (so the
+/// announcement is delivered exactly when the purge commits). The payload is the URL key, or
+/// [`ALL_URLS`].
+const URL_PURGES: &str = "imgmeta_url_purges";
+
+/// The payload of a purge of every URL entry; no URL key is a single `*`.
+const ALL_URLS: &str = "*";
+
+/// NOTIFY's payload must stay under 8,000 bytes; a longer key announces a purge of everything.
+const MAX_NOTIFY_PAYLOAD: usize = 7_000;
+
+async fn notify_purge(tx: &mut sqlx::PgConnection, url_key: &str) -> Result<(), StoreError> {
+    let payload = match url_key.len() <= MAX_NOTIFY_PAYLOAD {
+        true => url_key,
+        false => ALL_URLS,
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(URL_PURGES)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A purge of URL entries, as announced to listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlPurge {
+    /// One URL's entries.
+    Url(String),
+    /// Every entry.
+    All,
+    /// The listening connection was lost (and is being made again): purges may have been
+    /// missed, so a listener forgets everything it holds.
+    Lost,
+}
+
+/// Purges of URL entries as they commit, on any process of the deployment.
+pub struct UrlPurges(sqlx::postgres::PgListener);
+
+impl UrlPurges {
+    /// The next purge; [`UrlPurge::Lost`] when the connection dropped (the next call connects
+    /// again and listens on).
+    pub async fn next(&mut self) -> Result<UrlPurge, StoreError> {
+        Ok(match self.0.try_recv().await? {
+            None => UrlPurge::Lost,
+            Some(n) if n.payload() == ALL_URLS => UrlPurge::All,
+            Some(n) => UrlPurge::Url(n.payload().to_owned()),
+        })
+    }
+}
+
 macro_rules! entry_columns {
     () => {
         "model, sha256, image, objects, error_code, error_message, etag, last_modified,
@@ -416,16 +467,29 @@ impl Store {
             .bind(&digests)
             .execute(&mut *tx)
             .await?;
+        notify_purge(&mut tx, url_key).await?;
         tx.commit().await?;
         Ok(gone.len() as u64)
     }
 
     /// Empties the URL cache; how many entries went.
     pub async fn purge_url_cache(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM url_cache")
-            .execute(&self.pool)
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM url_cache")
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        notify_purge(&mut tx, ALL_URLS).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Listens for purges of URL entries, so an API process can forget its copies of them
+    /// (`crate::UrlPurges`). Holds one connection of the pool.
+    pub async fn url_purges(&self) -> Result<UrlPurges, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(URL_PURGES).await?;
+        Ok(UrlPurges(listener))
     }
 
     /// Drops entries expired longer than `max_stale`, then the least recently used ones past

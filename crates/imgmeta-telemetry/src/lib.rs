@@ -65,6 +65,11 @@ pub const CACHE_BYTES: &str = "imgmeta_cache_bytes";
 pub const CACHE_WAITERS: &str = "imgmeta_cache_coalesced_waiters";
 /// Gauge: messages waiting in the outbox, as last seen by this process.
 pub const OUTBOX_BACKLOG: &str = "imgmeta_outbox_backlog";
+/// Counter: webhook delivery attempts by `event` and `outcome` (`delivered`, `retry`, `gone`,
+/// `failed`).
+pub const WEBHOOK_ATTEMPTS: &str = "imgmeta_webhook_attempts_total";
+/// Histogram (seconds): time from a webhook's event to its delivery (2xx), by `event`.
+pub const WEBHOOK_DELAY: &str = "imgmeta_webhook_delivery_delay_seconds";
 /// Gauge (seconds): how long loading the detector took.
 pub const MODEL_LOAD: &str = "imgmeta_model_load_seconds";
 
@@ -113,6 +118,15 @@ fn describe() {
         "jobs waiting on another job's run of the same URL, as last swept"
     );
     describe_counter!(JOBS_PURGED, "job results erased, by reason");
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "webhook delivery attempts by event and outcome"
+    );
+    describe_histogram!(
+        WEBHOOK_DELAY,
+        metrics::Unit::Seconds,
+        "time from a webhook's event to its delivery"
+    );
     describe_gauge!(HTTP_IN_FLIGHT, "requests being served now");
     describe_gauge!(CONNECTIONS_OPEN, "open client connections");
     describe_counter!(

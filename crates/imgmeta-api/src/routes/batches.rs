@@ -18,6 +18,7 @@ use futures::StreamExt;
 use imgmeta_domain::{
     BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorCode, JobStatus, MAX_JSON_ITEMS,
     MAX_LINE_BYTES, MAX_NDJSON_LINES, MinScore, Rejected, Scope, TaskSet, ValidationError,
+    WebhookUrl,
 };
 use imgmeta_store::{
     BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, BatchUpload,
@@ -45,6 +46,9 @@ pub(crate) struct BatchResource {
     /// Seconds until every item has ended at that rate; `null` before the first ended or once
     /// none is left.
     eta_s: Option<f64>,
+    /// Where `batch.completed` is reported, only for batches that gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<String>,
     links: Links,
 }
 
@@ -66,6 +70,7 @@ impl From<BatchRecord> for BatchResource {
                 results: format!("/v1/batches/{}/results", b.id),
             },
             id: b.id,
+            webhook_url: b.webhook_url.map(|w| w.to_string()),
             status: b.status,
             tasks: b.tasks.as_strs(),
             min_score: b.min_score.value(),
@@ -86,6 +91,7 @@ struct JsonBatch {
     items: Vec<serde_json::Value>,
     tasks: Option<Vec<String>>,
     min_score: Option<f64>,
+    webhook_url: Option<String>,
 }
 
 fn not_found(caller: &Caller, id: BatchId, foreign: bool) -> ApiError {
@@ -107,10 +113,11 @@ fn too_many_items(message: String) -> ApiError {
     )
 }
 
-/// The batch options an NDJSON upload gives in its query: `tasks` (comma-separated) and
-/// `min_score`.
-fn query_defaults(query: Option<&str>) -> Result<BatchDefaults, ApiError> {
+/// The batch options an NDJSON upload gives in its query: `tasks` (comma-separated),
+/// `min_score` and `webhook_url` (checked by the caller).
+fn query_defaults(query: Option<&str>) -> Result<(BatchDefaults, Option<String>), ApiError> {
     let mut defaults = BatchDefaults::default();
+    let mut webhook_url = None;
     for (name, value) in form_pairs(query) {
         match name.as_str() {
             "tasks" => {
@@ -123,15 +130,16 @@ fn query_defaults(query: Option<&str>) -> Result<BatchDefaults, ApiError> {
                 })?;
                 defaults.min_score = MinScore::parse(score)?;
             }
+            "webhook_url" => webhook_url = Some(value),
             other => {
                 return Err(invalid_query(format!(
-                    "unknown parameter {:?}; a batch's query may give tasks and min_score",
+                    "unknown parameter {:?}; a batch's query may give tasks, min_score and webhook_url",
                     imgmeta_auth::clean(other)
                 )));
             }
         }
     }
-    Ok(defaults)
+    Ok((defaults, webhook_url))
 }
 
 /// Lines of one upload as they become items or rejections, with the tallies for its log line.
@@ -176,11 +184,15 @@ impl Intake<'_> {
 }
 
 /// The digest an `Idempotency-Key` is checked against: the batch options and the body as sent.
-fn digest_start(defaults: &BatchDefaults) -> Sha256 {
+fn digest_start(defaults: &BatchDefaults, webhook_url: Option<&WebhookUrl>) -> Sha256 {
     let mut hasher = Sha256::new();
     hasher.update(defaults.tasks.as_strs().join(",").as_bytes());
     hasher.update([0]);
     hasher.update(defaults.min_score.value().to_le_bytes());
+    if let Some(url) = webhook_url {
+        hasher.update([1]);
+        hasher.update(url.as_str().as_bytes());
+    }
     hasher
 }
 
@@ -345,8 +357,11 @@ pub(super) async fn create(
         }
     };
     // A JSON batch is already in memory (its limit is 16 MiB); an NDJSON one is read below.
-    let (defaults, json_items, body) = match streamed {
-        Some(_) => (query_defaults(query.as_deref())?, None, Some(body)),
+    let (defaults, json_items, body, raw_webhook) = match streamed {
+        Some(_) => {
+            let (defaults, raw_webhook) = query_defaults(query.as_deref())?;
+            (defaults, None, Some(body), raw_webhook)
+        }
         None => {
             if query.as_deref().is_some_and(|q| !q.is_empty()) {
                 return Err(invalid_query(
@@ -372,17 +387,30 @@ pub(super) async fn create(
                     None => MinScore::DEFAULT,
                 },
             };
-            let mut hasher = digest_start(&defaults);
+            // The body holds the webhook URL, so the body's bytes cover it.
+            let mut hasher = digest_start(&defaults, None);
             hasher.update(&bytes);
             let digest = hex::encode(hasher.finalize());
-            (defaults, Some((batch.items, digest)), None)
+            (
+                defaults,
+                Some((batch.items, digest)),
+                None,
+                batch.webhook_url,
+            )
         }
     };
+    let webhook_url = match raw_webhook {
+        Some(raw) => Some(super::webhooks::checked_webhook_url(&state, &caller, &raw).await?),
+        None => None,
+    };
+    // A streamed batch's digest covers its query's webhook URL.
+    let ndjson_webhook = webhook_url.as_ref().filter(|_| streamed.is_some());
     let new = NewBatch {
         id: BatchId::new(),
         owner: caller.owner(),
         defaults: defaults.clone(),
         idempotency_key,
+        webhook_url: webhook_url.clone(),
     };
     let upload = match state.store.begin_batch(&new).await? {
         BatchBegun::Started(upload) => upload,
@@ -393,7 +421,7 @@ pub(super) async fn create(
             let digest = match (json_items, body, streamed) {
                 (Some((_, digest)), _, _) => digest,
                 (None, Some(body), Some(pace)) => {
-                    read_ndjson(body, pace, digest_start(&defaults), None).await?
+                    read_ndjson(body, pace, digest_start(&defaults, ndjson_webhook), None).await?
                 }
                 _ => unreachable!("a batch is either JSON or NDJSON"),
             };
@@ -427,7 +455,13 @@ pub(super) async fn create(
             digest
         }
         (None, Some(body), Some(pace)) => {
-            read_ndjson(body, pace, digest_start(&defaults), Some(&mut intake)).await?
+            read_ndjson(
+                body,
+                pace,
+                digest_start(&defaults, ndjson_webhook),
+                Some(&mut intake),
+            )
+            .await?
         }
         _ => unreachable!("a batch is either JSON or NDJSON"),
     };

@@ -31,6 +31,7 @@ struct SubmitRequest {
     min_score: Option<f64>,
     dream: Option<serde_json::Value>,
     cache: Option<String>,
+    webhook_url: Option<String>,
 }
 
 impl SubmitRequest {
@@ -50,6 +51,7 @@ impl SubmitRequest {
             source: Source::Url(ImageUrl::parse(&url)?),
             dream: dream_options(&tasks, self.dream.as_ref())?,
             bypass_cache: parse_cache_mode(self.cache.as_deref())?,
+            webhook_url: None,
             tasks,
             min_score: match self.min_score {
                 Some(score) => MinScore::parse(score)?,
@@ -111,15 +113,20 @@ pub(super) async fn submit(
         Some(value) => Some(value.to_str().map_err(|_| unsupported_media_type())?),
         None => None,
     };
-    let (spec, input) = match super::media_type(&headers).as_deref() {
+    let (spec, input, webhook_url) = match super::media_type(&headers).as_deref() {
         None | Some("application/json") => {
-            let request: SubmitRequest = super::json_object(&body)?;
-            (request.into_spec(), None)
+            let mut request: SubmitRequest = super::json_object(&body)?;
+            let webhook_url = request.webhook_url.take();
+            (request.into_spec(), None, webhook_url)
         }
         Some(t) if t.starts_with("image/") => {
             match super::upload::from_image_body(body, query.as_deref()) {
-                Ok(uploaded) => (Ok(uploaded.spec), Some(uploaded.input)),
-                Err(e) => (Err(e), None),
+                Ok(uploaded) => (
+                    Ok(uploaded.spec),
+                    Some(uploaded.input),
+                    uploaded.webhook_url,
+                ),
+                Err(e) => (Err(e), None, None),
             }
         }
         Some("multipart/form-data") => {
@@ -129,8 +136,12 @@ pub(super) async fn submit(
                 query.as_deref(),
                 state.security.inbound.max_upload_bytes,
             ) {
-                Ok(uploaded) => (Ok(uploaded.spec), Some(uploaded.input)),
-                Err(e) => (Err(e), None),
+                Ok(uploaded) => (
+                    Ok(uploaded.spec),
+                    Some(uploaded.input),
+                    uploaded.webhook_url,
+                ),
+                Err(e) => (Err(e), None, None),
             }
         }
         Some(_) => return Err(unsupported_media_type()),
@@ -139,6 +150,9 @@ pub(super) async fn submit(
         tracing::info!(kind = "security", event = "validation_failed", code = %e.code, "submission rejected");
     })?;
     spec.bypass_cache |= asks_no_cache(&headers);
+    if let Some(raw) = webhook_url {
+        spec.webhook_url = Some(super::webhooks::checked_webhook_url(&state, &caller, &raw).await?);
+    }
     let idempotency = idempotency(&headers, &spec)?;
     let (job, replayed) = match submit_job(&state, &caller, spec, input, idempotency).await? {
         Accepted::Created(job) => (JobResource::from(job), false),
@@ -373,12 +387,14 @@ pub(super) fn page_limit(value: &str) -> Result<u32, ApiError> {
 #[derive(Debug, Serialize)]
 pub(super) struct JobList {
     jobs: Vec<JobSummary>,
-    /// The `before` cursor of the next page; `null` on the last one.
+    /// The `cursor` of the next page; `null` on the last one.
+    next_cursor: Option<JobId>,
+    /// The same, under its older name (`before`).
     next_before: Option<JobId>,
 }
 
-/// `GET /v1/jobs?status=&label=&created_after=&limit=&before=`: the account's jobs, newest
-/// first, without results.
+/// `GET /v1/jobs?status=&batch=&label=&created_after=&limit=&cursor=`: the account's jobs,
+/// newest first, without results (`before` is `cursor`'s older name).
 pub(super) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -415,16 +431,20 @@ pub(super) async fn list(
                         .with_timezone(&chrono::Utc),
                 )
             }
-            "before" => {
-                filter.before = Some(
-                    JobId::parse(&value)
-                        .map_err(|_| invalid_query("before must be a job id".to_owned()))?,
-                )
+            "before" | "cursor" => {
+                filter.before = Some(JobId::parse(&value).map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidCursor,
+                        format!("{name} must be a next_cursor this list handed out"),
+                    )
+                })?)
             }
+            "batch" => filter.batch = Some(imgmeta_domain::BatchId::parse(&value)?),
             "limit" => limit = page_limit(&value)?,
             other => {
                 return Err(invalid_query(format!(
-                    "unknown parameter {:?}; known: status, label, created_after, before, limit",
+                    "unknown parameter {:?}; known: status, batch, label, created_after, cursor, limit",
                     imgmeta_auth::clean(other)
                 )));
             }
@@ -436,6 +456,7 @@ pub(super) async fn list(
         .await?;
     Ok(Json(JobList {
         jobs: page.jobs.into_iter().map(JobSummary::from).collect(),
+        next_cursor: page.next_before,
         next_before: page.next_before,
     }))
 }

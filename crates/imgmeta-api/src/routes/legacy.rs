@@ -31,6 +31,7 @@ pub(super) async fn img(
         min_score: MinScore::DEFAULT,
         dream: None,
         bypass_cache: false,
+        webhook_url: None,
     };
     // An Idempotency-Key makes a retried legacy call find its first job, as on /v1/jobs.
     let idempotency = super::jobs::idempotency(&headers, &spec)?;

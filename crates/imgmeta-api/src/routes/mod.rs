@@ -1,12 +1,13 @@
 //! The route table, body limits and the JSON fallbacks for unknown routes and methods.
 
 mod account;
-mod batches;
+pub(crate) mod batches;
 pub(crate) mod health;
 mod jobs;
 mod legacy;
 mod metrics;
 mod upload;
+mod webhooks;
 
 use crate::{ApiError, AppState};
 use axum::Router;
@@ -102,6 +103,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/batches/{id}/results", get(batches::results))
         .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
+        .route("/v1/webhooks/secret", post(webhooks::rotate_secret))
+        .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
         .route("/v1/account", get(account::get))
         .route(
             "/v1/account/keys",

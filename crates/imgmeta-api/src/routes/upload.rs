@@ -1,5 +1,5 @@
 //! Submissions that carry the image itself: an `image/*` body with the options in the query
-//! string (`?tasks=metadata,objects&min_score=0.5`), or a `multipart/form-data` body with a
+//! string (`?tasks=metadata,objects&min_score=0.5&webhook_url=…`), or a `multipart/form-data` body with a
 //! `file` part and an optional `options` part holding the JSON body's fields but `url`.
 
 use super::jobs::{form_pairs, invalid_query};
@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub(super) struct Uploaded {
     pub spec: JobSpec,
     pub input: Upload,
+    /// The `webhook_url` asked for, checked by the caller (it needs the store).
+    pub webhook_url: Option<String>,
 }
 
 /// The options an upload may carry: the JSON body's fields, without `url`.
@@ -26,6 +28,7 @@ struct Options {
     dream: Option<serde_json::Value>,
     /// `"bypass"` in a multipart `options` part (a raw upload says `Cache-Control: no-cache`).
     cache: Option<String>,
+    webhook_url: Option<String>,
 }
 
 impl Options {
@@ -38,13 +41,18 @@ impl Options {
             source: Source::Upload(input.digest().clone()),
             dream: super::jobs::dream_options(&tasks, self.dream.as_ref())?,
             bypass_cache: imgmeta_domain::parse_cache_mode(self.cache.as_deref())?,
+            webhook_url: None,
             tasks,
             min_score: match self.min_score {
                 Some(score) => MinScore::parse(score)?,
                 None => MinScore::DEFAULT,
             },
         };
-        Ok(Uploaded { spec, input })
+        Ok(Uploaded {
+            spec,
+            input,
+            webhook_url: self.webhook_url,
+        })
     }
 
     /// `tasks` (comma-separated, or repeated) and `min_score` from a query string.
@@ -69,9 +77,13 @@ impl Options {
                     })?)
                 }
                 "min_score" => return Err(invalid_query("min_score is given twice".to_owned())),
+                "webhook_url" if options.webhook_url.is_none() => options.webhook_url = Some(value),
+                "webhook_url" => {
+                    return Err(invalid_query("webhook_url is given twice".to_owned()));
+                }
                 other => {
                     return Err(invalid_query(format!(
-                        "unknown parameter {:?}; an image body takes tasks and min_score",
+                        "unknown parameter {:?}; an image body takes tasks, min_score and webhook_url",
                         imgmeta_auth::clean(other)
                     )));
                 }

@@ -202,6 +202,18 @@ impl TestApp {
             .expect("GET /v1/jobs/{id}")
     }
 
+    /// `GET {base}{path}` with the app's key: the answer's JSON, whatever its status.
+    pub async fn get_value(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     /// Submits `body`, expects 202, and returns the job id.
     pub async fn submit_ok(&self, body: Value) -> String {
         let response = self.submit(body).await;
@@ -359,4 +371,37 @@ pub async fn spawn_image_server() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
+}
+
+/// A store on the app's database, for setting up what the API cannot (accounts, keys).
+pub fn store_of(app: &TestApp) -> imgmeta_store::Store {
+    imgmeta_store::Store::connect_lazy(&app.settings.database.url, 2).unwrap()
+}
+
+/// A key in `account` (or in a new account of its own) with `scopes`; returns the secret.
+pub async fn key_in(
+    app: &TestApp,
+    account: Option<imgmeta_domain::AccountId>,
+    scopes: &str,
+) -> String {
+    let mut request = imgmeta_api::KeyRequest::in_new_account(
+        imgmeta_domain::Name::parse("e2e key").unwrap(),
+        1_000_000,
+        1_000_000,
+        30,
+    );
+    request.scopes = imgmeta_domain::ScopeSet::parse_list(scopes).unwrap();
+    if let Some(account) = account {
+        request.account = imgmeta_store::KeyAccount::Existing(account);
+    }
+    imgmeta_api::issue_key(&store_of(app), &request, "test")
+        .await
+        .unwrap()
+        .key
+}
+
+/// The account of the app's own key.
+pub async fn own_account(app: &TestApp) -> imgmeta_domain::AccountId {
+    let account = app.get_value("/v1/account").await;
+    imgmeta_domain::AccountId::parse(account["id"].as_str().unwrap()).unwrap()
 }

@@ -23,3 +23,4 @@ mod traces;
 mod uploads;
 mod url_cache;
 mod validation;
+mod webhooks;

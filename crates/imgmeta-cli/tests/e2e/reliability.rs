@@ -182,15 +182,7 @@ async fn a_job_waiting_for_its_retry_shows_why_its_last_run_failed() {
             .contains("503"),
         "{waiting:#}"
     );
-    let listed: Value = app
-        .client
-        .get(format!("{}/v1/jobs", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.get_value("/v1/jobs").await;
     assert_eq!(
         listed["jobs"][0]["last_error"]["code"],
         "upstream_unavailable"

@@ -3,10 +3,9 @@
 //! account across API processes, results are purged on request and by retention, GPS can be
 //! redacted, and the accounts migration keeps an older database's keys and jobs.
 
-use crate::helpers::{Options, TestApp, authorized_client};
-use imgmeta_api::{KeyRequest, issue_key};
+use crate::helpers::{Options, TestApp, authorized_client, key_in, store_of};
 use imgmeta_domain::{AccountId, Name, ScopeSet};
-use imgmeta_store::{AccountChanges, KeyAccount, NewAccount, Store};
+use imgmeta_store::{AccountChanges, NewAccount, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -16,10 +15,6 @@ fn options(env: &[(&'static str, &str)]) -> Options {
         env: env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
         ..Default::default()
     }
-}
-
-fn store_of(app: &TestApp) -> Store {
-    Store::connect_lazy(&app.settings.database.url, 2).unwrap()
 }
 
 async fn new_account(app: &TestApp, name: &str, daily_quota: u32) -> AccountId {
@@ -33,24 +28,6 @@ async fn new_account(app: &TestApp, name: &str, daily_quota: u32) -> AccountId {
         .await
         .unwrap()
         .id
-}
-
-/// A key in `account` (or in a new account of its own) with `scopes`; returns the secret.
-async fn key_in(app: &TestApp, account: Option<AccountId>, scopes: &str) -> String {
-    let mut request = KeyRequest::in_new_account(
-        Name::parse("tenancy test").unwrap(),
-        1_000_000,
-        1_000_000,
-        30,
-    );
-    request.scopes = ScopeSet::parse_list(scopes).unwrap();
-    if let Some(account) = account {
-        request.account = KeyAccount::Existing(account);
-    }
-    issue_key(&store_of(app), &request, "test")
-        .await
-        .unwrap()
-        .key
 }
 
 /// Sends a request and reads its JSON answer, whatever its status.

@@ -144,15 +144,7 @@ async fn an_image_body_and_a_multipart_form_are_analysed_as_uploads() {
         json!({"kind": "url", "url": app.photo_url("chelsea.png")})
     );
     assert_eq!(job["url"], app.photo_url("chelsea.png"));
-    let list: Value = app
-        .client
-        .get(format!("{}/v1/jobs", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_value("/v1/jobs").await;
     let kinds: Vec<&str> = list["jobs"]
         .as_array()
         .unwrap()

@@ -1,8 +1,9 @@
 //! The URL cache end to end, against an origin on loopback that counts what it serves: the
 //! origin's freshness headers (`max-age`, `no-store`, `no-cache` with `ETag` → `304`, the
 //! `Last-Modified` heuristic), jobs answered at submission, negative entries, bypass, purge,
-//! and the single flight across two API processes and two worker processes, with its leader's
-//! worker killed mid-run.
+//! the API's hot copies of entries (forgotten when a purge is announced), and the single
+//! flight across two API processes and two worker processes, with its leader's worker killed
+//! mid-run.
 
 use crate::helpers::{TestApp, photos_dir};
 use crate::processes::{clean_up, free_port, fresh_database, imgmeta, wait_until_up};
@@ -336,6 +337,93 @@ async fn a_broken_link_is_remembered_briefly_and_bypass_and_purge_go_to_the_orig
         "content purged with the URL: {after}"
     );
     assert_eq!(origin.seen("maxage", "chelsea.png").requests, 4);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_entry_answers_without_being_read_again_until_a_purge_is_announced() {
+    // Copies held for a minute, so only the purge's announcement can end this one's.
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        env: vec![("IMGMETA_CACHE_HOT_MS", "60000".into())],
+        ..Default::default()
+    })
+    .await;
+    let (origin, addr) = Origin::spawn().await;
+    let url = format!("http://{addr}/maxage/chelsea.png");
+    let (_, first) = submit(&app, json!({"url": url})).await;
+    let first = app.wait_terminal(first["id"].as_str().unwrap()).await;
+    assert_eq!(first["cache"]["status"], "miss", "{first}");
+    let (status, hit) = submit(&app, json!({"url": url})).await;
+    assert_eq!((status, &hit["cache"]["status"]), (201, &json!("hit")));
+
+    // The entries removed behind the API's back (no announcement): the process still answers
+    // from the copy it read, the entry's age moving on with the clock.
+    let pool = sqlx::PgPool::connect(secrecy::ExposeSecret::expose_secret(
+        &app.settings.database.url,
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM url_cache")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM content_cache")
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, hot) = submit(&app, json!({"url": url, "tasks": ["objects"]})).await;
+    assert_eq!(status, 201, "{hot}");
+    assert_eq!(hot["cache"]["status"], "hit");
+    assert_eq!(hot["result"]["objects"], first["result"]["objects"]);
+    assert!(
+        hot["cache"]["age_s"].as_f64().unwrap() >= hit["cache"]["age_s"].as_f64().unwrap() + 0.05,
+        "{} then {}",
+        hit["cache"],
+        hot["cache"]
+    );
+    assert_eq!(origin.seen("maxage", "chelsea.png").requests, 1);
+
+    // An operator's purge is announced by PostgreSQL to every API process, which forgets its
+    // copy (the announcement takes milliseconds; the copy would live a minute).
+    let purged = crate::processes::run_cli(&app.settings, &["cache", "purge", "--url", &url]);
+    assert!(purged.status.success(), "{purged:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, after) = submit(&app, json!({"url": url})).await;
+    assert_eq!(status, 202, "{after}");
+    let after = app.wait_terminal(after["id"].as_str().unwrap()).await;
+    assert_eq!(after["cache"]["status"], "miss", "{after}");
+    assert_eq!(origin.seen("maxage", "chelsea.png").requests, 2);
+
+    // The account's GPS setting is read with the key, so a hot answer follows a change at once.
+    let gps = json!({"url": app.image_url("camera_north_east.jpg"), "tasks": ["metadata"]});
+    let (_, located) = submit(&app, gps.clone()).await;
+    let located = app.wait_terminal(located["id"].as_str().unwrap()).await;
+    assert!(
+        located["result"]["image"]["exif"]["gps"]["latitude"].is_number(),
+        "{located}"
+    );
+    let (_, hit) = submit(&app, gps.clone()).await;
+    assert_eq!(hit["cache"]["status"], "hit");
+    assert!(hit["result"]["image"]["exif"]["gps"]["latitude"].is_number());
+    crate::helpers::store_of(&app)
+        .update_account(
+            crate::helpers::own_account(&app).await,
+            &imgmeta_store::AccountChanges {
+                redact_gps: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, redacted) = submit(&app, gps).await;
+    assert_eq!(redacted["cache"]["status"], "hit", "{redacted}");
+    assert_eq!(redacted["result"]["image"]["exif"]["gps"], Value::Null);
+    assert_eq!(
+        redacted["result"]["image"]["exif"]["make"],
+        located["result"]["image"]["exif"]["make"]
+    );
+    pool.close().await;
     app.cleanup().await;
 }
 

@@ -13,7 +13,7 @@ use imgmeta_store::{
 };
 use serde_json::json;
 
-async fn account(store: &Store, daily_quota: u32) -> AccountId {
+pub(crate) async fn account(store: &Store, daily_quota: u32) -> AccountId {
     store
         .create_account(&NewAccount {
             name: Name::parse("bulk").unwrap(),
@@ -26,7 +26,7 @@ async fn account(store: &Store, daily_quota: u32) -> AccountId {
         .id
 }
 
-fn new_batch(account: AccountId, key: Option<&str>) -> NewBatch {
+pub(crate) fn new_batch(account: AccountId, key: Option<&str>) -> NewBatch {
     NewBatch {
         id: BatchId::new(),
         owner: Owner {
@@ -38,10 +38,11 @@ fn new_batch(account: AccountId, key: Option<&str>) -> NewBatch {
             min_score: MinScore::parse(0.5).unwrap(),
         },
         idempotency_key: key.map(str::to_owned),
+        webhook_url: None,
     }
 }
 
-fn item(i: usize) -> BatchItem {
+pub(crate) fn item(i: usize) -> BatchItem {
     BatchItem {
         url: ImageUrl::parse(&format!("http://images.example/{i}.jpg")).unwrap(),
         tasks: TaskSet::parse(&["metadata"]).unwrap(),
@@ -73,7 +74,7 @@ async fn upload(store: &Store, new: &NewBatch, lines: usize, every: usize) -> Ba
     upload.finish(Some("digest-1")).await.unwrap()
 }
 
-fn created(finished: BatchFinished) -> BatchRecord {
+pub(crate) fn created(finished: BatchFinished) -> BatchRecord {
     match finished {
         BatchFinished::Created(batch) => batch,
         other => panic!("not created: {other:?}"),
@@ -84,7 +85,7 @@ async fn batch(store: &Store, account: AccountId, id: BatchId) -> BatchRecord {
     store.get_batch(account, id).await.unwrap().unwrap()
 }
 
-async fn job_at(store: &Store, id: BatchId, line: i32) -> JobId {
+pub(crate) async fn job_at(store: &Store, id: BatchId, line: i32) -> JobId {
     match store
         .batch_lines(id, line - 1, LineFilter::All, 1)
         .await

@@ -39,6 +39,7 @@ fn upload_job(account: AccountId, content: &'static [u8]) -> NewJob {
             min_score: MinScore::DEFAULT,
             dream: None,
             bypass_cache: false,
+            webhook_url: None,
         },
         input: Some(upload),
         idempotency: None,

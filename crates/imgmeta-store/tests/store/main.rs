@@ -1,10 +1,13 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
-//! uploaded inputs, batches, the content cache and the URL cache with its single flights.
+//! uploaded inputs, batches, the content cache, the URL cache with its single flights, and
+//! webhook deliveries.
 
 mod batches;
 mod content_cache;
 mod inputs;
+mod outbox;
 mod url_cache;
+mod webhooks;
 
 use imgmeta_domain::JobId;
 use imgmeta_store::{Claim, Store};
@@ -43,5 +46,39 @@ pub async fn claim(store: &Store, id: JobId) -> i32 {
     {
         Claim::Claimed { attempt, .. } => attempt,
         other => panic!("not claimed: {other:?}"),
+    }
+}
+
+/// A URL job of `account`, admitted as `admission` says.
+pub fn url_job(
+    account: imgmeta_domain::AccountId,
+    url: &imgmeta_domain::ImageUrl,
+    admission: imgmeta_store::JobAdmission,
+) -> imgmeta_store::NewJob {
+    imgmeta_store::NewJob {
+        id: JobId::new(),
+        owner: imgmeta_store::Owner {
+            account,
+            key_id: None,
+        },
+        spec: imgmeta_domain::JobSpec {
+            source: imgmeta_domain::Source::Url(url.clone()),
+            tasks: imgmeta_domain::TaskSet::all(),
+            min_score: imgmeta_domain::MinScore::DEFAULT,
+            dream: None,
+            bypass_cache: false,
+            webhook_url: None,
+        },
+        input: None,
+        idempotency: None,
+        trace_parent: None,
+        admission,
+    }
+}
+
+pub async fn submit(store: &Store, new: &imgmeta_store::NewJob) -> JobId {
+    match store.insert_job(new).await.unwrap() {
+        imgmeta_store::Submitted::Created(job) => job.id,
+        other => panic!("not created: {other:?}"),
     }
 }

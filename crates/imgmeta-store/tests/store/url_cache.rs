@@ -1,15 +1,16 @@
 //! The URL cache and its single flights against the real PostgreSQL: who leads and who
 //! follows, followers completed or failed in their leader's commit with their own cut, the
-//! hand-over when a leader is cancelled, the sweep's safety net, model changes, bounds, purge.
+//! hand-over when a leader is cancelled, the sweep's safety net, model changes, bounds, purge
+//! and its announcement.
 
 use crate::{claim, drop_database, fresh_store};
 use imgmeta_domain::analysis::Analysis;
 use imgmeta_domain::{
-    AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, MinScore, Name, Source, TaskSet,
+    AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, MinScore, Name, Source,
 };
 use imgmeta_store::{
-    FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry, Owner,
-    Store, Submitted, UrlCacheBounds, UrlHits,
+    FlightEnd, JobAdmission, JobLookup, NegativeEntry, NewAccount, NewJob, NewUrlEntry, Store,
+    Submitted, UrlCacheBounds, UrlHits, UrlPurge,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -31,24 +32,9 @@ async fn account(store: &Store, redact_gps: bool) -> AccountId {
 }
 
 fn job(account: AccountId, min_score: f64, admission: JobAdmission) -> NewJob {
-    NewJob {
-        id: JobId::new(),
-        owner: Owner {
-            account,
-            key_id: None,
-        },
-        spec: JobSpec {
-            source: Source::Url(ImageUrl::parse(URL).unwrap()),
-            tasks: TaskSet::all(),
-            min_score: MinScore::parse(min_score).unwrap(),
-            dream: None,
-            bypass_cache: false,
-        },
-        input: None,
-        idempotency: None,
-        trace_parent: None,
-        admission,
-    }
+    let mut new = crate::url_job(account, &ImageUrl::parse(URL).unwrap(), admission);
+    new.spec.min_score = MinScore::parse(min_score).unwrap();
+    new
 }
 
 fn flight() -> JobAdmission {
@@ -389,5 +375,30 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
     );
     assert_eq!(store.content_cache_stats().await.unwrap().entries, 0);
     assert_eq!(store.url_cache_stats().await.unwrap().entries, 0);
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn purges_are_announced_to_listeners_when_they_commit() {
+    let (store, name) = fresh_store().await;
+    let mut purges = store.url_purges().await.unwrap();
+    async fn next(purges: &mut imgmeta_store::UrlPurges) -> UrlPurge {
+        tokio::time::timeout(Duration::from_secs(5), purges.next())
+            .await
+            .expect("a purge announced")
+            .unwrap()
+    }
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    // Announced even when nothing was stored under the URL: another process may hold a copy
+    // of an entry this one never saw.
+    assert_eq!(store.purge_url(&key).await.unwrap(), 0);
+    assert_eq!(next(&mut purges).await, UrlPurge::Url(key.clone()));
+    store.purge_url_cache().await.unwrap();
+    assert_eq!(next(&mut purges).await, UrlPurge::All);
+    // A key too long for a notification's payload announces a purge of everything.
+    let long = format!("{key}?{}", "q".repeat(8_000));
+    store.purge_url(&long).await.unwrap();
+    assert_eq!(next(&mut purges).await, UrlPurge::All);
+    drop(purges);
     drop_database(store, &name).await;
 }
