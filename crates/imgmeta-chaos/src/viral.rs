@@ -220,6 +220,7 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
         .collect::<()>()
         .await;
     let burst_s = started.elapsed().as_secs_f64();
+    eprintln!("viral: burst of {} done in {burst_s:.2} s", opts.requests);
     let since_first_s = first_result
         .lock()
         .expect("lock")
@@ -290,10 +291,17 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
         .collect::<()>()
         .await;
     let status_s = started.elapsed().as_secs_f64();
+    eprintln!("viral: status reads done in {status_s:.2} s");
 
     let origin_requests = run.images.hits("viral.png");
     let inference_runs = inference_runs(&metrics_addrs).await;
     let burst_per_s = opts.requests as f64 / burst_s;
+    // One guard at a time: a struct literal keeps its temporaries (and so a lock) to its end.
+    let (latency_after_first_result, after_first_result_per_s) = {
+        let after_first = after_first.lock().expect("lock");
+        let per_s = after_first.len() as f64 / since_first_s.max(f64::EPSILON);
+        (latency(&after_first), per_s)
+    };
     let status_per_s = opts.requests as f64 / status_s;
     let report = ViralReport {
         requests: opts.requests,
@@ -307,14 +315,14 @@ pub async fn run(opts: &Options) -> Result<ViralReport> {
         burst_s,
         burst_per_s,
         latency: latency(&all.lock().expect("lock")),
-        latency_after_first_result: latency(&after_first.lock().expect("lock")),
-        after_first_result_per_s: after_first.lock().expect("lock").len() as f64
-            / since_first_s.max(f64::EPSILON),
+        latency_after_first_result,
+        after_first_result_per_s,
         status_per_s,
         status_statuses: std::mem::take(&mut *status_codes.lock().expect("lock")),
         status_latency: latency(&status_latency.lock().expect("lock")),
         burst_vs_status: burst_per_s / status_per_s,
     };
+    eprintln!("viral: waiting for every accepted job to be terminal");
     run.finish(Duration::from_secs(60), Duration::from_secs(1))
         .await;
     Ok(report)
