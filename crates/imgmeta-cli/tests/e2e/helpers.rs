@@ -97,6 +97,10 @@ impl TestApp {
         env.insert("IMGMETA_MODEL_DIR", model_dir().display().to_string());
         env.insert("IMGMETA_RETRY_BASE_MS", "50".into());
         env.insert("IMGMETA_SWEEP_MS", "500".into());
+        // Tests read the cache as PostgreSQL holds it: an operator's purge run just before a
+        // submission reaches the API's hot copies milliseconds later, a race a loaded machine
+        // could lose. The hot copies have their own test, which turns them on.
+        env.insert("IMGMETA_CACHE_HOT_MS", "0".into());
         for (key, value) in options.env {
             env.insert(key, value);
         }
