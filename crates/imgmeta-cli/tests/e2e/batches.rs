@@ -475,13 +475,7 @@ async fn the_cli_submits_a_file_once_follows_it_and_writes_its_results_in_line_o
     )
     .unwrap();
     let cli = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"));
-        command
-            .args(args)
-            .env("IMGMETA_API_URL", &app.base)
-            .env("IMGMETA_KEY", &app.api_key)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true);
+        let mut command = cli_command(&app, args);
         async move {
             tokio::time::timeout(Duration::from_secs(120), command.output())
                 .await
@@ -567,18 +561,7 @@ async fn an_interrupted_cli_run_started_again_continues_its_output_where_it_stop
     let mut lines = vec!["not a url".to_owned()];
     lines.extend((2..=6).map(|n| format!("http://{addr}/slow/chelsea.png?delay_ms=1500&n={n}")));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let command = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"));
-        command
-            .args(args)
-            .env("IMGMETA_API_URL", &app.base)
-            .env("IMGMETA_KEY", &app.api_key)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        command
-    };
+    let command = |args: &[&str]| cli_command(&app, args);
     let (input_arg, output_arg) = (input.to_str().unwrap(), output.to_str().unwrap());
     let submit = [
         "submit", input_arg, "--tasks", "metadata", "--wait", "--output", output_arg,
@@ -787,4 +770,18 @@ async fn a_million_line_upload_is_streamed_with_the_api_memory_bounded() {
     assert_eq!(lines, expected);
     api.kill().await.unwrap();
     clean_up(&db, &queue).await;
+}
+
+/// `imgmeta ARGS` against `app` with its key, output captured, killed when dropped.
+fn cli_command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgmeta"));
+    command
+        .args(args)
+        .env("IMGMETA_API_URL", &app.base)
+        .env("IMGMETA_KEY", &app.api_key)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
 }
