@@ -142,9 +142,8 @@ pub async fn forget_purged(store: Store, hot: HotEntries, shutdown: Cancellation
             purge = purges.next() => purge,
         };
         match purge {
-            // The listener connects again on the next call; what was announced meanwhile is
-            // lost, so everything held goes.
-            Ok(UrlPurge::Lost) => hot.forget(&UrlPurge::Lost),
+            // `Lost`: the listener connects again on the next call; what was announced
+            // meanwhile is lost, so everything held goes.
             Ok(purge) => hot.forget(&purge),
             Err(e) => {
                 hot.set_listening(false);
