@@ -201,15 +201,13 @@ pub(super) async fn login(
             return Err(e);
         }
     };
+    let reason = if user.is_none() {
+        "unknown_email"
+    } else {
+        "wrong_password"
+    };
     let Some(user) = user.filter(|_| verified) else {
-        return Err(invalid_credentials(
-            &email_key,
-            if verified {
-                "unknown_email"
-            } else {
-                "wrong_password"
-            },
-        ));
+        return Err(invalid_credentials(&email_key, reason));
     };
     state
         .store

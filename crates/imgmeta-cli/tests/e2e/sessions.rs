@@ -666,6 +666,13 @@ async fn the_security_log_records_session_events_without_secrets() {
         .await
         .unwrap();
     assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    let unknown = client
+        .post(format!("{base}/v1/session"))
+        .json(&json!({ "email": "nobody.here@example.org", "password": "hunter2 is wrong" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let no_csrf = client
         .post(format!("{base}/v1/jobs"))
         .header(header::COOKIE, &session.cookie)
@@ -737,6 +744,14 @@ async fn the_security_log_records_session_events_without_secrets() {
             event(name)
         );
     }
+    // The log tells an unknown address from a wrong password (the client cannot).
+    let failures: Vec<&str> = events
+        .iter()
+        .filter(|v| v["event"] == "login_failed" || v["fields"]["event"] == "login_failed")
+        .filter_map(|v| v["reason"].as_str().or(v["fields"]["reason"].as_str()))
+        .collect();
+    assert!(failures.contains(&"unknown_email"), "{failures:?}");
+    assert!(failures.contains(&"wrong_password"), "{failures:?}");
     for name in ["login_failed", "login_throttled"] {
         let line = event(name);
         assert!(
@@ -754,6 +769,7 @@ async fn the_security_log_records_session_events_without_secrets() {
         &session.csrf,
         "secret.person@example.org",
         "Secret.Person",
+        "nobody.here",
     ] {
         assert!(!everything.contains(secret), "the log leaks {secret:?}");
     }
