@@ -1,7 +1,9 @@
-//! The route table, body limits and the JSON fallbacks for unknown routes and methods.
+//! The route table (from which both the router and the OpenAPI document are built), body
+//! limits and the JSON fallbacks for unknown routes and methods.
 
 mod account;
 pub(crate) mod batches;
+mod docs;
 pub(crate) mod health;
 mod jobs;
 mod legacy;
@@ -13,10 +15,11 @@ use crate::{ApiError, AppState};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::routing::{delete, get, post};
 use imgmeta_domain::ErrorCode;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// Largest request body accepted anywhere but an image upload (`IMGMETA_MAX_UPLOAD_BYTES`).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,40 +82,123 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
     serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON body: {e}")))
 }
 
-pub(crate) fn router(state: AppState) -> Router {
-    // Authentication runs on the request head; only then is the body read (route layers run
-    // outside in: the last added first).
-    let with_key = Router::new()
+/// Who may call a route, decided from the request head before a byte of its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// An API key (`auth::require_key`: key, rate limit, quota check), then the body reader.
+    Key,
+    /// The operators' admin token (`keys::require_admin`), then the body reader.
+    Admin,
+    /// Nothing: the probes, the metrics, the contract and its reference page.
+    Open,
+}
+
+/// Every route the API serves, with its guard: the router ([`router`]) and the OpenAPI
+/// document ([`document`]) are both built from this one table, and `routes!` takes only
+/// handlers annotated with `#[utoipa::path]` (their method and path come from there), so a
+/// route cannot be served without being documented.
+fn table() -> Vec<(Guard, UtoipaMethodRouter<AppState>)> {
+    vec![
         // The body reader has already held a submission to its limit, decided from the head
         // (an image upload may be larger than the default).
-        .route(
-            "/v1/jobs",
-            post(jobs::submit)
-                .layer(DefaultBodyLimit::disable())
-                .get(jobs::list),
-        )
-        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route(
-            "/v1/batches",
-            post(batches::create)
-                .layer(DefaultBodyLimit::disable())
-                .get(batches::list),
-        )
-        .route(
-            "/v1/batches/{id}",
-            get(batches::get).delete(batches::cancel),
-        )
-        .route("/v1/batches/{id}/results", get(batches::results))
-        .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
-        .route("/v1/webhooks/secret", post(webhooks::rotate_secret))
-        .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
-        .route("/v1/account", get(account::get))
-        .route(
-            "/v1/account/keys",
-            get(account::list_keys).post(account::create_key),
-        )
-        .route("/v1/account/keys/{prefix}", delete(account::revoke_key))
-        .route("/img", post(legacy::img))
+        (
+            Guard::Key,
+            routes!(jobs::submit).layer(DefaultBodyLimit::disable()),
+        ),
+        (Guard::Key, routes!(jobs::list)),
+        (Guard::Key, routes!(jobs::get, jobs::cancel)),
+        (Guard::Key, routes!(jobs::artifact)),
+        (
+            Guard::Key,
+            routes!(batches::create).layer(DefaultBodyLimit::disable()),
+        ),
+        (Guard::Key, routes!(batches::list)),
+        (Guard::Key, routes!(batches::get, batches::cancel)),
+        (Guard::Key, routes!(batches::results)),
+        (Guard::Key, routes!(webhooks::rotate_secret)),
+        (Guard::Key, routes!(webhooks::deliveries)),
+        (Guard::Key, routes!(account::get)),
+        (Guard::Key, routes!(account::list_keys, account::create_key)),
+        (Guard::Key, routes!(account::revoke_key)),
+        (Guard::Key, routes!(legacy::img)),
+        (Guard::Admin, routes!(crate::keys::create)),
+        (Guard::Open, routes!(health::healthz)),
+        (Guard::Open, routes!(health::readyz)),
+        (Guard::Open, routes!(metrics::metrics)),
+        (Guard::Open, routes!(docs::openapi_json)),
+        (Guard::Open, routes!(docs::page)),
+        (Guard::Open, routes!(docs::asset)),
+    ]
+}
+
+/// A route of the table: its method (a `GET` route answers `HEAD` too), its path template and
+/// its guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub method: &'static str,
+    pub path: String,
+    pub guard: Guard,
+}
+
+/// The routes the API serves, as the table lists them (for tests that hold the served document
+/// and the live router to it).
+pub fn route_table() -> Vec<RouteEntry> {
+    let mut entries = Vec::new();
+    for (guard, (_, paths, _)) in table() {
+        for (path, item) in paths.paths {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("OPTIONS", item.options.is_some()),
+                ("HEAD", item.head.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("TRACE", item.trace.is_some()),
+            ];
+            for (method, present) in methods {
+                if present {
+                    entries.push(RouteEntry {
+                        method,
+                        path: path.clone(),
+                        guard,
+                    });
+                }
+            }
+        }
+    }
+    entries
+}
+
+/// The OpenAPI 3.1 document of every route in the table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = crate::openapi::frame();
+    for (guard, (schemas, mut paths, _)) in table() {
+        crate::openapi::apply_guard(&mut paths, guard);
+        document.paths.merge(paths);
+        let components = document.components.get_or_insert_with(Default::default);
+        for (name, schema) in schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+    }
+    document
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    let (mut with_key, mut with_admin, mut open) = (Router::new(), Router::new(), Router::new());
+    for (guard, (_, paths, method_router)) in table() {
+        let group = match guard {
+            Guard::Key => &mut with_key,
+            Guard::Admin => &mut with_admin,
+            Guard::Open => &mut open,
+        };
+        for path in paths.paths.keys() {
+            *group = std::mem::take(group).route(path, method_router.clone());
+        }
+    }
+    // Authentication runs on the request head; only then is the body read (route layers run
+    // outside in: the last added first).
+    let with_key = with_key
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
@@ -121,9 +207,8 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_key,
         ));
-    // Sign-up (with the admin token, checked from the head) and the probes need no API key.
-    let without_key = Router::new()
-        .route("/v1/keys", post(crate::keys::create))
+    // The operators' key sign-up checks the admin token from the head.
+    let with_admin = with_admin
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
@@ -131,12 +216,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::keys::require_admin,
-        ))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics));
+        ));
     with_key
-        .merge(without_key)
+        .merge(with_admin)
+        .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -164,8 +247,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// The policy every answer carries (HTML pages and JSON alike): scripts, styles, images and
 /// connections from this origin only, no inline script or style, never framed, forms posted
 /// only here.
-pub(crate) const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// The span of a request: method and path only. The query string stays out of every log, since
 /// signed image URLs (and the legacy `/img?<url>`) carry secrets there.
