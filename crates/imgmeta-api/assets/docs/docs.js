@@ -1,6 +1,7 @@
 // The API reference page: fetches /openapi.json (same origin) and renders its operations by
-// tag, with parameters, request bodies, responses and the component schemas. Plain DOM, no
-// innerHTML and no inline styles, so it runs under the service's Content-Security-Policy.
+// tag, with parameters, request bodies, responses and the component schemas. Every node is
+// built with the DOM's own calls and text set as text (never parsed as markup), and no style is
+// set inline, so it runs under the service's Content-Security-Policy.
 "use strict";
 
 (function () {

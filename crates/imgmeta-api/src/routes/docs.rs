@@ -120,7 +120,7 @@ pub(super) async fn page(headers: HeaderMap) -> Response {
     path = "/docs/{file}",
     tag = "reference",
     operation_id = "docs_asset",
-    params(("file" = AssetName, Path, description = "The file's name.")),
+    params(("file" = inline(AssetName), Path, description = "The file's name.")),
     responses(
         (status = 200, description = "The file.", content(("text/javascript"), ("text/css"))),
         (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),

@@ -274,3 +274,49 @@ async fn method_not_allowed() -> ApiError {
         "method not allowed on this route",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Guard, route_table};
+
+    /// A route added to the router beside the table would be served undocumented, so the
+    /// router takes its routes from the table alone: one `route` call (in the loop over the
+    /// table), and nothing merged or nested in but the table's own groups.
+    #[test]
+    fn the_router_takes_its_routes_from_the_table_alone() {
+        let source = include_str!("mod.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        assert_eq!(code.matches(".route(").count(), 1);
+        assert_eq!(code.matches(".merge(").count(), 2);
+        for call in [
+            ".route_service(",
+            ".nest(",
+            ".nest_service(",
+            ".fallback_service(",
+        ] {
+            assert!(!code.contains(call), "{call}");
+        }
+    }
+
+    #[test]
+    fn the_table_lists_every_route_once_with_its_guard() {
+        let table = route_table();
+        let mut seen = std::collections::BTreeSet::new();
+        for route in &table {
+            assert!(
+                seen.insert((route.method, route.path.as_str())),
+                "{route:?} twice"
+            );
+        }
+        let guard = |method: &str, path: &str| {
+            table
+                .iter()
+                .find(|r| r.method == method && r.path == path)
+                .map(|r| r.guard)
+        };
+        assert_eq!(guard("POST", "/v1/jobs"), Some(Guard::Key));
+        assert_eq!(guard("POST", "/v1/keys"), Some(Guard::Admin));
+        assert_eq!(guard("GET", "/openapi.json"), Some(Guard::Open));
+        assert_eq!(guard("GET", "/docs"), Some(Guard::Open));
+    }
+}
