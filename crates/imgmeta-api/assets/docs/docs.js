@@ -22,17 +22,20 @@
     return node;
   }
 
-  /** Renders the document's light markdown: `code` spans and paragraphs, as text. */
+  /** Appends a line of the document's light markdown to `node`: `code` spans, as text. */
+  function inline(node, text) {
+    String(text || "").split("`").forEach(function (part, i) {
+      node.append(i % 2 === 1 ? el("code", { text: part }) : document.createTextNode(part));
+    });
+    return node;
+  }
+
+  /** Renders paragraphs of the document's light markdown. */
   function prose(text, tag) {
     const wrapper = el(tag || "div", { className: "prose" });
     for (const paragraph of String(text || "").split(/\n\s*\n/)) {
       if (!paragraph.trim()) continue;
-      const p = el("p");
-      const parts = paragraph.split("`");
-      parts.forEach(function (part, i) {
-        p.append(i % 2 === 1 ? el("code", { text: part }) : document.createTextNode(part));
-      });
-      wrapper.append(p);
+      wrapper.append(inline(el("p"), paragraph));
     }
     return wrapper;
   }
@@ -209,7 +212,7 @@
         const headers = el("ul", { className: "headers" });
         for (const [name, header] of Object.entries(response.headers)) {
           headers.append(el("li", {}, el("code", { text: name }), " ",
-            typeOf(header.schema), header.description ? " — " + header.description : ""));
+            typeOf(header.schema), header.description ? inline(el("span"), " — " + header.description) : null));
         }
         item.append(headers);
       }
@@ -224,7 +227,7 @@
     section.append(el("h3", {},
       el("span", { className: "method method-" + method, text: method.toUpperCase() }), " ",
       el("code", { className: "path", text: path })));
-    if (op.summary) section.append(el("p", { className: "summary", text: op.summary }));
+    if (op.summary) section.append(inline(el("p", { className: "summary" }), op.summary));
     if (op.description) section.append(prose(op.description));
     section.append(securityLine(op));
     if (op.parameters && op.parameters.length) {
