@@ -16,6 +16,7 @@ mod resource;
 mod routes;
 mod security;
 mod server;
+mod sessions;
 mod shares;
 mod state;
 mod submit;
@@ -29,6 +30,7 @@ pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve
 pub use resource::{JobResource, JobSummary, SourceView};
 pub use routes::{Guard, RouteEntry, document, route_table};
 pub use security::{DestinationPolicy, InboundLimits, Security};
+pub use sessions::{SessionPolicy, sweep_sessions};
 pub use state::{AppState, UrlCacheAdmission};
 pub use webhooks::{WebhookPolicy, WebhookTransport, send_webhooks};
 

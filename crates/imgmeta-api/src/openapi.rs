@@ -41,6 +41,7 @@ const ADMIN_TOKEN: &str = "admin_token";
         (name = "batches", description = "Many URLs at once, as JSON or streamed NDJSON; results streamed as NDJSON."),
         (name = "webhooks", description = "The account's signing secret and its webhook deliveries."),
         (name = "account", description = "The caller's account: limits, usage and its API keys."),
+        (name = "sessions", description = "Sign-up and the console's sessions: log in, log out, change the password."),
         (name = "operators", description = "Routes for the service's operators (admin token)."),
         (name = "legacy", description = "The old service's interface, kept for its clients."),
         (name = "service", description = "Probes and metrics, for orchestrators and scrapers."),
@@ -165,6 +166,35 @@ pub(crate) fn apply_guard(paths: &mut Paths, guard: Guard) {
                         "403",
                         "`forbidden`: no admin token is configured (IMGMETA_ADMIN_TOKEN).",
                     );
+                }
+                Guard::Entry => {
+                    // No credentials: sign-up and login hand them out.
+                    operation.security = Some(Vec::new());
+                    add_error(
+                        operation,
+                        "403",
+                        "`csrf_failed`: the request came from another origin's page.",
+                    );
+                }
+                Guard::Session => {
+                    operation.security = Some(vec![if safe {
+                        SecurityRequirement::new(SESSION, Vec::<String>::new())
+                    } else {
+                        SecurityRequirement::new(SESSION, Vec::<String>::new())
+                            .add(CSRF, Vec::<String>::new())
+                    }]);
+                    add_error(
+                        operation,
+                        "401",
+                        "`unauthorized`: no live session (none, expired or logged out).",
+                    );
+                    if !safe {
+                        add_error(
+                            operation,
+                            "403",
+                            "`csrf_failed`: the `X-CSRF-Token` is missing or wrong.",
+                        );
+                    }
                 }
                 // An empty list: no credentials needed (and none read).
                 Guard::Open => operation.security = Some(Vec::new()),

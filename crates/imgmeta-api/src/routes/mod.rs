@@ -8,6 +8,7 @@ pub(crate) mod health;
 mod jobs;
 mod legacy;
 mod metrics;
+mod session;
 mod upload;
 mod webhooks;
 
@@ -89,6 +90,12 @@ pub enum Guard {
     Key,
     /// The operators' admin token (`keys::require_admin`), then the body reader.
     Admin,
+    /// Sign-up and login: refused from another origin, sign-up only while open
+    /// (`sessions::guard_entry`), then the body reader.
+    Entry,
+    /// A live session cookie, with its CSRF token for a state change
+    /// (`sessions::require_session`), then the body reader.
+    Session,
     /// Nothing: the probes, the metrics, the contract and its reference page.
     Open,
 }
@@ -122,6 +129,10 @@ fn table() -> Vec<(Guard, UtoipaMethodRouter<AppState>)> {
         (Guard::Key, routes!(account::revoke_key)),
         (Guard::Key, routes!(legacy::img)),
         (Guard::Admin, routes!(crate::keys::create)),
+        (Guard::Entry, routes!(session::signup)),
+        (Guard::Entry, routes!(session::login)),
+        (Guard::Session, routes!(session::get, session::logout)),
+        (Guard::Session, routes!(session::change_password)),
         (Guard::Open, routes!(health::healthz)),
         (Guard::Open, routes!(health::readyz)),
         (Guard::Open, routes!(metrics::metrics)),
@@ -185,11 +196,17 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 pub(crate) fn router(state: AppState) -> Router {
-    let (mut with_key, mut with_admin, mut open) = (Router::new(), Router::new(), Router::new());
+    let mut with_key = Router::new();
+    let mut with_admin = Router::new();
+    let mut entry = Router::new();
+    let mut with_session = Router::new();
+    let mut open = Router::new();
     for (guard, (_, paths, method_router)) in table() {
         let group = match guard {
             Guard::Key => &mut with_key,
             Guard::Admin => &mut with_admin,
+            Guard::Entry => &mut entry,
+            Guard::Session => &mut with_session,
             Guard::Open => &mut open,
         };
         for path in paths.paths.keys() {
@@ -217,8 +234,30 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::keys::require_admin,
         ));
+    // Sign-up and login are guarded from the head (origin, sign-up switch); the session routes
+    // by the session cookie (and the CSRF token for what changes state).
+    let entry = entry
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::sessions::guard_entry,
+        ));
+    let with_session = with_session
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::sessions::require_session,
+        ));
     with_key
         .merge(with_admin)
+        .merge(entry)
+        .merge(with_session)
         .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -287,7 +326,9 @@ mod tests {
         let source = include_str!("mod.rs");
         let code = source.split("#[cfg(test)]").next().unwrap();
         assert_eq!(code.matches(".route(").count(), 1);
-        assert_eq!(code.matches(".merge(").count(), 2);
+        // The guard groups, merged into the first (the document's paths merge too).
+        let merges = code.matches(".merge(").count() - code.matches("paths.merge(").count();
+        assert_eq!(merges, 4);
         for call in [
             ".route_service(",
             ".nest(",
@@ -318,5 +359,7 @@ mod tests {
         assert_eq!(guard("POST", "/v1/keys"), Some(Guard::Admin));
         assert_eq!(guard("GET", "/openapi.json"), Some(Guard::Open));
         assert_eq!(guard("GET", "/docs"), Some(Guard::Open));
+        assert_eq!(guard("POST", "/v1/session"), Some(Guard::Entry));
+        assert_eq!(guard("DELETE", "/v1/session"), Some(Guard::Session));
     }
 }

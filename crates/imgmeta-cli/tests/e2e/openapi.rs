@@ -109,7 +109,16 @@ async fn the_contract_documents_exactly_the_routes_the_router_is_built_from() {
                 assert!(operation["responses"]["401"].is_object(), "{route:?}");
             }
             Guard::Admin => assert_eq!(schemes, vec![vec!["admin_token"]], "{route:?}"),
-            Guard::Open => assert!(schemes.is_empty(), "{route:?}"),
+            Guard::Session => {
+                let session = if route.method == "GET" {
+                    vec!["session"]
+                } else {
+                    vec!["csrf", "session"]
+                };
+                assert_eq!(schemes, vec![session], "{route:?}");
+                assert!(operation["responses"]["401"].is_object(), "{route:?}");
+            }
+            Guard::Entry | Guard::Open => assert!(schemes.is_empty(), "{route:?}"),
         }
         assert!(
             operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
