@@ -121,7 +121,8 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_key,
         ));
-    // Sign-up (with the admin token, checked from the head) and the probes need no API key.
+    // Sign-up (with the admin token, checked from the head), the probes and the console need no
+    // API key.
     let without_key = Router::new()
         .route("/v1/keys", post(crate::keys::create))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -134,7 +135,10 @@ pub(crate) fn router(state: AppState) -> Router {
         ))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics));
+        .route("/metrics", get(metrics::metrics))
+        // The web console: a page and its assets, public (the API calls it makes are not).
+        .route("/", get(crate::console::index))
+        .route("/console/{asset}", get(crate::console::asset));
     with_key
         .merge(without_key)
         .fallback(not_found)
