@@ -143,7 +143,10 @@ fn serve(name: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
             (header::ETAG, etag.clone()),
             (header::CACHE_CONTROL, cache),
         ],
@@ -213,9 +216,17 @@ mod tests {
             let js = text(asset.name);
             assert!(!js.contains("innerHTML"), "{} writes innerHTML", asset.name);
             assert!(!js.contains("outerHTML"), "{} writes outerHTML", asset.name);
-            assert!(!js.contains("insertAdjacentHTML"), "{} parses HTML", asset.name);
+            assert!(
+                !js.contains("insertAdjacentHTML"),
+                "{} parses HTML",
+                asset.name
+            );
             assert!(!js.contains("eval("), "{} evaluates strings", asset.name);
-            assert!(!js.contains("document.write"), "{} writes the document", asset.name);
+            assert!(
+                !js.contains("document.write"),
+                "{} writes the document",
+                asset.name
+            );
             // Styles are set through CSSOM (`el.style.x = …`), never as an attribute.
             assert!(
                 !js.contains("'style'") && !js.contains("style:"),
@@ -233,10 +244,9 @@ mod tests {
                 .skip(1)
                 .find(|attr| {
                     attr.starts_with("on")
-                        && attr[2..]
-                            .split('=')
-                            .next()
-                            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphabetic()))
+                        && attr[2..].split('=').next().is_some_and(|n| {
+                            !n.is_empty() && n.chars().all(|c| c.is_ascii_alphabetic())
+                        })
                         && attr.contains('=')
                 })
                 .map(str::to_owned)
@@ -259,7 +269,10 @@ mod tests {
                 assert!(!value.starts_with("//"), "index.html names {value}");
             }
         }
-        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js") || a.name.ends_with(".css")) {
+        for asset in ASSETS
+            .iter()
+            .filter(|a| a.name.ends_with(".js") || a.name.ends_with(".css"))
+        {
             let body = text(asset.name);
             for (i, _) in body.match_indices("://") {
                 let start = body[..i].rfind(['\'', '"', '`', '(', ' ']).unwrap_or(0);
@@ -269,7 +282,11 @@ mod tests {
                     || url.contains("https://example.com/");
                 assert!(allowed, "{} names another origin: {url}", asset.name);
             }
-            assert!(!body.contains("@import url(http"), "{} imports a remote style", asset.name);
+            assert!(
+                !body.contains("@import url(http"),
+                "{} imports a remote style",
+                asset.name
+            );
         }
     }
 
@@ -277,7 +294,10 @@ mod tests {
     #[test]
     fn every_imported_module_is_embedded() {
         for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
-            for line in text(asset.name).lines().filter(|l| l.starts_with("import ")) {
+            for line in text(asset.name)
+                .lines()
+                .filter(|l| l.starts_with("import "))
+            {
                 let target = line.rsplit("from '").next().unwrap().trim_end_matches("';");
                 let target = target.strip_prefix("./").expect("a relative import");
                 assert!(
@@ -308,7 +328,10 @@ mod tests {
         let want = format!("\"{}\"", hex::encode(Sha256::digest(ASSETS[index].bytes)));
         assert_eq!(ETAGS[index].to_str().unwrap(), want);
         let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&format!("W/{want}")).unwrap());
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("W/{want}")).unwrap(),
+        );
         assert!(matches_etag(&headers, &ETAGS[index]));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
         assert!(!matches_etag(&headers, &ETAGS[index]));

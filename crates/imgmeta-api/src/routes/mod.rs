@@ -168,8 +168,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// The policy every answer carries (HTML pages and JSON alike): scripts, styles, images and
 /// connections from this origin only, no inline script or style, never framed, forms posted
 /// only here.
-pub(crate) const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// The span of a request: method and path only. The query string stays out of every log, since
 /// signed image URLs (and the legacy `/img?<url>`) carry secrets there.

@@ -28,7 +28,11 @@ async fn the_console_page_and_its_assets_are_served_with_types_etags_and_the_csp
     // No key: the console is public (the API calls it makes are not).
     let anonymous = reqwest::Client::new();
 
-    let page = anonymous.get(format!("{}/", app.base)).send().await.unwrap();
+    let page = anonymous
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let headers = page.headers().clone();
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
@@ -133,7 +137,10 @@ async fn the_console_works_in_a_real_browser() {
     node.arg("console.spec.mjs")
         .current_dir(&browser_dir)
         .env("CONSOLE_BASE_URL", &app.base)
-        .env("CONSOLE_IMAGE_URL", app.image_url("motorcycle_orientation6.heic"))
+        .env(
+            "CONSOLE_IMAGE_URL",
+            app.image_url("motorcycle_orientation6.heic"),
+        )
         .env("CONSOLE_EXIF_URL", app.image_url("camera_orientation6.jpg"))
         .env("CONSOLE_MISSING_URL", format!("{}/gone", app.images))
         .env("CONSOLE_UPLOAD_FILE", &upload)
@@ -156,6 +163,9 @@ async fn the_console_works_in_a_real_browser() {
         "the browser test failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(stdout.contains("ok - logging out ends the session"), "{stdout}");
+    assert!(
+        stdout.contains("ok - logging out ends the session"),
+        "{stdout}"
+    );
     app.cleanup().await;
 }
