@@ -66,6 +66,21 @@ function watch(page) {
   });
 }
 
+/** Loads a console route afresh (a full page load, not a same-document hash change). */
+async function open(page, hash) {
+  await page.goto('about:blank');
+  await page.goto(`${BASE}/${hash}`);
+}
+
+/** The ids the jobs list shows, once it shows the answer for the current hash. */
+async function listedJobs(page) {
+  await page.waitForFunction(() => {
+    const list = document.querySelector('#jobs-list');
+    return list && list.dataset.for === location.hash;
+  });
+  return page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
@@ -110,7 +125,7 @@ async function waitForJobEnd(page) {
 }
 
 async function submitUrl(page, url) {
-  await page.goto(`${BASE}/#/`);
+  await open(page, '#/');
   await page.fill('#submit-url', url);
   await page.click('#submit-form button[type=submit]');
   await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
@@ -225,7 +240,7 @@ await step('signing up logs the new user in', async () => {
 });
 
 await step('the keys page mints a key, shows it once, and revokes another', async () => {
-  await page.goto(`${BASE}/#/keys`);
+  await open(page, '#/keys');
   await page.fill('#key-name', 'browser test');
   await page.click('#key-form button[type=submit]');
   const secret = await page.locator('#new-key-secret').inputValue({ timeout: 10_000 });
@@ -300,7 +315,7 @@ await step('the metadata tables show the EXIF, GPS, colours and hashes of the JS
 });
 
 await step('an uploaded file is analysed and its boxes drawn', async () => {
-  await page.goto(`${BASE}/#/`);
+  await open(page, '#/');
   await page.setInputFiles('#submit-file', UPLOAD_FILE);
   await page.click('#submit-form button[type=submit]');
   await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
@@ -322,9 +337,8 @@ await step('a failed job shows its error code', async () => {
 });
 
 await step('the jobs list filters by status and label, and pages', async () => {
-  await page.goto(`${BASE}/#/jobs`);
-  await page.waitForSelector('#jobs-table');
-  const ids = await page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  await open(page, '#/jobs');
+  const ids = await listedJobs(page);
   for (const job of [state.imageJob, state.exifJob, state.uploadJob, state.failedJob]) {
     assert(ids.includes(job.id), `job ${job.id} is not listed`);
   }
@@ -332,29 +346,25 @@ await step('the jobs list filters by status and label, and pages', async () => {
   await page.selectOption('#filter-status', 'failed');
   await page.click('#jobs-filter button[type=submit]');
   await page.waitForURL(/status=failed/);
-  await page.waitForSelector('#jobs-table');
-  const failed = await page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  const failed = await listedJobs(page);
   assert(failed.length === 1 && failed[0] === state.failedJob.id, `status=failed lists ${failed}`);
   const label = state.uploadJob.result.objects.detections[0].label;
-  await page.goto(`${BASE}/#/jobs?label=${encodeURIComponent(label)}`);
-  await page.waitForSelector('#jobs-table');
-  const labelled = await page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  await page.fill('#filter-label', label);
+  await page.selectOption('#filter-status', '');
+  await page.click('#jobs-filter button[type=submit]');
+  await page.waitForURL(/label=/);
+  const labelled = await listedJobs(page);
   assert(labelled.includes(state.uploadJob.id) && !labelled.includes(state.failedJob.id), `label=${label} lists ${labelled}`);
-  await page.goto(`${BASE}/#/jobs?limit=2`);
-  await page.waitForSelector('#jobs-table');
-  const first = await page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  await open(page, '#/jobs?limit=2');
+  const first = await listedJobs(page);
   await page.click('#next-page');
   await page.waitForURL(/cursor=/);
-  await page.waitForFunction((before) => {
-    const rows = [...document.querySelectorAll('#jobs-table tbody tr')].map((r) => r.dataset.id);
-    return rows.length > 0 && !rows.includes(before[0]);
-  }, first);
-  const second = await page.$$eval('#jobs-table tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  const second = await listedJobs(page);
   assert(first.length === 2 && second.length >= 1 && second.every((id) => !first.includes(id)), `pages ${first} then ${second}`);
 });
 
 await step("another account's job id shows not found", async () => {
-  await page.goto(`${BASE}/#/jobs/${FOREIGN_JOB}`);
+  await open(page, `#/jobs/${FOREIGN_JOB}`);
   await page.waitForFunction(() => document.querySelector('#view-title')?.textContent === 'Job not found');
   const code = (await page.textContent('#job-body .code')).trim();
   assert(code === 'job_not_found', `the error shown is ${code}`);
@@ -362,7 +372,7 @@ await step("another account's job id shows not found", async () => {
 });
 
 await step('a batch shows its progress and links its NDJSON results', async () => {
-  await page.goto(`${BASE}/#/batches`);
+  await open(page, '#/batches');
   await page.fill('#batch-urls', `${IMAGE_URL}\n${MISSING_URL}`);
   await page.click('#batch-form button[type=submit]');
   await page.waitForURL(/#\/batches\/[0-9a-f-]{36}$/);
@@ -376,7 +386,7 @@ await step('a batch shows its progress and links its NDJSON results', async () =
   const lines = await page.evaluate(async (path) => (await (await fetch(path)).text()).trim().split('\n').map((l) => JSON.parse(l)), href);
   assert(lines.length === 2, `${lines.length} result lines`);
   assert((await cell(page, 'counts.succeeded')) === '1' && (await cell(page, 'counts.failed')) === '1', 'the counts are not 1 succeeded, 1 failed');
-  await page.goto(`${BASE}/#/batches`);
+  await open(page, '#/batches');
   await page.waitForSelector(`#batches-list li[data-id="${id}"] progress`);
   await shot(page, 'batches-desktop');
 });
@@ -419,7 +429,7 @@ await step('at 375 px wide nothing overflows and the boxes still match', async (
     ['#/keys', '#keys-table', 'keys-mobile'],
     ['#/account', '#password-form', 'account-mobile'],
   ]) {
-    await small.goto(`${BASE}/${hash}`);
+    await open(small, hash);
     await small.waitForSelector(ready);
     if (name === 'job-mobile') await checkBoxes(small, state.imageJob);
     await noHorizontalOverflow(small, hash);
@@ -438,9 +448,9 @@ await step('at 375 px wide nothing overflows and the boxes still match', async (
 });
 
 await step('the keyboard reaches every navigation control, with a visible focus', async () => {
-  await page.goto(`${BASE}/#/jobs`);
+  // A fresh load: the focus starts at the top of the document.
+  await open(page, '#/jobs');
   await page.waitForSelector('#jobs-table');
-  await page.evaluate(() => document.activeElement && document.activeElement.blur());
   const reached = [];
   for (let i = 0; i < 12; i += 1) {
     await page.keyboard.press('Tab');
@@ -459,7 +469,7 @@ await step('the keyboard reaches every navigation control, with a visible focus'
 });
 
 await step('changing the password keeps this session', async () => {
-  await page.goto(`${BASE}/#/account`);
+  await open(page, '#/account');
   await page.waitForSelector('#password-form');
   await page.waitForSelector('tr[data-key="name"]');
   assert((await cell(page, 'name')) === 'Browser test', 'the account name is not the one signed up with');
@@ -477,11 +487,11 @@ await step('changing the password keeps this session', async () => {
 await step('logging out ends the session: the console and the API no longer read jobs', async () => {
   const cookies = await context.cookies();
   assert(cookies.some((c) => c.name === 'imgmeta_session' && c.httpOnly), 'no HttpOnly session cookie');
-  await page.goto(`${BASE}/#/jobs`);
+  await open(page, '#/jobs');
   await page.waitForSelector('#jobs-table');
   await page.click('#logout');
   await page.waitForSelector('#login');
-  await page.goto(`${BASE}/#/jobs`);
+  await open(page, '#/jobs');
   await page.waitForSelector('#login');
   assert(await page.locator('#jobs-table').count() === 0, 'the jobs list still shows');
   const status = await page.evaluate(async () => (await fetch('/v1/jobs')).status);
@@ -497,7 +507,7 @@ await step('logging out ends the session: the console and the API no longer read
 });
 
 await step('logging in: a wrong password shows its code, the right one gets in', async () => {
-  await page.goto(`${BASE}/#/login`);
+  await open(page, '#/login');
   await page.fill('#login-email', email);
   await page.fill('#login-password', 'correct horse battery');
   await page.click('#login button[type=submit]');

@@ -1,7 +1,7 @@
 // Sign-up, log-in, and the account page (limits, today's usage, changing the password).
 
 import { changePassword, logIn, request, signUp } from './api.js';
-import { errorBox, factTable, field, h, heading } from './dom.js';
+import { errorBox, factTable, field, fill, h, heading } from './dom.js';
 import { refresh } from './app.js';
 
 /** Where to go after logging in: the page that asked for it, if it is a console route. */
@@ -89,7 +89,7 @@ export async function renderAccount(main) {
   try {
     const account = await request('GET', '/v1/account');
     const { limits = {}, usage = {} } = account;
-    details.replaceChildren(factTable('Account', [
+    fill(details, factTable('Account', [
       ['Name', account.name, 'name'],
       ['Id', account.id, 'id'],
       ['Daily quota', limits.daily_quota, 'daily_quota'],

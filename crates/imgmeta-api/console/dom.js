@@ -50,13 +50,31 @@ export function factTable(caption, rows, attrs = {}) {
   return h('table', { class: 'facts', ...attrs }, h('caption', null, caption), h('tbody', null, body));
 }
 
-/** A table with a header row; `rows` are arrays of cells (strings or nodes). */
+/**
+ * A table with a header row, which narrow screens show as one card per row (each value under
+ * its header's name). A row is an array of cells or `{attrs, cells}`; a cell is content (text,
+ * a node, an array) or `{class, content}`.
+ */
 export function dataTable(caption, headers, rows, attrs = {}) {
+  const body = rows.map((row) => {
+    const { attrs: rowAttrs = null, cells } = Array.isArray(row) ? { cells: row } : row;
+    return h('tr', rowAttrs, cells.map((cell, i) => {
+      const plain = cell === null || typeof cell !== 'object' || cell instanceof Node || Array.isArray(cell);
+      const { class: cls = null, content } = plain ? { content: cell } : cell;
+      return h('td', { class: cls, 'data-label': headers[i] || null }, h('span', { class: 'v' }, content));
+    }));
+  });
   return h('div', { class: 'scroll', ...attrs },
-    h('table', { class: 'data' },
+    h('table', { class: 'data stack' },
       h('caption', null, caption),
       h('thead', null, h('tr', null, headers.map((text) => h('th', { scope: 'col' }, text)))),
-      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell) => h('td', null, cell)))))));
+      h('tbody', null, body)));
+}
+
+/** `el.replaceChildren(...)` leaving out null, undefined and false children. */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
 }
 
 export function formatTime(iso) {

@@ -80,6 +80,8 @@ export function detectionFigure(job) {
     stage.appendChild(blank);
     stage.style.width = `${Math.min(960, Math.max(360, size.width))}px`;
   }
+  // A tall image stays within three quarters of the window's height.
+  stage.style.maxWidth = `min(100%, calc(75vh * ${(size.width / size.height).toFixed(4)}))`;
   stage.appendChild(svg);
   placeLabels(stage, svg, labels, size);
 
@@ -96,21 +98,32 @@ function boxInPixels(detection, size) {
   return { x_min: n.x_min * size.width, y_min: n.y_min * size.height, x_max: n.x_max * size.width, y_max: n.y_max * size.height };
 }
 
-/** Keeps the labels 13 CSS pixels tall and inside the picture, whatever the displayed size. */
+/**
+ * Keeps the labels 13 CSS pixels tall whatever the displayed size, inside the picture, and off
+ * each other: a label that would cover an earlier one moves down a line.
+ */
 function placeLabels(stage, svg, labels, size) {
   const update = () => {
     const shown = svg.getBoundingClientRect().width;
     if (!shown) return;
     const unit = size.width / shown;
     const font = 13 * unit;
+    const line = font * 1.2;
     labels.setAttribute('font-size', font.toFixed(2));
     labels.setAttribute('stroke-width', (3 * unit).toFixed(2));
+    const placed = [];
     for (const text of labels.children) {
       const rect = svg.querySelector(`rect[data-index="${text.dataset.index}"]`);
-      const x = Number(rect.getAttribute('x'));
-      const y = Number(rect.getAttribute('y'));
-      text.setAttribute('x', (x + 3 * unit).toFixed(2));
-      text.setAttribute('y', (y > font * 1.2 ? y - 4 * unit : y + font + 2 * unit).toFixed(2));
+      const width = text.getComputedTextLength() || font * text.textContent.length * 0.6;
+      const x = Math.max(0, Math.min(Number(rect.getAttribute('x')) + 3 * unit, size.width - width));
+      const top = Number(rect.getAttribute('y'));
+      // The baseline: above the box when there is room, else just inside it.
+      let y = top > line ? top - 4 * unit : top + font + 2 * unit;
+      const overlaps = () => placed.some((p) => x < p.x + p.width && p.x < x + width && y - font < p.y && p.y - font < y);
+      for (let tries = 0; overlaps() && tries < 20; tries += 1) y += line;
+      placed.push({ x, y, width });
+      text.setAttribute('x', x.toFixed(2));
+      text.setAttribute('y', y.toFixed(2));
     }
   };
   new ResizeObserver(update).observe(stage);

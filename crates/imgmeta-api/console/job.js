@@ -1,8 +1,8 @@
 // One job: its status, polled with backoff until it ends, then its result or its error.
 
 import { request } from './api.js';
-import { errorBox, factTable, formatBytes, formatTime, h, heading, statusBadge } from './dom.js';
-import { resultSections } from './result.js';
+import { errorBox, factTable, fill, formatBytes, formatTime, h, heading, statusBadge } from './dom.js';
+import { resultSections, timingsOf } from './result.js';
 import { refresh } from './app.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -52,7 +52,7 @@ async function poll(id, status, body, signal, main) {
     if (job.status !== shownStatus) {
       shownStatus = job.status;
       status.replaceChildren('Status: ', statusBadge(job.status), statusNote(job));
-      body.replaceChildren(...jobSections(job));
+      fill(body, jobSections(job));
     }
     if (TERMINAL.has(job.status)) return;
     await sleep(delay, signal);
@@ -78,20 +78,23 @@ function jobSections(job) {
   } else if (job.last_error && !TERMINAL.has(job.status)) {
     sections.push(h('div', { id: 'job-last-error' }, h('p', null, 'The last attempt failed; the job will be retried:'), errorBox(job.last_error)));
   }
-  sections.push(factTable('Job', [
-    ['Id', h('code', null, job.id), 'id'],
-    ['Image', sourceText, 'source'],
-    ['Tasks', (job.tasks || []).join(', '), 'tasks'],
-    ['Minimum score', job.min_score, 'min_score'],
-    ['Created', formatTime(job.created_at), 'created_at'],
-    ['Started', formatTime(job.started_at), 'started_at'],
-    ['Finished', formatTime(job.finished_at), 'finished_at'],
-    ['Attempts', job.attempts, 'attempts'],
-    ['Cache', cache, 'cache'],
-    ['Result erased', formatTime(job.purged_at), 'purged_at'],
-  ], { id: 'job-facts' }));
-  sections.push(jobActions(job));
-  sections.push(...resultSections(job).filter(Boolean));
+  sections.push(...resultSections(job));
+  sections.push(h('section', { id: 'job', 'aria-labelledby': 'job-title' },
+    h('h2', { id: 'job-title' }, 'Job'),
+    factTable('The job', [
+      ['Id', h('code', null, job.id), 'id'],
+      ['Image', sourceText, 'source'],
+      ['Tasks', (job.tasks || []).join(', '), 'tasks'],
+      ['Minimum score', job.min_score, 'min_score'],
+      ['Created', formatTime(job.created_at), 'created_at'],
+      ['Started', formatTime(job.started_at), 'started_at'],
+      ['Finished', formatTime(job.finished_at), 'finished_at'],
+      ['Attempts', job.attempts, 'attempts'],
+      ['Cache', cache, 'cache'],
+      ['Result erased', formatTime(job.purged_at), 'purged_at'],
+    ], { id: 'job-facts' }),
+    jobActions(job),
+    timingsOf(job)));
   return sections;
 }
 

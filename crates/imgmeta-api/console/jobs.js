@@ -3,7 +3,7 @@
 // so a filtered page can be bookmarked and the back button works.
 
 import { request } from './api.js';
-import { errorBox, field, formatBytes, formatTime, h, heading, statusBadge } from './dom.js';
+import { dataTable, errorBox, field, fill, formatBytes, formatTime, h, heading, statusBadge } from './dom.js';
 import { COCO_CLASSES } from './coco.js';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -35,7 +35,7 @@ export async function renderJobs(main, route) {
 
   const list = h('div', { id: 'jobs-list', 'aria-live': 'polite', 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
   const batch = params.get('batch');
-  main.replaceChildren(heading('Jobs'),
+  fill(main, heading('Jobs'),
     batch ? h('p', null, 'Only the items of batch ', h('a', { href: `#/batches/${encodeURIComponent(batch)}` }, h('code', null, batch.slice(0, 8))), '.') : null,
     form, list);
 
@@ -54,18 +54,20 @@ export async function renderJobs(main, route) {
   list.removeAttribute('aria-busy');
   if (page.jobs.length === 0) {
     list.replaceChildren(h('p', null, params.get('cursor') ? 'No more jobs.' : 'No jobs match. ', h('a', { href: '#/' }, 'Submit an image')));
+    list.dataset.for = location.hash;
     return;
   }
-  const rows = page.jobs.map((job) => h('tr', { 'data-id': job.id },
-    h('td', null, h('a', { href: `#/jobs/${encodeURIComponent(job.id)}` }, h('code', null, job.id.slice(0, 8)))),
-    h('td', null, statusBadge(job.status), job.error ? h('small', { class: 'code' }, ` ${job.error.code}`) : null),
-    h('td', { class: 'source' }, job.source && job.source.kind === 'upload' ? `upload, ${formatBytes(job.source.bytes)}` : (job.url || '')),
-    h('td', null, (job.tasks || []).join(', ')),
-    h('td', null, formatTime(job.created_at))));
-  const table = h('div', { class: 'scroll' }, h('table', { class: 'data', id: 'jobs-table' },
-    h('caption', null, 'Your jobs, newest first'),
-    h('thead', null, h('tr', null, ['Job', 'Status', 'Image', 'Tasks', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', null, rows)));
+  const rows = page.jobs.map((job) => ({
+    attrs: { 'data-id': job.id },
+    cells: [
+      h('a', { href: `#/jobs/${encodeURIComponent(job.id)}` }, h('code', null, job.id.slice(0, 8))),
+      [statusBadge(job.status), job.error ? h('small', { class: 'code' }, ` ${job.error.code}`) : null],
+      { class: 'source', content: job.source && job.source.kind === 'upload' ? `upload, ${formatBytes(job.source.bytes)}` : (job.url || '') },
+      (job.tasks || []).join(', '),
+      formatTime(job.created_at),
+    ],
+  }));
+  const table = dataTable('Your jobs, newest first', ['Job', 'Status', 'Image', 'Tasks', 'Created'], rows, { id: 'jobs-table' });
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
   if (params.get('cursor')) {
     const first = new URLSearchParams(params);
@@ -78,4 +80,6 @@ export async function renderJobs(main, route) {
     pager.appendChild(h('a', { href: `#/jobs?${next}`, class: 'btn', id: 'next-page' }, 'Next page'));
   }
   list.replaceChildren(table, pager);
+  // Which page this list shows, for tests and scripts waiting on a filter's answer.
+  list.dataset.for = location.hash;
 }

@@ -1,7 +1,7 @@
 // The account's API keys: list, mint (the secret is shown once), revoke.
 
 import { request } from './api.js';
-import { errorBox, field, formatTime, h, heading } from './dom.js';
+import { dataTable, errorBox, field, formatTime, h, heading } from './dom.js';
 
 const SCOPES = [
   ['jobs:write', 'submit, cancel and erase jobs'],
@@ -33,23 +33,19 @@ async function load(list) {
     list.replaceChildren(h('p', null, 'No keys yet.'));
     return;
   }
-  const rows = keys.map((key) => {
-    const state = h('td', { class: 'state' }, key.revoked_at ? `revoked ${formatTime(key.revoked_at)}` : 'active');
-    const actions = h('td', null);
-    if (!key.revoked_at) actions.appendChild(revokeButton(key, () => load(list)));
-    return h('tr', { 'data-prefix': key.prefix, class: key.revoked_at ? 'revoked' : null },
-      h('td', null, h('code', null, key.prefix)),
-      h('td', null, key.name),
-      h('td', null, (key.scopes || []).join(' ')),
-      h('td', { class: 'num' }, `${key.used_today ?? 0} / ${key.daily_quota ?? ''}`),
-      h('td', null, formatTime(key.created_at)),
-      state,
-      actions);
-  });
-  list.replaceChildren(h('div', { class: 'scroll' }, h('table', { class: 'data', id: 'keys-table' },
-    h('caption', null, "The account's keys"),
-    h('thead', null, h('tr', null, ['Prefix', 'Name', 'Scopes', 'Used today', 'Created', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', null, rows))));
+  const rows = keys.map((key) => ({
+    attrs: { 'data-prefix': key.prefix, class: key.revoked_at ? 'revoked' : null },
+    cells: [
+      h('code', null, key.prefix),
+      key.name,
+      (key.scopes || []).join(' '),
+      { class: 'num', content: `${key.used_today ?? 0} / ${key.daily_quota ?? ''}` },
+      formatTime(key.created_at),
+      { class: 'state', content: key.revoked_at ? `revoked ${formatTime(key.revoked_at)}` : 'active' },
+      key.revoked_at ? null : revokeButton(key, () => load(list)),
+    ],
+  }));
+  list.replaceChildren(dataTable("The account's keys", ['Prefix', 'Name', 'Scopes', 'Used today', 'Created', 'State', ''], rows, { id: 'keys-table' }));
 }
 
 function revokeButton(key, reload) {

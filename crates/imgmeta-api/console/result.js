@@ -21,9 +21,10 @@ export function resultSections(job) {
   const result = job.result;
   if (!result) return [];
   const image = result.image || null;
+  const figure = detectionFigure(job);
+  const table = detectionsTable(result.objects);
   return [
-    detectionFigure(job),
-    detectionsTable(result.objects),
+    figure || table ? h('div', { class: 'result-top' }, figure, table) : null,
     image ? section('Metadata', 'metadata', [
       imageFacts(image),
       exifFacts(image.exif),
@@ -36,8 +37,12 @@ export function resultSections(job) {
       warningsList(image.warnings),
     ]) : null,
     artifactGallery(job),
-    timings(result.timings_ms),
   ];
+}
+
+/** Milliseconds per stage, folded away. */
+export function timingsOf(job) {
+  return job.result ? timings(job.result.timings_ms) : null;
 }
 
 function section(title, id, children) {
@@ -56,21 +61,22 @@ function detectionsTable(objects) {
     return h('section', { id: 'detections', 'aria-labelledby': 'detections-title' },
       h('h2', { id: 'detections-title' }, 'Detections'), h('p', null, 'No objects above the minimum score.'), note);
   }
-  const table = dataTable('Detected objects, most confident first', ['#', 'Label', 'Score', 'Box (px)'], []);
-  const body = table.querySelector('tbody');
-  detections.forEach((d, index) => {
+  const rows = detections.map((d, index) => {
     const b = d.box || {};
     const swatch = h('span', { class: 'dot', 'aria-hidden': 'true' });
     swatch.style.backgroundColor = classColour(d.class_id);
-    const row = h('tr', { 'data-index': index, tabindex: '0' },
-      h('td', null, String(index + 1)),
-      h('td', { class: 'label' }, swatch, d.label),
-      h('td', { class: 'num' }, formatScore(d.score)),
-      h('td', { class: 'num box' }, `${b.x_min}, ${b.y_min} – ${b.x_max}, ${b.y_max}`));
-    linkRowToBox(row, index);
-    body.appendChild(row);
+    return {
+      attrs: { 'data-index': index, tabindex: '0' },
+      cells: [
+        String(index + 1),
+        { class: 'label', content: [swatch, d.label] },
+        { class: 'num', content: formatScore(d.score) },
+        { class: 'num box', content: `${b.x_min}, ${b.y_min} – ${b.x_max}, ${b.y_max}` },
+      ],
+    };
   });
-  table.id = 'detections-table';
+  const table = dataTable('Detected objects, most confident first', ['#', 'Label', 'Score', 'Box (px)'], rows, { id: 'detections-table' });
+  table.querySelectorAll('tbody tr').forEach((row, index) => linkRowToBox(row, index));
   return h('section', { id: 'detections', 'aria-labelledby': 'detections-title' },
     h('h2', { id: 'detections-title' }, 'Detections'), table, note);
 }
@@ -167,9 +173,16 @@ function artifactGallery(job) {
   return h('section', { id: 'artifacts', 'aria-labelledby': 'artifacts-title' },
     h('h2', { id: 'artifacts-title' }, 'Images made'),
     h('div', { class: 'gallery' }, made.map((a) => h('figure', { 'data-name': a.name },
-      h('img', { src: a.url, alt: `${a.name} made by the job`, width: a.width || null, height: a.height || null, loading: 'lazy' }),
+      artifactImage(a),
       h('figcaption', null, h('a', { href: a.url }, a.name),
         a.width ? ` ${a.width} × ${a.height}` : '', a.bytes ? `, ${formatBytes(a.bytes)}` : '')))));
+}
+
+/** An image the job made, no wider than twice its own width (a small image stays small). */
+function artifactImage(a) {
+  const img = h('img', { src: a.url, alt: `${a.name} made by the job`, width: a.width || null, height: a.height || null });
+  if (a.width) img.style.maxWidth = `${Math.max(320, a.width * 2)}px`;
+  return img;
 }
 
 function timings(t) {
