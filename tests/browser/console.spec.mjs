@@ -93,8 +93,9 @@ async function step(name, body) {
     console.log(`ok - ${name} (${Date.now() - started} ms)`);
   } catch (error) {
     console.log(`not ok - ${name}: ${error.stack || error}`);
-    for (const page of state.context ? state.context.pages() : []) {
-      await page.screenshot({ path: join(SHOTS, 'failure.png'), fullPage: true }).catch(() => {});
+    const pages = state.browser ? state.browser.contexts().flatMap((c) => c.pages()) : [];
+    for (const [i, page] of pages.entries()) {
+      await page.screenshot({ path: join(SHOTS, `failure-${i}.png`), fullPage: true }).catch(() => {});
     }
     await finish(1);
   }
@@ -310,6 +311,9 @@ await step('the metadata tables show the EXIF, GPS, colours and hashes of the JS
     const rgb = `rgb(${parseInt(hex.slice(1, 3), 16)}, ${parseInt(hex.slice(3, 5), 16)}, ${parseInt(hex.slice(5, 7), 16)})`;
     assert(s.colour === rgb, `swatch ${i} is ${s.colour}, the JSON says ${hex}`);
   });
+  // This fixture is stored sideways (EXIF orientation 6): the boxes are in the upright image.
+  assert(image.oriented_width !== image.width, 'the EXIF fixture is not rotated');
+  await checkBoxes(page, job);
   state.exifJob = job;
   await shot(page, 'metadata-desktop');
 });
@@ -419,7 +423,6 @@ await step('at 375 px wide nothing overflows and the boxes still match', async (
   });
   await guard(mobile);
   const small = await mobile.newPage();
-  watch(small);
   for (const [hash, ready, name] of [
     ['#/', '#submit-form', 'submit-mobile'],
     [`#/jobs/${state.imageJob.id}`, '#detections-table', 'job-mobile'],
@@ -439,7 +442,6 @@ await step('at 375 px wide nothing overflows and the boxes still match', async (
   const anonymous = await browser.newContext({ viewport: { width: 375, height: 812 }, isMobile: true });
   await guard(anonymous);
   const login = await anonymous.newPage();
-  watch(login);
   await login.goto(`${BASE}/`);
   await login.waitForSelector('#login');
   await noHorizontalOverflow(login, 'the log-in page');
