@@ -7,7 +7,7 @@ use imgmeta_pipeline::Request;
 use std::time::Instant;
 
 /// Analyses `target` and returns the result JSON, or the error envelope JSON. The images the
-/// analysis made (`annotate`, `dream`) are written into `out` when given, each under its name, and
+/// analysis made (`annotate`, `dream`, `preview`) are written into `out` when given, each under its name, and
 /// `result.artifacts[].path` says where.
 pub async fn run(
     settings: &Settings,

@@ -89,7 +89,7 @@ enum Command {
     Analyze {
         /// A file path or an http(s) URL.
         target: String,
-        /// Comma-separated tasks: metadata, objects, annotate, dream.
+        /// Comma-separated tasks: metadata, objects, annotate, dream, preview.
         #[arg(long, value_delimiter = ',', default_value = "metadata,objects")]
         tasks: Vec<String>,
         /// Minimum detection score, 0..1.
@@ -98,7 +98,7 @@ enum Command {
         /// The dream task's options as a JSON object, e.g. '{"class": "dog", "steps": 5}'.
         #[arg(long)]
         dream: Option<String>,
-        /// Write the images the analysis makes (annotate's, dream's) into this directory.
+        /// Write the images the analysis makes (annotate's, dream's, preview's) into this directory.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },

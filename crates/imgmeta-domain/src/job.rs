@@ -52,7 +52,14 @@ pub enum Task {
     /// DeepDream with the detector's network, as the artifact `dream.jpg` and
     /// `result.dream`; its parameters are the job's `"dream"` options.
     Dream,
+    /// The upright image, its longest side at most [`PREVIEW_MAX_SIDE`] pixels, as the
+    /// artifact `preview.jpg` (or `.png`): for viewers that draw the boxes themselves (the
+    /// console), since `result.objects` boxes are in the upright image's pixels.
+    Preview,
 }
+
+/// The longest side of a `preview` artifact, in pixels.
+pub const PREVIEW_MAX_SIDE: u32 = 1280;
 
 impl Task {
     /// What a job runs when it names no tasks.
@@ -64,10 +71,11 @@ impl Task {
             "objects" => Ok(Self::Objects),
             "annotate" => Ok(Self::Annotate),
             "dream" => Ok(Self::Dream),
+            "preview" => Ok(Self::Preview),
             other => Err(ValidationError::new(
                 ErrorCode::InvalidTask,
                 format!(
-                    "unknown task {other:?}; known tasks are \"metadata\", \"objects\", \"annotate\" and \"dream\""
+                    "unknown task {other:?}; known tasks are \"metadata\", \"objects\", \"annotate\", \"dream\" and \"preview\""
                 ),
             )),
         }
@@ -79,6 +87,7 @@ impl Task {
             Self::Objects => "objects",
             Self::Annotate => "annotate",
             Self::Dream => "dream",
+            Self::Preview => "preview",
         }
     }
 

@@ -23,7 +23,9 @@ pub use batch::{
 pub use decimal::decimal;
 pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
 pub use error_code::{ErrorBody, ErrorCode};
-pub use job::{JobId, JobSpec, JobStatus, MinScore, Task, TaskSet, parse_cache_mode};
+pub use job::{
+    JobId, JobSpec, JobStatus, MinScore, PREVIEW_MAX_SIDE, Task, TaskSet, parse_cache_mode,
+};
 pub use source::{Source, Upload, UploadDigest};
 pub use url::{ImageUrl, MAX_URL_LEN};
 pub use webhook::{DeliveryStatus, WebhookEvent, WebhookUrl};

@@ -300,6 +300,17 @@ impl Analyzer {
             files.push(artifact);
         }
 
+        if request.tasks.contains(Task::Preview) {
+            let started = Instant::now();
+            let decoded = decoded.clone();
+            let artifact = blocking(tracing::info_span!("preview"), move || {
+                artifacts::preview(decoded.image())
+            })
+            .await??;
+            timings.preview = Some(elapsed_ms(started));
+            files.push(artifact);
+        }
+
         let mut dream = None;
         if request.tasks.contains(Task::Dream) {
             let detector = self.detector()?;
@@ -320,6 +331,7 @@ impl Analyzer {
         observe("objects", timings.objects);
         observe("annotate", timings.annotate);
         observe("dream", timings.dream);
+        observe("preview", timings.preview);
         Ok(JobResult {
             image,
             objects,

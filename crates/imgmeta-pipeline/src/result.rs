@@ -56,4 +56,7 @@ pub struct Timings {
     /// Present only for dream jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dream: Option<f64>,
+    /// Present only for jobs that made a preview.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<f64>,
 }

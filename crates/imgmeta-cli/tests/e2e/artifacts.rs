@@ -1,4 +1,5 @@
-//! The `annotate` task end to end: the worker draws the detections on the upright image and
+//! The `annotate` and `preview` tasks end to end: the worker draws the detections on the upright
+//! image (or scales it down for a viewer to draw them) and
 //! stores `annotated.jpg` with the job; its owner reads it (ETag, immutable caching, 304),
 //! nobody else can, and a purge erases it with the result.
 
@@ -215,5 +216,92 @@ async fn dream_options_out_of_bounds_or_without_the_task_are_refused() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "invalid_dream", "{body}");
     }
+    app.cleanup().await;
+}
+
+/// The artifact of a finished job named `name`, read by its owner: its record and its pixels.
+async fn read_artifact(app: &TestApp, job: &Value, name: &str) -> (Value, image::RgbImage) {
+    let record = job["result"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {job}"))
+        .clone();
+    let url = format!("{}{}", app.base, record["url"].as_str().unwrap());
+    let response = app.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), record["sha256"]);
+    (record, image::load_from_memory(&bytes).unwrap().to_rgb8())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_is_the_upright_image_in_the_boxes_coordinates_and_at_most_1280_px() {
+    let app = TestApp::spawn().await;
+    // Stored 288 x 432 and turned by its orientation: the boxes, and so the preview, are in the
+    // upright 432 x 288 image.
+    let id = app
+        .submit_ok(json!({
+            "url": app.image_url("motorcycle_orientation6.heic"),
+            "tasks": ["metadata", "objects", "preview"],
+        }))
+        .await;
+    let job = app.wait_terminal(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["result"]["timings_ms"]["preview"].is_number(), "{job}");
+    let image = &job["result"]["image"];
+    assert_eq!(
+        (image["width"].as_u64(), image["height"].as_u64()),
+        (Some(288), Some(432))
+    );
+    let (record, preview) = read_artifact(&app, &job, "preview.jpg").await;
+    assert_eq!(record["mime"], "image/jpeg");
+    assert_eq!(preview.dimensions(), (432, 288));
+    assert_eq!(
+        (record["width"].clone(), record["height"].clone()),
+        (json!(432), json!(288))
+    );
+    let detections = job["result"]["objects"]["detections"].as_array().unwrap();
+    assert!(!detections.is_empty(), "{job}");
+    for detection in detections {
+        let b = &detection["box"];
+        assert!(b["x_max"].as_f64().unwrap() <= 432.0 && b["y_max"].as_f64().unwrap() <= 288.0);
+    }
+
+    // A large upload (left half red, right half blue) comes back scaled to 1280 px, its shape
+    // and halves kept; a preview alone runs no detector and reports no objects.
+    let big = image::RgbImage::from_fn(2400, 1800, |x, _| {
+        if x < 1200 {
+            image::Rgb([230, 20, 20])
+        } else {
+            image::Rgb([20, 20, 230])
+        }
+    });
+    let mut png = Vec::new();
+    big.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let response = app
+        .client
+        .post(format!("{}/v1/jobs?tasks=preview", app.base))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = app.wait_terminal(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["result"]["objects"].is_null(), "{job}");
+    assert_eq!(job["cache"]["status"], "bypass", "{job}");
+    let (_, preview) = read_artifact(&app, &job, "preview.jpg").await;
+    assert_eq!(preview.dimensions(), (1280, 960));
+    let (left, right) = (preview.get_pixel(200, 480), preview.get_pixel(1080, 480));
+    assert!(left[0] > 190 && left[2] < 60, "{left:?}");
+    assert!(right[2] > 190 && right[0] < 60, "{right:?}");
     app.cleanup().await;
 }
