@@ -73,15 +73,16 @@ export function detectionFigure(job) {
       src: preview.url, width, height, id: 'preview-image', decoding: 'async',
       alt: detections.length ? `The image, with ${detections.length} detected object(s) outlined` : 'The analysed image',
     }));
-    stage.style.width = `${Math.min(960, Math.max(360, width))}px`;
   } else {
     const blank = h('div', { class: 'blank' }, 'No preview image: the job did not ask for one.');
     blank.style.aspectRatio = `${size.width} / ${size.height}`;
     stage.appendChild(blank);
-    stage.style.width = `${Math.min(960, Math.max(360, size.width))}px`;
   }
-  // A tall image stays within three quarters of the window's height.
-  stage.style.maxWidth = `min(100%, calc(75vh * ${(size.width / size.height).toFixed(4)}))`;
+  // As wide as its column, but at most twice the picture's own width (a small image stays
+  // small) and, for a tall one, three quarters of the window's height.
+  const natural = preview && preview.width ? preview.width : size.width;
+  const ratio = (size.width / size.height).toFixed(4);
+  stage.style.maxWidth = `min(100%, ${Math.max(360, natural * 2)}px, calc(75vh * ${ratio}))`;
   stage.appendChild(svg);
   placeLabels(stage, svg, labels, size);
 
