@@ -3,8 +3,9 @@
 # migrates the database and runs the API and one worker on http://127.0.0.1:8080.
 #
 # This is the local development start: unless you set it yourself, it turns on
-# IMGMETA_FETCH_ALLOW_PRIVATE so that images served from this machine can be analysed.
-# Production deployments leave it off (the default of the binary itself).
+# IMGMETA_FETCH_ALLOW_PRIVATE so that images served from this machine can be analysed, and
+# IMGMETA_SIGNUP=open so that the console's sign-up works.
+# Production deployments leave both off (the defaults of the binary itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,6 @@ bash scripts/system_deps.sh
 bash scripts/services.sh
 cargo build --locked --bin imgmeta
 export IMGMETA_FETCH_ALLOW_PRIVATE="${IMGMETA_FETCH_ALLOW_PRIVATE:-true}"
+export IMGMETA_SIGNUP="${IMGMETA_SIGNUP:-open}"
 ./target/debug/imgmeta models fetch
 exec ./target/debug/imgmeta up

@@ -1,6 +1,8 @@
 //! `Authorization: Bearer <key>` on `/v1/*` and `/img`: the key is checked (shape, checksum,
 //! then its stored hash in constant time), then admitted against its rate limit and, for
-//! submissions, its daily quotas. Unknown, malformed and revoked keys get the same 401. The
+//! submissions, its daily quotas. A request without the header may present a session cookie
+//! instead (`sessions`), which authenticates as its user's hidden session key and is admitted
+//! the same way. Unknown, malformed and revoked keys get the same 401. The
 //! [`Caller`] it leaves for handlers names the account every object they touch must belong to,
 //! and the scopes they check.
 
@@ -128,8 +130,20 @@ pub(crate) async fn require_key(
         request.extensions_mut().insert(Caller::built_in());
         return next.run(request).await;
     }
-    let presented = bearer(request.headers());
-    let key = match authenticate(&state, presented).await {
+    let presented = bearer(request.headers()).map(str::to_owned);
+    // A session cookie authenticates only a request without an Authorization header: with
+    // both, the header decides, exactly as without the cookie.
+    let cookie = (!request.headers().contains_key(header::AUTHORIZATION))
+        .then(|| crate::sessions::presented_cookie(request.headers()).map(str::to_owned))
+        .flatten();
+    let authenticated = match cookie {
+        Some(cookie) => match crate::sessions::authenticate(&state, &mut request, &cookie).await {
+            Ok(key) => Ok(key),
+            Err(response) => return response,
+        },
+        None => authenticate(&state, presented.as_deref()).await,
+    };
+    let key = match authenticated {
         Ok(key) => key,
         Err(Ok(failure)) => {
             tracing::warn!(
@@ -137,6 +151,7 @@ pub(crate) async fn require_key(
                 event = "auth_failed",
                 reason = failure.as_str(),
                 key.prefix = presented
+                    .as_deref()
                     .and_then(KeyPrefix::of_presented)
                     .map(|p| p.to_string())
                     .unwrap_or_default(),

@@ -16,6 +16,7 @@ mod resource;
 mod routes;
 mod security;
 mod server;
+mod sessions;
 mod shares;
 mod state;
 mod submit;
@@ -28,6 +29,7 @@ pub use hot_entries::{HotEntries, forget_purged};
 pub use keys::{IssuedKey, KeyRequest, KeyView, issue_key, log_key_event, resolve_account};
 pub use resource::{JobResource, JobSummary, SourceView};
 pub use security::{DestinationPolicy, InboundLimits, Security};
+pub use sessions::{SessionPolicy, sweep_sessions};
 pub use state::{AppState, UrlCacheAdmission};
 pub use webhooks::{WebhookPolicy, WebhookTransport, send_webhooks};
 

@@ -20,6 +20,8 @@ pub struct AppState {
     pub fetch_allows_private: bool,
     /// Authentication, limits and the destination policy.
     pub security: crate::Security,
+    /// Sign-up, sessions and the login throttle.
+    pub sessions: crate::SessionPolicy,
     /// Answering submissions from the URL cache; `None` when the cache is off.
     pub url_cache: Option<UrlCacheAdmission>,
     /// How long a replaced webhook signing secret keeps signing beside the new one.

@@ -113,6 +113,9 @@ const HOT_ENTRIES: u64 = 1_000;
 /// How often an API writes the URL cache hits it counted.
 const HIT_WRITE_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How often an API deletes ended sessions and login failures past the throttle's window.
+const SESSION_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A running API, for `up` and for tests.
 pub struct RunningApi {
     pub addr: SocketAddr,
@@ -158,9 +161,16 @@ pub async fn start_api(
         legacy_wait: settings.legacy_wait,
         fetch_allows_private: settings.fetch.allow_private,
         security: crate::security::api_security(settings)?,
+        sessions: imgmeta_api::SessionPolicy::new(&settings.sessions, settings.http_addr),
         url_cache,
         webhook_secret_overlap: settings.webhooks.secret_overlap,
     };
+    tokio::spawn(imgmeta_api::sweep_sessions(
+        state.store.clone(),
+        settings.sessions.login_window,
+        SESSION_SWEEP_PERIOD,
+        shutdown.clone(),
+    ));
     let w = &settings.webhooks;
     tokio::spawn(imgmeta_api::send_webhooks(
         state.store.clone(),

@@ -5,10 +5,12 @@
 //! variable is documented in the README's configuration table.
 
 mod security;
+mod sessions;
 mod tls;
 mod traces;
 
 pub use security::SecuritySettings;
+pub use sessions::{CookieSecure, SessionSettings, SignupMode};
 pub use traces::TraceExportSettings;
 
 use secrecy::SecretString;
@@ -63,6 +65,9 @@ pub struct Settings {
     /// model's crate from its download cache before going to the network.
     pub cargo_home: Option<PathBuf>,
     pub security: SecuritySettings,
+    /// Sign-up, sessions and login throttling (`IMGMETA_SIGNUP`, `IMGMETA_SESSION_*`,
+    /// `IMGMETA_LOGIN_*`).
+    pub sessions: SessionSettings,
     /// Span export over OTLP; `None` (the default) exports nothing.
     pub traces: Option<TraceExportSettings>,
     /// The API that `imgmeta submit` and `imgmeta batches` talk to.
@@ -356,6 +361,7 @@ impl Settings {
                     .map(|h| PathBuf::from(h).join(".cargo"))
             }),
             security: security::from_env(&env)?,
+            sessions: sessions::from_env(&env)?,
             traces: traces::from_env(&env)?,
             webhooks: WebhookSettings {
                 timeout: Duration::from_millis(env.parse_in(

@@ -73,6 +73,20 @@ pub enum ErrorCode {
     RateLimited,
     QuotaExceeded,
     TooManyRequestsInFlight,
+    // Sign-up and sessions (API).
+    /// Sign-up is turned off (`IMGMETA_SIGNUP=closed`).
+    SignupClosed,
+    /// A user with this e-mail address (compared case-insensitively) exists already.
+    EmailTaken,
+    /// A sign-up (or a new password) that breaks the rules: e-mail shape, password length.
+    InvalidSignup,
+    /// Wrong e-mail or password; the same answer for both.
+    InvalidCredentials,
+    /// Too many failed logins for the account or from the client's address.
+    LoginThrottled,
+    /// A state-changing request made with a session lacks the right `X-CSRF-Token`, or a
+    /// sign-up or login came from another origin.
+    CsrfFailed,
     // Service state.
     ServiceUnavailable,
     Internal,
@@ -157,6 +171,12 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::QuotaExceeded => "quota_exceeded",
             Self::TooManyRequestsInFlight => "too_many_requests_in_flight",
+            Self::SignupClosed => "signup_closed",
+            Self::EmailTaken => "email_taken",
+            Self::InvalidSignup => "invalid_signup",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::LoginThrottled => "login_throttled",
+            Self::CsrfFailed => "csrf_failed",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
             Self::FetchFailed => "fetch_failed",
@@ -277,6 +297,12 @@ mod tests {
             ErrorCode::InvalidWebhookUrl,
             ErrorCode::WebhookSecretMissing,
             ErrorCode::InvalidCursor,
+            ErrorCode::SignupClosed,
+            ErrorCode::EmailTaken,
+            ErrorCode::InvalidSignup,
+            ErrorCode::InvalidCredentials,
+            ErrorCode::LoginThrottled,
+            ErrorCode::CsrfFailed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

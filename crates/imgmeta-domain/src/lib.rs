@@ -13,6 +13,7 @@ mod error_code;
 mod job;
 mod source;
 mod url;
+mod user;
 mod webhook;
 
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
@@ -28,6 +29,7 @@ pub use job::{
 };
 pub use source::{Source, Upload, UploadDigest};
 pub use url::{ImageUrl, MAX_URL_LEN};
+pub use user::{Email, MAX_EMAIL_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password, UserId};
 pub use webhook::{DeliveryStatus, WebhookEvent, WebhookUrl};
 
 /// A value that failed validation: the stable code and a human explanation.

@@ -1,5 +1,7 @@
 //! API keys: creation (only the hash is stored) in an existing or a new account, listing,
-//! revocation, lookup by public prefix, and admission of a request against the key's token
+//! revocation, lookup by public prefix (all of these for `kind = 'api'` keys only: users'
+//! hidden session keys, made by `users.rs`, are never listed, revoked or accepted as Bearer
+//! keys), and admission of a request against the key's token
 //! bucket (the daily quotas are charged when a job is accepted: see `jobs.rs`).
 
 use crate::accounts::NewAccount;
@@ -176,7 +178,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
-            " FROM api_keys ORDER BY id"
+            " FROM api_keys WHERE kind = 'api' ORDER BY id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -191,7 +193,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
-            " FROM api_keys WHERE account_id = $1 ORDER BY id"
+            " FROM api_keys WHERE account_id = $1 AND kind = 'api' ORDER BY id"
         ))
         .bind(account.as_uuid())
         .fetch_all(&self.pool)
@@ -221,7 +223,7 @@ impl Store {
     ) -> Result<Revoked, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-             WHERE prefix = $1 AND account_id = $2
+             WHERE prefix = $1 AND account_id = $2 AND kind = 'api'
              RETURNING ",
             key_columns!()
         ))
@@ -232,28 +234,30 @@ impl Store {
         if let Some(row) = row {
             return Ok(Revoked::Revoked(decode_key(&row)?));
         }
-        let foreign: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE prefix = $1)")
-                .bind(prefix)
-                .fetch_one(&self.pool)
-                .await?;
+        let foreign: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE prefix = $1 AND kind = 'api')",
+        )
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(Revoked::NotFound { foreign })
     }
 
     /// Keys not revoked; `imgmeta up` creates one when there are none.
     pub async fn count_active_api_keys(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL AND kind = 'api'",
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Revokes the key with this prefix; `None` if there is no such key. Revoking twice keeps
     /// the first revocation time.
     pub async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = sqlx::query(concat!(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = $1
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+             WHERE prefix = $1 AND kind = 'api'
              RETURNING ",
             key_columns!()
         ))
@@ -268,7 +272,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT k.id, k.key_hash, k.revoked_at IS NOT NULL AS revoked, k.account_id, k.scopes,
                     a.redact_gps
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.prefix = $1",
+             FROM api_keys k JOIN accounts a ON a.id = k.account_id
+             WHERE k.prefix = $1 AND k.kind = 'api'",
         )
         .bind(prefix)
         .fetch_optional(&self.pool)

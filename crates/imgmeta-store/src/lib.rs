@@ -14,9 +14,12 @@ mod host_limits;
 mod inputs;
 mod jobs;
 mod keys;
+mod login_throttle;
 pub mod outbox;
 mod runs;
+mod sessions;
 mod url_cache;
+mod users;
 mod webhooks;
 
 pub use accounts::{
@@ -37,12 +40,15 @@ pub use jobs::{
 pub use keys::{
     Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, NewApiKey, Revoked,
 };
+pub use login_throttle::{AttemptIds, LoginAttempt, ThrottleSubject};
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};
 pub use runs::Claim;
+pub use sessions::{SessionKey, SessionLifetime, SessionRecord};
 pub use url_cache::{
     FlightEnd, NegativeEntry, NewUrlEntry, UrlCacheBounds, UrlCacheStats, UrlEntry, UrlHits,
     UrlLookup, UrlPurge, UrlPurges, is_negative,
 };
+pub use users::{NewSessionKey, NewUser, SignUp, UserLogin, UserRecord};
 pub use webhooks::{
     AttemptOutcome, DeliveryFilter, DeliveryRecord, DueDelivery, MAX_PREVIOUS_SECRETS,
     WebhookSecrets,

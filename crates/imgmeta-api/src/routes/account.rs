@@ -22,7 +22,8 @@ pub(super) struct AccountView {
     created_at: DateTime<Utc>,
     limits: Limits,
     usage: Usage,
-    /// The key this request was made with (absent when authentication is disabled).
+    /// The key this request was made with (absent when authentication is disabled, and for a
+    /// request made with a session).
     key: Option<KeyView>,
 }
 
@@ -48,6 +49,7 @@ struct Usage {
 pub(super) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    session: Option<Extension<crate::sessions::SessionUser>>,
 ) -> Result<Json<AccountView>, ApiError> {
     let account = state
         .store
@@ -62,9 +64,10 @@ pub(super) async fn get(
                 "the key's account is missing",
             )
         })?;
+    // A session's hidden key is not shown, as in the key list.
     let key = match &caller.key {
-        Some(key) => state.store.get_api_key(key.id).await?.map(KeyView::from),
-        None => None,
+        Some(key) if session.is_none() => state.store.get_api_key(key.id).await?.map(KeyView::from),
+        _ => None,
     };
     Ok(Json(AccountView {
         id: account.id,

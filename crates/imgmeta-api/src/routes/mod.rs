@@ -6,6 +6,7 @@ pub(crate) mod health;
 mod jobs;
 mod legacy;
 mod metrics;
+mod session;
 mod upload;
 mod webhooks;
 
@@ -139,8 +140,35 @@ pub(crate) fn router(state: AppState) -> Router {
         // The web console: a page and its assets, public (the API calls it makes are not).
         .route("/", get(crate::console::index))
         .route("/console/{asset}", get(crate::console::asset));
+    // Sign-up and login are guarded from the head (origin, sign-up switch); the session routes
+    // by the session cookie (and the CSRF token for what changes state).
+    let sessions = Router::new()
+        .route("/v1/signup", post(session::signup))
+        .route("/v1/session", post(session::login))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::sessions::guard_entry,
+        ))
+        .merge(
+            Router::new()
+                .route("/v1/session", get(session::get).delete(session::logout))
+                .route("/v1/session/password", post(session::change_password))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::limits::read_body,
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::sessions::require_session,
+                )),
+        );
     with_key
         .merge(without_key)
+        .merge(sessions)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -18,6 +18,7 @@ mod observability;
 mod processes;
 mod reliability;
 mod security;
+mod sessions;
 mod startup;
 mod tenancy;
 mod traces;

@@ -1,12 +1,13 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
-//! uploaded inputs, batches, the content cache, the URL cache with its single flights, and
-//! webhook deliveries.
+//! uploaded inputs, batches, the content cache, the URL cache with its single flights,
+//! webhook deliveries, and users with their sessions and the login throttle.
 
 mod batches;
 mod content_cache;
 mod inputs;
 mod outbox;
 mod url_cache;
+mod users;
 mod webhooks;
 
 use imgmeta_domain::JobId;
