@@ -275,6 +275,8 @@ await step('a submitted URL shows its boxes over the upright image where the JSO
   state.imageJob = job;
   await checkBoxes(page, job);
   await shot(page, 'job-desktop');
+  // The first screen of it, as the README shows it (docs/images/console.png).
+  await page.screenshot({ path: join(SHOTS, 'job-desktop-first-screen.png') });
 });
 
 await step('the metadata tables show the EXIF, GPS, colours and hashes of the JSON', async () => {
