@@ -8,7 +8,11 @@ use std::time::Duration;
 
 fn repository_root() -> PathBuf {
     let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.ancestors().nth(2).expect("crates/<name>").to_owned()
+    crate_dir
+        .ancestors()
+        .nth(2)
+        .expect("crates/<name>")
+        .to_owned()
 }
 
 async fn spawn_with_signup() -> TestApp {
