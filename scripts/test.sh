@@ -15,6 +15,13 @@ command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
 # The Standard Webhooks reference implementation (Python, PyPI), which the webhook tests use to
 # verify our signatures independently.
 bash scripts/dev_python.sh >/dev/null
+# The console's browser test (the e2e test `console`) drives Debian's chromium with playwright-core
+# from the npm registry (tests/browser/package-lock.json); no browser is downloaded.
+command -v chromium >/dev/null \
+  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+{ command -v node >/dev/null && command -v npm >/dev/null; } \
+  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo fmt --all -- --check
 cargo test --workspace --locked
 # The heavy tests, alone once the rest has run (same build): a million-line NDJSON upload with

@@ -5,6 +5,7 @@
 
 mod auth;
 mod connection;
+mod console;
 mod error;
 mod hit_tally;
 mod hot_entries;

@@ -46,6 +46,7 @@ const ADMIN_TOKEN: &str = "admin_token";
         (name = "legacy", description = "The old service's interface, kept for its clients."),
         (name = "service", description = "Probes and metrics, for orchestrators and scrapers."),
         (name = "reference", description = "This contract and its reference page."),
+        (name = "console", description = "The web console's page and its scripts and styles (no data in them: the page calls the routes above with its session)."),
     )
 )]
 struct Frame;

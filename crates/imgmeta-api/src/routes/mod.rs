@@ -139,6 +139,9 @@ fn table() -> Vec<(Guard, UtoipaMethodRouter<AppState>)> {
         (Guard::Open, routes!(docs::openapi_json)),
         (Guard::Open, routes!(docs::page)),
         (Guard::Open, routes!(docs::asset)),
+        // The web console: a page and its assets (the API calls it makes are guarded).
+        (Guard::Open, routes!(crate::console::index)),
+        (Guard::Open, routes!(crate::console::asset)),
     ]
 }
 

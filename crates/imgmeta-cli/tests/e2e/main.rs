@@ -4,6 +4,7 @@
 mod artifacts;
 mod batches;
 mod bombs;
+mod console;
 mod content_cache;
 mod deployment;
 mod examples;
