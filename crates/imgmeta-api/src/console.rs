@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use imgmeta_domain::ErrorCode;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::sync::LazyLock;
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 
 /// One embedded file.
 struct Asset {
@@ -113,12 +115,60 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
         .collect()
 });
 
-/// `GET /`: the console's page.
+/// The name of one of the console's files under `/console/` (the path parameter of
+/// `GET /console/{asset}`), listed from the embedded files themselves.
+pub(crate) struct AssetName;
+
+impl utoipa::PartialSchema for AssetName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                ASSETS
+                    .iter()
+                    .map(|asset| asset.name)
+                    .filter(|name| *name != "index.html"),
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AssetName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConsoleAsset")
+    }
+}
+
+/// The web console's page (sign up, submit, see the boxes; hash routing, no data in it).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "console",
+    operation_id = "console_page",
+    responses(
+        (status = 200, description = "The console's page.", content_type = "text/html",
+            headers(("ETag" = String, description = "The page's SHA-256; send it as `If-None-Match`."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+    )
+)]
 pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers).unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /console/{asset}`: a script, the stylesheet or the icon. The page is only at `/`.
+/// One of the console's scripts, its stylesheet or its icon (the page itself is only at `/`).
+#[utoipa::path(
+    get,
+    path = "/console/{asset}",
+    tag = "console",
+    operation_id = "console_asset",
+    params(("asset" = inline(AssetName), Path, description = "The file's name.")),
+    responses(
+        (status = 200, description = "The file.", content(("text/javascript"), ("text/css"), ("image/svg+xml")),
+            headers(("ETag" = String, description = "The file's SHA-256; send it as `If-None-Match`."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+        (status = 404, description = "`route_not_found`: no such file.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(crate) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     if name == "index.html" {
         return missing(&name).into_response();

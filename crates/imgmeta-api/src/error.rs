@@ -5,6 +5,14 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use imgmeta_domain::{ErrorBody, ErrorCode, ValidationError};
+use serde::Serialize;
+
+/// The body of every error answer, from every endpoint: `{"error": {"code", "message"}}`.
+/// `code` is one of the stable codes; clients match on it, never on the message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -85,7 +93,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!(imgmeta_telemetry::REQUEST_ERRORS, "code" => self.code.as_str())
             .increment(1);
-        let body = ErrorBody::new(self.code, self.message).envelope();
+        let body = ErrorEnvelope {
+            error: ErrorBody::new(self.code, self.message),
+        };
         let mut response = (self.status, Json(body)).into_response();
         // For the request log (routes::metrics::record), which sees every response.
         response.extensions_mut().insert(self.code);

@@ -53,7 +53,7 @@ impl KeyRequest {
 }
 
 /// A freshly issued key: the secret, shown once, and its stored record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     /// The whole key; it is not stored and cannot be shown again.
     pub key: String,
@@ -62,7 +62,8 @@ pub struct IssuedKey {
 }
 
 /// A key as its owners and operators see it: never the secret, never its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Key)]
 pub struct KeyView {
     pub prefix: String,
     pub name: String,
@@ -184,14 +185,19 @@ pub(crate) fn positive(field: &str, value: Option<u32>, default: u32) -> Result<
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// An operator's new key. Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateKey)]
 struct CreateKeyBody {
+    /// 1 to 100 characters.
     name: String,
     rate_per_minute: Option<u32>,
     daily_quota: Option<u32>,
     /// An account id or name; absent: a new account named after the key.
     account: Option<String>,
+    /// `jobs:write` and `jobs:read` when absent.
+    #[schema(value_type = Option<Vec<imgmeta_domain::Scope>>)]
     scopes: Option<Vec<String>>,
 }
 
@@ -234,8 +240,23 @@ pub(crate) async fn require_admin(
     next.run(request).await
 }
 
-/// `POST /v1/keys` with `Authorization: Bearer <IMGMETA_ADMIN_TOKEN>` (checked by
-/// [`require_admin`]): `201` and the new key.
+/// Creates a key, in a new account of its own or an existing one (operators only).
+///
+/// Needs `Authorization: Bearer <IMGMETA_ADMIN_TOKEN>` (checked from the request head); the
+/// whole key is shown this once.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "operators",
+    operation_id = "create_key_as_operator",
+    request_body = CreateKeyBody,
+    responses(
+        (status = 201, description = "The new key, with its secret `key`.", body = IssuedKey),
+        (status = 400, description = "`invalid_json`, `invalid_name`, `invalid_scope`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`account_not_found`.", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "`ambiguous_account`: several accounts carry this name; use an id.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     body: Bytes,

@@ -7,11 +7,17 @@ use serde::Serialize;
 
 /// Where the job's image comes from: `{"kind": "url", "url"}` or
 /// `{"kind": "upload", "bytes", "sha256"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceView {
-    Url { url: String },
-    Upload { bytes: u64, sha256: String },
+    Url {
+        url: String,
+    },
+    /// An uploaded image: its size and digest (the bytes themselves are never served back).
+    Upload {
+        bytes: u64,
+        sha256: String,
+    },
 }
 
 impl From<&Source> for SourceView {
@@ -28,30 +34,41 @@ impl From<&Source> for SourceView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A job: what it asked for, where it stands, and its result once it succeeded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobResource {
     pub id: JobId,
     /// The image's URL; `null` for an uploaded image (kept beside `source` for older clients).
     pub url: Option<String>,
     pub source: SourceView,
+    #[schema(value_type = Vec<imgmeta_domain::Task>)]
     pub tasks: Vec<&'static str>,
     pub min_score: f32,
     /// The dream options the job gave, only for jobs that gave some.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub dream: Option<imgmeta_domain::DreamOptions>,
     /// Where the job's end is reported, only for jobs that gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub webhook_url: Option<String>,
     pub status: JobStatus,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why the job failed (or was cancelled); `null` otherwise.
     pub error: Option<ErrorBody>,
+    /// The analysis, once the job succeeded: `image` (dimensions, format, EXIF, GPS, ICC,
+    /// hashes, dominant colours), `objects` (detections: `label`, `score`, `box` in the upright
+    /// image's pixels), `artifacts` (`name`, `url`, ...) as the tasks asked; `null` until then,
+    /// after a purge, and for a key without `jobs:read`.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// How the caches answered a finished job: `{status: "hit" | "miss" | "coalesced" |
     /// "revalidated" | "stale" | "bypass", key: "url" | "content" | null, age_s}`; `null`
     /// until then.
+    #[schema(value_type = Option<Object>)]
     pub cache: Option<serde_json::Value>,
     /// When the result was erased (`DELETE ?purge=true` or the account's retention period);
     /// the job stays as a tombstone with `result: null`.
@@ -111,11 +128,12 @@ impl From<JobRecord> for JobResource {
 }
 
 /// A job in a list: everything but the result, which `GET /v1/jobs/{id}` serves.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub id: JobId,
     pub url: Option<String>,
     pub source: SourceView,
+    #[schema(value_type = Vec<imgmeta_domain::Task>)]
     pub tasks: Vec<&'static str>,
     pub min_score: f32,
     pub status: JobStatus,

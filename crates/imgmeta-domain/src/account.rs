@@ -5,7 +5,7 @@ use crate::{ErrorCode, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// An account's identifier (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct AccountId(uuid::Uuid);
 
@@ -79,7 +79,19 @@ impl std::fmt::Display for Name {
 }
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Scope {
     /// Submit and cancel (and purge) jobs.
     #[serde(rename = "jobs:write")]
@@ -125,7 +137,7 @@ impl std::fmt::Display for Scope {
 }
 
 /// A non-empty, duplicate-free, ordered set of scopes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ScopeSet(Vec<Scope>);
 

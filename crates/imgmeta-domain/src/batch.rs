@@ -1,7 +1,7 @@
 //! Batches: many jobs accepted in one upload. A batch's id, its status, the client's id for
 //! each item, and how one line of an upload becomes an item (or the reason it cannot).
 
-use crate::{ErrorCode, ImageUrl, MinScore, TaskSet, ValidationError};
+use crate::{ErrorCode, ImageUrl, MinScore, Task, TaskSet, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// Most items a JSON batch (`{"items": [...]}`) may hold.
@@ -14,7 +14,7 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 
 /// A batch's identifier: a UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct BatchId(uuid::Uuid);
 
@@ -52,7 +52,7 @@ impl std::fmt::Display for BatchId {
 
 /// Where a batch stands: `running` until every item has ended, then `completed`; `cancelled`
 /// once its owner cancelled it (items already running still finish).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStatus {
     Running,
@@ -104,13 +104,21 @@ pub struct BatchItem {
     pub external_id: Option<String>,
 }
 
-/// One item as a client writes it.
-#[derive(Debug, Deserialize)]
+/// One item as a client writes it: a JSON batch's element or an NDJSON batch's line. Absent
+/// options are the batch's; unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawItem {
+#[schema(as = BatchItemRequest)]
+pub struct RawItem {
+    /// The image's absolute http(s) URL.
+    #[schema(value_type = String)]
     url: Option<String>,
+    #[schema(value_type = Option<Vec<Task>>)]
     tasks: Option<Vec<String>>,
+    /// 0 to 1.
     min_score: Option<f64>,
+    /// The client's own id for the item, echoed in its result line.
+    #[schema(value_type = Option<String>)]
     external_id: Option<serde_json::Value>,
 }
 

@@ -101,7 +101,7 @@ pub const MAX_DREAM_STEPS: u32 = 200;
 pub const MAX_DREAM_SIDE: u32 = 1024;
 
 /// DeepDream's parameters; see the README's `dream` section for what each does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DreamOptions {
     layers: Vec<String>,
     class: Option<String>,
@@ -122,10 +122,12 @@ fn shortest<S: serde::Serializer>(value: &f32, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(crate::decimal(*value))
 }
 
-/// The client's spelling: every field optional, unknown fields refused.
-#[derive(Debug, Default, Deserialize)]
+/// The client's spelling of DeepDream's parameters: every field optional (defaults as in
+/// `DreamOptions`), unknown fields refused.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+#[schema(as = DreamRequest)]
+pub struct RawDream {
     layers: Option<Vec<String>>,
     class: Option<String>,
     octaves: Option<u32>,
@@ -165,8 +167,8 @@ fn invalid(message: impl Into<String>) -> ValidationError {
 impl DreamOptions {
     /// From a job's `"dream"` object (`null` or absent fields take their defaults).
     pub fn parse(value: &serde_json::Value) -> Result<Self, ValidationError> {
-        let raw: Raw = match value {
-            serde_json::Value::Null => Raw::default(),
+        let raw: RawDream = match value {
+            serde_json::Value::Null => RawDream::default(),
             serde_json::Value::Object(_) => serde_json::from_value(value.clone())
                 .map_err(|e| invalid(format!("dream options: {e}")))?,
             _ => return Err(invalid("\"dream\" must be an object")),

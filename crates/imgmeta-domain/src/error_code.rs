@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Every error the service reports, to API clients or in a failed job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // Request validation (API).
@@ -225,7 +225,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// The `{code, message}` pair stored on a failed job and wrapped in the API's error envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

@@ -4,7 +4,7 @@ use crate::{DreamOptions, ErrorCode, Source, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// A job's identifier: a UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct JobId(uuid::Uuid);
 
@@ -41,7 +41,19 @@ impl std::fmt::Display for JobId {
 }
 
 /// One kind of analysis a job may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     Metadata,
@@ -103,7 +115,7 @@ impl Task {
 }
 
 /// A non-empty, duplicate-free, ordered set of tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct TaskSet(Vec<Task>);
 
@@ -186,7 +198,7 @@ impl<'de> Deserialize<'de> for MinScore {
 }
 
 /// Where a job is in its life. `queued` and `running` are live; the rest are terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,

@@ -19,10 +19,12 @@ mod webhook;
 pub use account::{AccountId, MAX_NAME_CHARS, Name, Scope, ScopeSet};
 pub use batch::{
     BatchDefaults, BatchId, BatchItem, BatchStatus, MAX_EXTERNAL_ID_CHARS, MAX_JSON_ITEMS,
-    MAX_LINE_BYTES, MAX_NDJSON_LINES, Rejected,
+    MAX_LINE_BYTES, MAX_NDJSON_LINES, RawItem, Rejected,
 };
 pub use decimal::decimal;
-pub use dream::{COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS};
+pub use dream::{
+    COCO_CLASSES, DREAM_LAYERS, DreamOptions, MAX_DREAM_SIDE, MAX_DREAM_STEPS, RawDream,
+};
 pub use error_code::{ErrorBody, ErrorCode};
 pub use job::{
     JobId, JobSpec, JobStatus, MinScore, PREVIEW_MAX_SIDE, Task, TaskSet, parse_cache_mode,

@@ -5,7 +5,7 @@ use crate::{ErrorCode, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// A user's identifier (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct UserId(uuid::Uuid);
 

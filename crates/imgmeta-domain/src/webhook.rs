@@ -58,7 +58,7 @@ impl std::fmt::Display for WebhookUrl {
 }
 
 /// What a webhook tells: a job ended, or a batch's last item did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum WebhookEvent {
     #[serde(rename = "job.succeeded")]
     JobSucceeded,
@@ -92,7 +92,7 @@ impl WebhookEvent {
 /// Where a delivery stands: `pending` until the receiver answers 2xx (`delivered`), answers
 /// `410 Gone` (`gone`: never tried again), or every retry is spent or the destination is refused
 /// by policy (`failed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,

@@ -15,7 +15,9 @@ use imgmeta_domain::{AccountId, ErrorCode, Name, Scope, ScopeSet};
 use imgmeta_store::{KeyAccount, Revoked};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize)]
+/// The caller's account: its limits, today's usage and the key of this request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Account)]
 pub(super) struct AccountView {
     id: AccountId,
     name: String,
@@ -27,7 +29,8 @@ pub(super) struct AccountView {
     key: Option<KeyView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AccountLimits)]
 struct Limits {
     /// Accepted submissions per UTC day, all the account's keys together.
     daily_quota: u32,
@@ -37,7 +40,8 @@ struct Limits {
     redact_gps: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AccountUsage)]
 struct Usage {
     /// The UTC day counted.
     day: NaiveDate,
@@ -45,7 +49,14 @@ struct Usage {
     remaining: u32,
 }
 
-/// `GET /v1/account`: any valid key may read its own account.
+/// The caller's account: limits and today's usage. Any valid key may read its own account.
+#[utoipa::path(
+    get,
+    path = "/v1/account",
+    tag = "account",
+    operation_id = "get_account",
+    responses((status = 200, description = "The account.", body = AccountView))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -87,12 +98,20 @@ pub(super) async fn get(
     }))
 }
 
-#[derive(Debug, Serialize)]
+/// The account's keys, revoked ones included.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct KeyList {
     keys: Vec<KeyView>,
 }
 
-/// `GET /v1/account/keys`: the account's keys, revoked ones included.
+/// The account's keys, revoked ones included. Scope `keys:manage`.
+#[utoipa::path(
+    get,
+    path = "/v1/account/keys",
+    tag = "account",
+    operation_id = "list_keys",
+    responses((status = 200, description = "The keys (never their secrets).", body = KeyList))
+)]
 pub(super) async fn list_keys(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -104,18 +123,40 @@ pub(super) async fn list_keys(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new key of the caller's account. Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateAccountKey)]
 struct CreateBody {
+    /// 1 to 100 characters, for people to tell keys apart.
     name: String,
+    /// Among the creating key's own; `jobs:write` and `jobs:read` when absent.
+    #[schema(value_type = Option<Vec<imgmeta_domain::Scope>>)]
     scopes: Option<Vec<String>>,
+    /// At least 1, at most the creating key's own (its default).
     rate_per_minute: Option<u32>,
+    /// At least 1, at most the creating key's own (its default).
     daily_quota: Option<u32>,
 }
 
-/// `POST /v1/account/keys`: a new key in the caller's account. Its scopes must be among the
-/// creating key's, and its limits default to, and may not exceed, the creating key's own (a key
-/// cannot mint a stronger or faster one); with authentication disabled, the operator defaults.
+/// Creates a key in the caller's account; the whole key is shown this once. Scope
+/// `keys:manage`.
+///
+/// Its scopes must be among the creating key's, and its limits default to, and may not exceed,
+/// the creating key's own (a key cannot mint a stronger or faster one); with authentication
+/// disabled, the operator defaults.
+#[utoipa::path(
+    post,
+    path = "/v1/account/keys",
+    tag = "account",
+    operation_id = "create_key",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The new key, with its secret `key`.", body = crate::keys::IssuedKey),
+        (status = 400, description = "`invalid_json`, `invalid_name`, `invalid_scope`.", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "`insufficient_scope` (a scope the creating key lacks) or `limit_too_high`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn create_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -193,8 +234,21 @@ pub(super) async fn create_key(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-/// `DELETE /v1/account/keys/{prefix}`: revokes one of the account's keys (possibly the one
-/// making the request). Another account's prefix is answered exactly as a missing one.
+/// Revokes one of the account's keys (possibly the one making the request). Scope
+/// `keys:manage`.
+///
+/// Another account's prefix is answered exactly as a missing one.
+#[utoipa::path(
+    delete,
+    path = "/v1/account/keys/{prefix}",
+    tag = "account",
+    operation_id = "revoke_key",
+    params(("prefix" = String, Path, description = "The key's prefix, as key lists show it.")),
+    responses(
+        (status = 200, description = "The key, revoked.", body = crate::keys::KeyView),
+        (status = 404, description = "`key_not_found`: no key with this prefix in the account.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn revoke_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -32,13 +32,14 @@ use std::collections::BTreeMap;
 const RESULTS_PAGE: u32 = 500;
 
 /// A batch as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct BatchResource {
     id: BatchId,
     status: BatchStatus,
+    #[schema(value_type = Vec<imgmeta_domain::Task>)]
     tasks: Vec<&'static str>,
     min_score: f32,
-    counts: BatchCounts,
+    counts: Counts,
     created_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
     /// Items ended per second since the batch was created.
@@ -48,11 +49,40 @@ pub(crate) struct BatchResource {
     eta_s: Option<f64>,
     /// Where `batch.completed` is reported, only for batches that gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     webhook_url: Option<String>,
     links: Links,
 }
 
-#[derive(Debug, Serialize)]
+/// How many of a batch's lines stand where (always equal to a count of its items).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Counts {
+    queued: i64,
+    running: i64,
+    succeeded: i64,
+    failed: i64,
+    cancelled: i64,
+    /// Lines that never became a job (their errors are in the results).
+    rejected: i64,
+    total: i64,
+}
+
+impl From<BatchCounts> for Counts {
+    fn from(c: BatchCounts) -> Self {
+        Self {
+            queued: c.queued,
+            running: c.running,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            rejected: c.rejected,
+            total: c.total,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = BatchLinks)]
 struct Links {
     #[serde(rename = "self")]
     this: String,
@@ -74,7 +104,7 @@ impl From<BatchRecord> for BatchResource {
             status: b.status,
             tasks: b.tasks.as_strs(),
             min_score: b.min_score.value(),
-            counts: b.counts,
+            counts: b.counts.into(),
             created_at: b.created_at,
             completed_at: b.completed_at,
             rate_per_s: rate.map(|r| (r * 1000.0).round() / 1000.0),
@@ -85,12 +115,17 @@ impl From<BatchRecord> for BatchResource {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A JSON batch: at most 10,000 items, with options every item may override.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JsonBatch {
+    /// The items; a bad one is rejected alone (its error is in the results), the rest run.
+    #[schema(value_type = Vec<imgmeta_domain::RawItem>)]
     items: Vec<serde_json::Value>,
+    #[schema(value_type = Option<Vec<imgmeta_domain::Task>>)]
     tasks: Option<Vec<String>>,
     min_score: Option<f64>,
+    /// Where `batch.completed` is reported.
     webhook_url: Option<String>,
 }
 
@@ -333,7 +368,45 @@ async fn finish_line(
     intake.line(line, raw).await
 }
 
-/// `POST /v1/batches`.
+/// Submits a batch of image URLs. Scope `jobs:write`.
+///
+/// As `application/json` (`{"items": [...]}`, at most 10,000 items) or
+/// `application/x-ndjson` (one item per line, at most 1,000,000 lines, streamed into the store
+/// as it arrives, the options in the query). Each good line becomes a queued job; each bad one
+/// is rejected alone. The whole batch is charged to the daily quotas at once.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "create_batch",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body answers the same batch."),
+        ("tasks" = Option<String>, Query, description = "NDJSON only: comma-separated default tasks."),
+        ("min_score" = Option<f64>, Query, description = "NDJSON only: the default lowest detection score, 0 to 1."),
+        ("webhook_url" = Option<String>, Query, description = "NDJSON only: where `batch.completed` is reported."),
+    ),
+    request_body(
+        description = "The batch.",
+        content(
+            (JsonBatch = "application/json"),
+            (imgmeta_domain::RawItem = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Accepted (or a replay of an earlier upload).", body = BatchResource,
+            headers(
+                ("Location" = String, description = "The batch's URL."),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier upload with the same `Idempotency-Key`."),
+            )),
+        (status = 400, description = "`invalid_json`, `invalid_task`, `invalid_min_score`, `invalid_webhook_url`, `invalid_idempotency_key`, `invalid_query`, `bad_request`.", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "`blocked_destination` or `blocked_domain` (the webhook's); `insufficient_scope`.", body = crate::error::ErrorEnvelope),
+        (status = 408, description = "`request_timeout`: an NDJSON body arrived too slowly.", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "`webhook_secret_missing`.", body = crate::error::ErrorEnvelope),
+        (status = 413, description = "`too_many_items` or `payload_too_large`.", body = crate::error::ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`.", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "`idempotency_key_reused`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -522,7 +595,19 @@ fn accepted(batch: BatchResource) -> Response {
     response
 }
 
-/// `GET /v1/batches/{id}`.
+/// A batch of the caller's account, with its progress. Scope `jobs:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    operation_id = "get_batch",
+    params(("id" = BatchId, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch.", body = BatchResource),
+        (status = 400, description = "`invalid_batch_id`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`batch_not_found`: no such batch in the caller's account.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -536,14 +621,29 @@ pub(super) async fn get(
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the account's batches, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct BatchList {
     batches: Vec<BatchResource>,
     /// The `before` cursor of the next page; `null` on the last one.
     next_before: Option<BatchId>,
 }
 
-/// `GET /v1/batches?limit=&before=`: the account's batches, newest first.
+/// The account's batches, newest first. Scope `jobs:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "list_batches",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Batches per page (default 20)."),
+        ("before" = Option<BatchId>, Query, description = "A `next_before` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of batches.", body = BatchList),
+        (status = 400, description = "`invalid_query`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -578,7 +678,20 @@ pub(super) async fn list(
     }))
 }
 
-/// `DELETE /v1/batches/{id}`: cancels every item that has not started; running ones finish.
+/// Cancels every item of a batch that has not started; running ones finish. Scope
+/// `jobs:write`.
+#[utoipa::path(
+    delete,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    operation_id = "cancel_batch",
+    params(("id" = BatchId, Path, description = "The batch's id.")),
+    responses(
+        (status = 200, description = "The batch, cancelled.", body = BatchResource),
+        (status = 400, description = "`invalid_batch_id`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`batch_not_found`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -602,9 +715,10 @@ pub(super) async fn cancel(
     }
 }
 
-/// One line of the results stream.
-#[derive(Serialize)]
+/// One line of a batch's results: its job, or the error that rejected it.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = BatchResultLine)]
 enum ResultLine {
     Job {
         line: i32,
@@ -618,10 +732,28 @@ enum ResultLine {
     },
 }
 
-/// `GET /v1/batches/{id}/results?status=&after=`: NDJSON, one line per item in line order,
-/// `{"line", "external_id", "job"}` or `{"line", "external_id", "error"}` for a rejected line.
-/// Read from PostgreSQL a page at a time while it is sent, so memory stays bounded whatever the
-/// batch's size; `after` resumes after a line already received.
+/// A batch's results as NDJSON, one line per item in line order. Scope `jobs:read`.
+///
+/// Each line is `{"line", "external_id", "job"}`, or `{"line", "external_id", "error"}` for a
+/// rejected line. Read from PostgreSQL a page at a time while it is sent, so memory stays
+/// bounded whatever the batch's size; `after` resumes after a line already received.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}/results",
+    tag = "batches",
+    operation_id = "batch_results",
+    params(
+        ("id" = BatchId, Path, description = "The batch's id."),
+        ("status" = Option<String>, Query, description = "Only lines whose job is in this status, or `rejected`."),
+        ("after" = Option<u32>, Query, description = "Only lines after this line number."),
+    ),
+    responses(
+        (status = 200, description = "The lines, as NDJSON: each line one `BatchResultLine`.",
+            body = ResultLine, content_type = "application/x-ndjson"),
+        (status = 400, description = "`invalid_batch_id`, `invalid_query`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`batch_not_found`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn results(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -23,15 +23,37 @@ use imgmeta_store::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Deserialize)]
+/// A job for an image at a URL. Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitRequest {
+pub(super) struct SubmitRequest {
+    /// The image's absolute http(s) URL.
+    #[schema(value_type = String)]
     url: Option<String>,
+    /// The analyses to run; all of `metadata` and `objects` when absent.
+    #[schema(value_type = Option<Vec<imgmeta_domain::Task>>)]
     tasks: Option<Vec<String>>,
+    /// The lowest detection score reported, 0 to 1 (default 0.25).
     min_score: Option<f64>,
+    /// DeepDream's parameters, only with the `dream` task.
+    #[schema(value_type = Option<imgmeta_domain::RawDream>)]
     dream: Option<serde_json::Value>,
+    /// `use` (default) or `bypass`: analyse afresh rather than answer from the caches.
     cache: Option<String>,
+    /// Where the job's end is reported (the account needs a signing secret first).
     webhook_url: Option<String>,
+}
+
+/// An image upload as a `multipart/form-data` form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by `upload::from_multipart`; this type only describes the form.
+pub(super) struct UploadForm {
+    /// The image's bytes (its format is read from them).
+    #[schema(content_media_type = "application/octet-stream", value_type = String)]
+    file: Vec<u8>,
+    /// The JSON body's fields but `url`, as a JSON object.
+    #[schema(value_type = Option<super::upload::Options>)]
+    options: Option<String>,
 }
 
 impl SubmitRequest {
@@ -90,6 +112,48 @@ fn asks_no_cache(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Submits a job: an image URL as JSON, or the image itself (`image/*` with the options in the
+/// query, or a `multipart/form-data` form). Scope `jobs:write`.
+///
+/// A job the URL cache answers is created finished (`201`); otherwise it is queued (`202`) and
+/// `GET /v1/jobs/{id}` tells when it ends. With `Idempotency-Key`, a retry answers the first
+/// job (`Idempotent-Replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "submit_job",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and request answers the same job."),
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache` or `no-store`: analyse afresh (as `\"cache\": \"bypass\"`)."),
+        ("tasks" = Option<String>, Query, description = "An `image/*` upload only: comma-separated tasks (or repeated)."),
+        ("min_score" = Option<f64>, Query, description = "An `image/*` upload only: the lowest detection score reported, 0 to 1."),
+        ("webhook_url" = Option<String>, Query, description = "An `image/*` upload only: where the job's end is reported."),
+    ),
+    request_body(
+        description = "The job: JSON naming a URL, the image's bytes, or a form with the image.",
+        content(
+            (SubmitRequest = "application/json"),
+            ("image/*"),
+            (UploadForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Answered at once from the URL cache: the job has ended.", body = JobResource,
+            headers(("Location" = String, description = "The job's URL."))),
+        (status = 202, description = "Accepted and queued (or a replay of an earlier submission).", body = JobResource,
+            headers(
+                ("Location" = String, description = "The job's URL."),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier submission with the same `Idempotency-Key`."),
+            )),
+        (status = 400, description = "`invalid_json`, `invalid_url`, `invalid_task`, `invalid_min_score`, `invalid_dream`, `invalid_cache_mode`, `invalid_webhook_url`, `invalid_idempotency_key`, `invalid_query`, `empty_upload`, `missing_file_part`, `unknown_part`, `invalid_multipart`.", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "`blocked_destination` or `blocked_domain`: the fetch policy refuses the URL (or the webhook's); `insufficient_scope`.", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "`webhook_secret_missing`: a `webhook_url` before the account has a signing secret.", body = crate::error::ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`: the body (or the image) is over its limit.", body = crate::error::ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`.", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "`idempotency_key_reused`: the key was used with a different request.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -228,8 +292,24 @@ pub(super) fn idempotency(
     }))
 }
 
-/// `DELETE /v1/jobs/{id}`: cancels a job that has not finished; with `?purge=true`, erases its
-/// result (cancelling it first if it is still live) and keeps a tombstone.
+/// Cancels a job that has not ended, or with `purge=true` erases its result and keeps a
+/// tombstone (cancelling it first if it is live). Scope `jobs:write`.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "cancel_job",
+    params(
+        ("id" = imgmeta_domain::JobId, Path, description = "The job's id."),
+        ("purge" = Option<bool>, Query, description = "`true`: erase the result (and any artifacts and uploaded image)."),
+    ),
+    responses(
+        (status = 200, description = "The job, cancelled or purged.", body = JobResource),
+        (status = 400, description = "`invalid_job_id`, `invalid_query`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`job_not_found`: no such job in the caller's account.", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "`job_already_finished`: it ended; `purge=true` erases its result.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -294,6 +374,19 @@ fn purge_requested(query: Option<&str>) -> Result<bool, ApiError> {
     Ok(purge)
 }
 
+/// A job of the caller's account, with its result once it ended. Scope `jobs:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "get_job",
+    params(("id" = imgmeta_domain::JobId, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job.", body = JobResource),
+        (status = 400, description = "`invalid_job_id`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`job_not_found`: no such job in the caller's account.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -307,9 +400,33 @@ pub(super) async fn get(
     }
 }
 
-/// `GET /v1/jobs/{id}/artifacts/{name}`: an image the job made, to its account only. The
-/// bytes never change (a name is written once per successful run), so the answer is cacheable
-/// for a year by the client alone, with the sha256 as its `ETag`.
+/// An image the job made, to its account only. Scope `jobs:read`.
+///
+/// The names are listed in `result.artifacts` (`annotated.jpg`, `dream.jpg`, ...). The bytes
+/// never change (a name is written once per successful run), so the answer is cacheable for a
+/// year by the client alone, with the sha256 as its `ETag`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/artifacts/{name}",
+    tag = "jobs",
+    operation_id = "get_artifact",
+    params(
+        ("id" = imgmeta_domain::JobId, Path, description = "The job's id."),
+        ("name" = String, Path, description = "The artifact's name, e.g. `annotated.jpg`."),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` already held: `304` if it matches."),
+    ),
+    responses(
+        (status = 200, description = "The image; private and immutable (`Cache-Control: private, max-age=31536000, immutable`).",
+            content(("image/jpeg"), ("image/png")),
+            headers(
+                ("ETag" = String, description = "The image's sha256, quoted."),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`."),
+            )),
+        (status = 304, description = "Unchanged: the `ETag` sent matches.", headers(("ETag" = String))),
+        (status = 400, description = "`invalid_job_id`.", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "`job_not_found`, or `artifact_not_found`: the job made no such image (or it was purged).", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn artifact(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -384,17 +501,37 @@ pub(super) fn page_limit(value: &str) -> Result<u32, ApiError> {
         .ok_or_else(|| invalid_query(format!("limit must be 1 to {MAX_PAGE}")))
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the account's jobs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct JobList {
     jobs: Vec<JobSummary>,
     /// The `cursor` of the next page; `null` on the last one.
     next_cursor: Option<JobId>,
     /// The same, under its older name (`before`).
+    #[schema(deprecated)]
     next_before: Option<JobId>,
 }
 
-/// `GET /v1/jobs?status=&batch=&label=&created_after=&limit=&cursor=`: the account's jobs,
-/// newest first, without results (`before` is `cursor`'s older name).
+/// The account's jobs, newest first, without their results. Scope `jobs:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "list_jobs",
+    params(
+        ("status" = Option<JobStatus>, Query, description = "Only jobs in this status."),
+        ("batch" = Option<imgmeta_domain::BatchId>, Query, description = "Only the items of this batch."),
+        ("label" = Option<String>, Query, description = "Only jobs with a detection of this COCO class, e.g. `dog`."),
+        ("created_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Only jobs created after this RFC 3339 instant."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Jobs per page (default 20)."),
+        ("cursor" = Option<JobId>, Query, description = "A `next_cursor` of the previous page."),
+        ("before" = Option<JobId>, Query, deprecated, description = "`cursor`'s older name."),
+    ),
+    responses(
+        (status = 200, description = "A page of jobs.", body = JobList),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`, `invalid_batch_id`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -15,6 +15,29 @@ use imgmeta_store::JobLookup;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The old service's interface: submits a job for the URL and waits for it to end.
+///
+/// The whole query string is the percent-encoded image URL (`POST /img?https%3A%2F%2F…`);
+/// `url=<…>` is accepted too. Answers `200` with the ended job, or `202` with the job still in
+/// progress once `IMGMETA_LEGACY_WAIT_MS` has passed. Scopes `jobs:write` and `jobs:read`.
+#[utoipa::path(
+    post,
+    path = "/img",
+    tag = "legacy",
+    operation_id = "legacy_img",
+    params(
+        ("url" = String, Query, description = "The image's URL, percent-encoded; or the whole query string is the URL."),
+        ("Idempotency-Key" = Option<String>, Header, description = "As on `POST /v1/jobs`."),
+    ),
+    responses(
+        (status = 200, description = "The job has ended.", body = JobResource,
+            headers(("Location" = String, description = "The job's URL."))),
+        (status = 202, description = "Still in progress: poll its `Location`.", body = JobResource,
+            headers(("Location" = String, description = "The job's URL."))),
+        (status = 400, description = "`invalid_url`, `invalid_idempotency_key`.", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "`blocked_destination`, `blocked_domain`, `insufficient_scope`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn img(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

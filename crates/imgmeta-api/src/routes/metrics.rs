@@ -8,6 +8,14 @@ use axum::response::{IntoResponse, Response};
 use imgmeta_domain::ErrorCode;
 use std::time::{Duration, Instant};
 
+/// The process's metrics in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition (0.0.4).", content_type = "text/plain", body = String))
+)]
 pub(super) async fn metrics() -> impl IntoResponse {
     (
         [(

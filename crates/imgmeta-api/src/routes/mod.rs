@@ -1,7 +1,9 @@
-//! The route table, body limits and the JSON fallbacks for unknown routes and methods.
+//! The route table (from which both the router and the OpenAPI document are built), body
+//! limits and the JSON fallbacks for unknown routes and methods.
 
 mod account;
 pub(crate) mod batches;
+mod docs;
 pub(crate) mod health;
 mod jobs;
 mod legacy;
@@ -14,10 +16,11 @@ use crate::{ApiError, AppState};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::routing::{delete, get, post};
 use imgmeta_domain::ErrorCode;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// Largest request body accepted anywhere but an image upload (`IMGMETA_MAX_UPLOAD_BYTES`).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -80,40 +83,142 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
     serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON body: {e}")))
 }
 
-pub(crate) fn router(state: AppState) -> Router {
-    // Authentication runs on the request head; only then is the body read (route layers run
-    // outside in: the last added first).
-    let with_key = Router::new()
+/// Who may call a route, decided from the request head before a byte of its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// An API key (`auth::require_key`: key, rate limit, quota check), then the body reader.
+    Key,
+    /// The operators' admin token (`keys::require_admin`), then the body reader.
+    Admin,
+    /// Sign-up and login: refused from another origin, sign-up only while open
+    /// (`sessions::guard_entry`), then the body reader.
+    Entry,
+    /// A live session cookie, with its CSRF token for a state change
+    /// (`sessions::require_session`), then the body reader.
+    Session,
+    /// Nothing: the probes, the metrics, the contract and its reference page.
+    Open,
+}
+
+/// Every route the API serves, with its guard: the router ([`router`]) and the OpenAPI
+/// document ([`document`]) are both built from this one table, and `routes!` takes only
+/// handlers annotated with `#[utoipa::path]` (their method and path come from there), so a
+/// route cannot be served without being documented.
+fn table() -> Vec<(Guard, UtoipaMethodRouter<AppState>)> {
+    vec![
         // The body reader has already held a submission to its limit, decided from the head
         // (an image upload may be larger than the default).
-        .route(
-            "/v1/jobs",
-            post(jobs::submit)
-                .layer(DefaultBodyLimit::disable())
-                .get(jobs::list),
-        )
-        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route(
-            "/v1/batches",
-            post(batches::create)
-                .layer(DefaultBodyLimit::disable())
-                .get(batches::list),
-        )
-        .route(
-            "/v1/batches/{id}",
-            get(batches::get).delete(batches::cancel),
-        )
-        .route("/v1/batches/{id}/results", get(batches::results))
-        .route("/v1/jobs/{id}/artifacts/{name}", get(jobs::artifact))
-        .route("/v1/webhooks/secret", post(webhooks::rotate_secret))
-        .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
-        .route("/v1/account", get(account::get))
-        .route(
-            "/v1/account/keys",
-            get(account::list_keys).post(account::create_key),
-        )
-        .route("/v1/account/keys/{prefix}", delete(account::revoke_key))
-        .route("/img", post(legacy::img))
+        (
+            Guard::Key,
+            routes!(jobs::submit).layer(DefaultBodyLimit::disable()),
+        ),
+        (Guard::Key, routes!(jobs::list)),
+        (Guard::Key, routes!(jobs::get, jobs::cancel)),
+        (Guard::Key, routes!(jobs::artifact)),
+        (
+            Guard::Key,
+            routes!(batches::create).layer(DefaultBodyLimit::disable()),
+        ),
+        (Guard::Key, routes!(batches::list)),
+        (Guard::Key, routes!(batches::get, batches::cancel)),
+        (Guard::Key, routes!(batches::results)),
+        (Guard::Key, routes!(webhooks::rotate_secret)),
+        (Guard::Key, routes!(webhooks::deliveries)),
+        (Guard::Key, routes!(account::get)),
+        (Guard::Key, routes!(account::list_keys, account::create_key)),
+        (Guard::Key, routes!(account::revoke_key)),
+        (Guard::Key, routes!(legacy::img)),
+        (Guard::Admin, routes!(crate::keys::create)),
+        (Guard::Entry, routes!(session::signup)),
+        (Guard::Entry, routes!(session::login)),
+        (Guard::Session, routes!(session::get, session::logout)),
+        (Guard::Session, routes!(session::change_password)),
+        (Guard::Open, routes!(health::healthz)),
+        (Guard::Open, routes!(health::readyz)),
+        (Guard::Open, routes!(metrics::metrics)),
+        (Guard::Open, routes!(docs::openapi_json)),
+        (Guard::Open, routes!(docs::page)),
+        (Guard::Open, routes!(docs::asset)),
+        // The web console: a page and its assets (the API calls it makes are guarded).
+        (Guard::Open, routes!(crate::console::index)),
+        (Guard::Open, routes!(crate::console::asset)),
+    ]
+}
+
+/// A route of the table: its method (a `GET` route answers `HEAD` too), its path template and
+/// its guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub method: &'static str,
+    pub path: String,
+    pub guard: Guard,
+}
+
+/// The routes the API serves, as the table lists them (for tests that hold the served document
+/// and the live router to it).
+pub fn route_table() -> Vec<RouteEntry> {
+    let mut entries = Vec::new();
+    for (guard, (_, paths, _)) in table() {
+        for (path, item) in paths.paths {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("OPTIONS", item.options.is_some()),
+                ("HEAD", item.head.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("TRACE", item.trace.is_some()),
+            ];
+            for (method, present) in methods {
+                if present {
+                    entries.push(RouteEntry {
+                        method,
+                        path: path.clone(),
+                        guard,
+                    });
+                }
+            }
+        }
+    }
+    entries
+}
+
+/// The OpenAPI 3.1 document of every route in the table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = crate::openapi::frame();
+    for (guard, (schemas, mut paths, _)) in table() {
+        crate::openapi::apply_guard(&mut paths, guard);
+        document.paths.merge(paths);
+        let components = document.components.get_or_insert_with(Default::default);
+        for (name, schema) in schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+    }
+    document
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    let mut with_key = Router::new();
+    let mut with_admin = Router::new();
+    let mut entry = Router::new();
+    let mut with_session = Router::new();
+    let mut open = Router::new();
+    for (guard, (_, paths, method_router)) in table() {
+        let group = match guard {
+            Guard::Key => &mut with_key,
+            Guard::Admin => &mut with_admin,
+            Guard::Entry => &mut entry,
+            Guard::Session => &mut with_session,
+            Guard::Open => &mut open,
+        };
+        for path in paths.paths.keys() {
+            *group = std::mem::take(group).route(path, method_router.clone());
+        }
+    }
+    // Authentication runs on the request head; only then is the body read (route layers run
+    // outside in: the last added first).
+    let with_key = with_key
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
@@ -122,10 +227,8 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_key,
         ));
-    // Sign-up (with the admin token, checked from the head), the probes and the console need no
-    // API key.
-    let without_key = Router::new()
-        .route("/v1/keys", post(crate::keys::create))
+    // The operators' key sign-up checks the admin token from the head.
+    let with_admin = with_admin
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
@@ -133,18 +236,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::keys::require_admin,
-        ))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        // The web console: a page and its assets, public (the API calls it makes are not).
-        .route("/", get(crate::console::index))
-        .route("/console/{asset}", get(crate::console::asset));
+        ));
     // Sign-up and login are guarded from the head (origin, sign-up switch); the session routes
     // by the session cookie (and the CSRF token for what changes state).
-    let sessions = Router::new()
-        .route("/v1/signup", post(session::signup))
-        .route("/v1/session", post(session::login))
+    let entry = entry
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::limits::read_body,
@@ -152,23 +247,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::sessions::guard_entry,
+        ));
+    let with_session = with_session
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::read_body,
         ))
-        .merge(
-            Router::new()
-                .route("/v1/session", get(session::get).delete(session::logout))
-                .route("/v1/session/password", post(session::change_password))
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::limits::read_body,
-                ))
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::sessions::require_session,
-                )),
-        );
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::sessions::require_session,
+        ));
     with_key
-        .merge(without_key)
-        .merge(sessions)
+        .merge(with_admin)
+        .merge(entry)
+        .merge(with_session)
+        .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -222,4 +315,54 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "method not allowed on this route",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Guard, route_table};
+
+    /// A route added to the router beside the table would be served undocumented, so the
+    /// router takes its routes from the table alone: one `route` call (in the loop over the
+    /// table), and nothing merged or nested in but the table's own groups.
+    #[test]
+    fn the_router_takes_its_routes_from_the_table_alone() {
+        let source = include_str!("mod.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        assert_eq!(code.matches(".route(").count(), 1);
+        // The guard groups, merged into the first (the document's paths merge too).
+        let merges = code.matches(".merge(").count() - code.matches("paths.merge(").count();
+        assert_eq!(merges, 4);
+        for call in [
+            ".route_service(",
+            ".nest(",
+            ".nest_service(",
+            ".fallback_service(",
+        ] {
+            assert!(!code.contains(call), "{call}");
+        }
+    }
+
+    #[test]
+    fn the_table_lists_every_route_once_with_its_guard() {
+        let table = route_table();
+        let mut seen = std::collections::BTreeSet::new();
+        for route in &table {
+            assert!(
+                seen.insert((route.method, route.path.as_str())),
+                "{route:?} twice"
+            );
+        }
+        let guard = |method: &str, path: &str| {
+            table
+                .iter()
+                .find(|r| r.method == method && r.path == path)
+                .map(|r| r.guard)
+        };
+        assert_eq!(guard("POST", "/v1/jobs"), Some(Guard::Key));
+        assert_eq!(guard("POST", "/v1/keys"), Some(Guard::Admin));
+        assert_eq!(guard("GET", "/openapi.json"), Some(Guard::Open));
+        assert_eq!(guard("GET", "/docs"), Some(Guard::Open));
+        assert_eq!(guard("POST", "/v1/session"), Some(Guard::Entry));
+        assert_eq!(guard("DELETE", "/v1/session"), Some(Guard::Session));
+    }
 }

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub(crate) struct UserView {
     id: UserId,
     email: String,
@@ -44,37 +45,67 @@ impl From<&UserRecord> for UserView {
 
 /// The answer to sign-up, login and `GET /v1/session`: who is logged in, and the CSRF token
 /// their state-changing requests must carry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub(crate) struct SessionView {
     user: UserView,
     csrf_token: String,
 }
 
-#[derive(Deserialize)]
+/// A sign-up. Unknown fields are refused.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Signup)]
 struct SignupBody {
+    /// Compared case-insensitively (stored lower-case).
     email: String,
+    /// 10 to 1024 characters.
     password: String,
+    /// The new account's name; the address's local part when absent.
     account_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A login. Unknown fields are refused.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Login)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// A password change. Unknown fields are refused.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PasswordChange)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     current_password: String,
+    /// 10 to 1024 characters.
     new_password: String,
 }
 
-/// `POST /v1/signup` (open only with `IMGMETA_SIGNUP=open`, checked from the head): `201`, the
-/// user and a session cookie. The new account gets the operator defaults for quota and
-/// retention; its user's session key the default rate limit.
+/// Signs up: a new account and its user, logged in at once.
+///
+/// Open only with `IMGMETA_SIGNUP=open` (checked from the head). The new account gets the
+/// operator defaults for quota and retention; its user's session the default rate limit. No
+/// e-mail is sent: the address is not verified.
+#[utoipa::path(
+    post,
+    path = "/v1/signup",
+    tag = "sessions",
+    operation_id = "signup",
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "Signed up and logged in: the user and the session's CSRF token.", body = SessionView,
+            headers(
+                ("Set-Cookie" = String, description = "`imgmeta_session=<token>; HttpOnly; SameSite=Strict; Path=/` (and `Secure` unless the API listens on loopback)."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 400, description = "`invalid_signup` (the address's shape, a password not 10 to 1024 characters), `invalid_json`.", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "`signup_closed` (`IMGMETA_SIGNUP=closed`), or `csrf_failed` (another origin's page).", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "`email_taken`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn signup(
     State(state): State<AppState>,
     body: Bytes,
@@ -151,9 +182,27 @@ pub(super) async fn signup(
     Ok(logged_in(&state, StatusCode::CREATED, &user, &token))
 }
 
-/// `POST /v1/session`: `200`, the user and a session cookie; `401 invalid_credentials` for a
-/// wrong password and an unknown address alike (after the same work); `429 login_throttled`
-/// while the address tried or the client has too many recent failures.
+/// Logs in: the user and a session cookie.
+///
+/// A wrong password and an unknown address are answered alike, after the same work.
+#[utoipa::path(
+    post,
+    path = "/v1/session",
+    tag = "sessions",
+    operation_id = "login",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in: the user and the session's CSRF token.", body = SessionView,
+            headers(
+                ("Set-Cookie" = String, description = "`imgmeta_session=<token>; HttpOnly; SameSite=Strict; Path=/` (and `Secure` unless the API listens on loopback)."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 400, description = "`invalid_json`.", body = crate::error::ErrorEnvelope),
+        (status = 401, description = "`invalid_credentials`.", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "`login_throttled`: too many recent failures for the address or from the client. Carries `Retry-After`.", body = crate::error::ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    )
+)]
 pub(super) async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -228,7 +277,16 @@ pub(super) async fn login(
     Ok(logged_in(&state, StatusCode::OK, &user, &token))
 }
 
-/// `GET /v1/session`: the logged-in user and the session's CSRF token.
+/// The logged-in user and the session's CSRF token.
+#[utoipa::path(
+    get,
+    path = "/v1/session",
+    tag = "sessions",
+    operation_id = "get_session",
+    responses(
+        (status = 200, description = "The session's user and CSRF token (`Cache-Control: no-store`).", body = SessionView),
+    )
+)]
 pub(super) async fn get(Extension(user): Extension<SessionUser>) -> Response {
     let mut response = Json(SessionView {
         user: UserView::from(&user.session.user),
@@ -239,7 +297,17 @@ pub(super) async fn get(Extension(user): Extension<SessionUser>) -> Response {
     response
 }
 
-/// `DELETE /v1/session` (with the CSRF token): the session row is deleted, the cookie cleared.
+/// Logs out: the session is deleted and its cookie cleared.
+#[utoipa::path(
+    delete,
+    path = "/v1/session",
+    tag = "sessions",
+    operation_id = "logout",
+    responses(
+        (status = 204, description = "Logged out.",
+            headers(("Set-Cookie" = String, description = "The cleared `imgmeta_session` cookie."))),
+    )
+)]
 pub(super) async fn logout(
     State(state): State<AppState>,
     Extension(user): Extension<SessionUser>,
@@ -260,8 +328,22 @@ pub(super) async fn logout(
     Ok(response)
 }
 
-/// `POST /v1/session/password` (with the CSRF token): checks the current password (through
-/// the login throttle), stores the new one's hash and ends every other session of the user.
+/// Changes the password; the user's other sessions end.
+///
+/// The current password is checked through the login throttle.
+#[utoipa::path(
+    post,
+    path = "/v1/session/password",
+    tag = "sessions",
+    operation_id = "change_password",
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "Changed; every other session of the user has ended."),
+        (status = 400, description = "`invalid_signup` (a new password not 10 to 1024 characters), `invalid_json`.", body = crate::error::ErrorEnvelope),
+        (status = 401, description = "`invalid_credentials`: the current password is wrong; `unauthorized`: no live session.", body = crate::error::ErrorEnvelope),
+        (status = 429, description = "`login_throttled`. Carries `Retry-After`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     Extension(user): Extension<SessionUser>,

@@ -19,12 +19,15 @@ pub(super) struct Uploaded {
 }
 
 /// The options an upload may carry: the JSON body's fields, without `url`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Options {
+#[schema(as = UploadOptions)]
+pub(super) struct Options {
+    #[schema(value_type = Option<Vec<imgmeta_domain::Task>>)]
     tasks: Option<Vec<String>>,
     min_score: Option<f64>,
     /// Only in a multipart `options` part; a raw `image/*` upload dreams with the defaults.
+    #[schema(value_type = Option<imgmeta_domain::RawDream>)]
     dream: Option<serde_json::Value>,
     /// `"bypass"` in a multipart `options` part (a raw upload says `Cache-Control: no-cache`).
     cache: Option<String>,

@@ -36,7 +36,7 @@ pub(crate) async fn checked_webhook_url(
     Ok(url)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct SecretCreated {
     /// `whsec_…`: shown this once; receivers verify signatures with it.
     secret: String,
@@ -44,9 +44,20 @@ struct SecretCreated {
     previous_valid_until: Option<DateTime<Utc>>,
 }
 
-/// `POST /v1/webhooks/secret`: a new random signing secret for the account (`keys:manage`).
-/// The one it replaces keeps signing beside it for `IMGMETA_WEBHOOK_SECRET_OVERLAP_SECS`, so
-/// receivers can switch without a gap.
+/// Creates or rotates the account's webhook signing secret. Scope `keys:manage`.
+///
+/// The secret is shown this once. The one it replaces keeps signing beside it for
+/// `IMGMETA_WEBHOOK_SECRET_OVERLAP_SECS`, so receivers can switch without a gap. Deliveries are
+/// signed as Standard Webhooks.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/secret",
+    tag = "webhooks",
+    operation_id = "rotate_webhook_secret",
+    responses(
+        (status = 201, description = "The new secret (`Cache-Control: no-store`).", body = SecretCreated),
+    )
+)]
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -75,7 +86,9 @@ pub(super) async fn rotate_secret(
     ))
 }
 
-#[derive(Debug, Serialize)]
+/// A webhook delivery and how its attempts went.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Delivery)]
 pub(super) struct DeliveryView {
     /// The `webhook-id` every attempt carried.
     id: String,
@@ -113,15 +126,33 @@ impl From<DeliveryRecord> for DeliveryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the account's deliveries, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct DeliveryList {
     deliveries: Vec<DeliveryView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/webhooks/deliveries?status=&type=&job=&batch=&limit=&cursor=`: the account's
-/// deliveries, newest first (`jobs:read`).
+/// The account's webhook deliveries, newest first. Scope `jobs:read`.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/deliveries",
+    tag = "webhooks",
+    operation_id = "list_deliveries",
+    params(
+        ("status" = Option<DeliveryStatus>, Query, description = "Only deliveries in this status."),
+        ("type" = Option<WebhookEvent>, Query, description = "Only deliveries of this event."),
+        ("job" = Option<JobId>, Query, description = "Only the deliveries about this job."),
+        ("batch" = Option<BatchId>, Query, description = "Only the deliveries about this batch."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Deliveries per page (default 20)."),
+        ("cursor" = Option<String>, Query, description = "A `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = DeliveryList),
+        (status = 400, description = "`invalid_query`, `invalid_cursor`, `invalid_job_id`, `invalid_batch_id`.", body = crate::error::ErrorEnvelope),
+    )
+)]
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

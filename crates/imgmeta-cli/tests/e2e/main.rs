@@ -15,6 +15,7 @@ mod jobs;
 mod legacy;
 mod logs;
 mod observability;
+mod openapi;
 mod processes;
 mod reliability;
 mod security;
