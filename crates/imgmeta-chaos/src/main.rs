@@ -5,6 +5,7 @@
 mod batch_faults;
 mod bench_batch;
 mod bench_fairness;
+mod bench_pipeline;
 mod broker;
 mod checker;
 mod client;
@@ -78,6 +79,24 @@ enum Command {
         items: usize,
         #[arg(long, default_value_t = 500)]
         every_ms: u64,
+    },
+    /// The pipeline benchmark: one worker on a stream of distinct generated images, its rate
+    /// end to end beside the detector's own, statements per job and memory, per concurrency.
+    BenchPipeline {
+        #[arg(long, default_value_t = 300)]
+        images: usize,
+        #[arg(long, default_value_t = 300)]
+        min_side: u32,
+        #[arg(long, default_value_t = 1000)]
+        max_side: u32,
+        /// Worker concurrencies to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        concurrency: Vec<u16>,
+        /// Inference threads for the worker and the detector alone (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 18)]
+        seed: u64,
     },
     /// The viral burst: N `POST /img?<same url>` from K keys, then the status endpoint at
     /// the same concurrency; origin requests, inference runs, latencies, throughputs.
@@ -182,6 +201,33 @@ async fn main() -> Result<()> {
             let report = bench_fairness::run(&opts).await?;
             println!("{}", serde_json::to_string(&report)?);
             report.pass
+        }
+        Command::BenchPipeline {
+            images,
+            min_side,
+            max_side,
+            concurrency,
+            threads,
+            seed,
+        } => {
+            anyhow::ensure!(
+                images > 0 && min_side >= 64 && min_side <= max_side,
+                "need at least one image and 64 <= --min-side <= --max-side"
+            );
+            let opts = bench_pipeline::Options {
+                workspace,
+                binary,
+                images,
+                min_side,
+                max_side,
+                concurrency,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                seed,
+            };
+            let report = bench_pipeline::run(&opts).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            true
         }
         Command::Viral {
             requests,

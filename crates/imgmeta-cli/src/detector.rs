@@ -22,6 +22,65 @@ impl DetectObjects for Yolo {
         serde_json::to_value(&objects).map_err(internal)
     }
 
+    fn detect_batch(
+        &self,
+        images: &[(&image::DynamicImage, f32)],
+    ) -> Vec<Result<serde_json::Value, AnalysisError>> {
+        match images {
+            [] => Vec::new(),
+            [(image, min_score)] => vec![self.detect(image, *min_score)],
+            _ => match self.0.detect_batch(images) {
+                Ok(batch) => batch
+                    .iter()
+                    .map(|objects| serde_json::to_value(objects).map_err(internal))
+                    .collect(),
+                // One image the detector refuses (an empty one) must not fail the others.
+                Err(_) => images
+                    .iter()
+                    .map(|(image, min_score)| self.detect(image, *min_score))
+                    .collect(),
+            },
+        }
+    }
+
+    fn prepare(
+        &self,
+        image: &image::DynamicImage,
+    ) -> Option<Result<imgmeta_pipeline::Prepared, AnalysisError>> {
+        Some(
+            self.0
+                .prepare(image)
+                .map(|p| imgmeta_pipeline::Prepared(Box::new(p)))
+                .map_err(|e| AnalysisError::new(e.code(), e.to_string())),
+        )
+    }
+
+    fn detect_prepared(
+        &self,
+        items: &[(&imgmeta_pipeline::Prepared, f32)],
+    ) -> Vec<Result<serde_json::Value, AnalysisError>> {
+        let ours: Option<Vec<(&imgmeta_vision::Prepared, f32)>> = items
+            .iter()
+            .map(|(p, min_score)| p.0.downcast_ref().map(|p| (p, *min_score)))
+            .collect();
+        let Some(ours) = ours else {
+            return items
+                .iter()
+                .map(|_| Err(internal("an image prepared by another detector")))
+                .collect();
+        };
+        match self.0.detect_prepared(&ours) {
+            Ok(batch) => batch
+                .iter()
+                .map(|objects| serde_json::to_value(objects).map_err(internal))
+                .collect(),
+            Err(e) => {
+                let error = AnalysisError::new(e.code(), e.to_string());
+                items.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    }
+
     fn version(&self) -> String {
         self.0.weights_sha256().to_owned()
     }

@@ -231,6 +231,9 @@ enum BenchCommand {
         runs: usize,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Images per forward pass (copies of the image), as IMGMETA_INFER_BATCH batches.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// Time a dream's gradient steps (forward + backward) beside the fast forward pass.
     Dream {
@@ -341,8 +344,8 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),
             Command::Bench {
-                command: BenchCommand::Detect { image, runs, threads },
-            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_detect(&settings, image, runs, threads))
+                command: BenchCommand::Detect { image, runs, threads, batch },
+            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_detect(&settings, image, runs, threads, batch))
                 .await
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),

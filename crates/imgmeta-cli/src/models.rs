@@ -38,6 +38,7 @@ pub fn bench_detect(
     image: PathBuf,
     runs: usize,
     threads: usize,
+    batch: usize,
 ) -> anyhow::Result<()> {
     let files = imgmeta_models::ensure(
         &settings.detector.model,
@@ -47,6 +48,7 @@ pub fn bench_detect(
     let config = BenchConfig {
         runs,
         threads,
+        batch,
         device: DeviceKind::parse(&settings.detector.device)?,
         ..BenchConfig::new(image, files.weights)
     };

@@ -67,12 +67,13 @@ pub async fn analyzer(settings: &Settings) -> anyhow::Result<Analyzer> {
     )
 }
 
-/// `analyzer` answering from, and keeping its analyses in, the deployment's content cache
-/// (unless `IMGMETA_CACHE_MAX_ENTRIES` is 0).
+/// A worker's `analyzer` answering from the deployment's content cache (unless
+/// `IMGMETA_CACHE_MAX_ENTRIES` is 0); the worker keeps each fresh analysis there in the
+/// statement that completes its job.
 pub fn with_content_cache(analyzer: Analyzer, settings: &Settings) -> anyhow::Result<Analyzer> {
     Ok(
         match crate::content_cache::shared(store(settings)?, settings.worker.cache_max_entries) {
-            Some(cache) => analyzer.with_cache(cache),
+            Some(cache) => analyzer.with_cache(cache).caller_keeps_analyses(),
             None => analyzer,
         },
     )
@@ -100,11 +101,10 @@ pub fn analyzer_with(
     settings: &Settings,
     detector: Result<Arc<dyn DetectObjects>, String>,
 ) -> anyhow::Result<Analyzer> {
-    Ok(Analyzer::new(
-        fetcher(settings)?,
-        DecodeLimits::default(),
-        detector,
-    ))
+    Ok(
+        Analyzer::new(fetcher(settings)?, DecodeLimits::default(), detector)
+            .with_infer_batch(settings.worker.infer_batch),
+    )
 }
 
 /// Most hot URL cache entries an API process holds (each lives `IMGMETA_CACHE_HOT_MS`).
@@ -206,6 +206,8 @@ pub fn start_worker(
         retry_base: settings.worker.retry_base,
         test_hooks: settings.worker.test_hooks.clone(),
         url_cache: url_cache_policy(settings),
+        content_cache_max_entries: (settings.worker.cache_max_entries > 0)
+            .then_some(settings.worker.cache_max_entries),
     };
     imgmeta_telemetry::install();
     start_relay(

@@ -141,6 +141,8 @@ pub struct WorkerSettings {
     pub concurrency: u16,
     /// CPU threads for inference (0: one per core).
     pub inference_threads: usize,
+    /// Most images the detector runs in one forward pass, from the jobs waiting for it.
+    pub infer_batch: usize,
     /// How long a claimed job stays reserved without a heartbeat.
     pub lease: Duration,
     /// How long a stopping worker waits for jobs in flight.
@@ -257,6 +259,7 @@ impl Settings {
             worker: WorkerSettings {
                 concurrency: env.parse_in("IMGMETA_WORKER_CONCURRENCY", 2, 1..=1024)?,
                 inference_threads: env.parse_in("IMGMETA_INFERENCE_THREADS", 0, 0..=1024)?,
+                infer_batch: env.parse_in("IMGMETA_INFER_BATCH", 1, 1..=64)?,
                 lease: Duration::from_secs(env.parse_in("IMGMETA_LEASE_SECS", 60, 5..=3600)?),
                 shutdown_grace: Duration::from_secs(env.parse_in(
                     "IMGMETA_SHUTDOWN_GRACE_SECS",

@@ -88,6 +88,12 @@ const ANALYSIS_SIDE: u32 = 512;
 /// CPU-bound (hashing): call it from a blocking
 /// thread for large images.
 pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
+    describe_hashed(bytes, decoded, None)
+}
+
+/// [`describe`] with the bytes' SHA-256 (lowercase hex) already known to the caller (the
+/// content cache's key), so it is not computed twice.
+pub fn describe_hashed(bytes: &[u8], decoded: &Decoded, sha256: Option<&str>) -> ImageMetadata {
     let image = decoded.image();
     let small = shrink(image);
     let (width, height) = (decoded.width, decoded.height);
@@ -127,7 +133,7 @@ pub fn describe(bytes: &[u8], decoded: &Decoded) -> ImageMetadata {
         bit_depth: layout.bit_depth,
         has_alpha: layout.has_alpha,
         frames: decoded.frames,
-        sha256: sha256_hex(bytes),
+        sha256: sha256.map_or_else(|| sha256_hex(bytes), str::to_owned),
         phash: phash_hex(&small),
         dominant_colors: dominant_colors(&small),
         exif,
@@ -153,5 +159,27 @@ fn shrink(image: &DynamicImage) -> DynamicImage {
         Ok(()) => small,
         // A pixel layout fast_image_resize does not handle takes the slower portable path.
         Err(_) => image.thumbnail(ANALYSIS_SIDE, ANALYSIS_SIDE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DecodeLimits, decode};
+
+    #[test]
+    fn a_digest_the_caller_knows_is_reported_as_is_and_equals_the_computed_one() {
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(8, 6, image::Rgb([200, 30, 30]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let decoded = decode(&png, &DecodeLimits::default()).unwrap();
+        let computed = describe(&png, &decoded);
+        assert_eq!(computed.sha256, sha256_hex(&png));
+        let given = describe_hashed(&png, &decoded, Some(&computed.sha256));
+        assert_eq!(given, computed);
+        // What the caller passes is what is reported: the caller owns the digest.
+        let other = describe_hashed(&png, &decoded, Some("ab"));
+        assert_eq!(other.sha256, "ab");
     }
 }

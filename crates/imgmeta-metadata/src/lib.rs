@@ -70,7 +70,7 @@ mod warnings;
 pub use colors::DominantColor;
 pub use credentials::{ContentCredentials, CredentialAction};
 pub use decode::{Decoded, decode, decode_with_timeout};
-pub use describe::{ImageMetadata, describe};
+pub use describe::{ImageMetadata, describe, describe_hashed};
 pub use descriptive::Descriptive;
 pub use error::MetadataError;
 pub use exif_fields::{ExifSummary, GpsPosition};

@@ -7,6 +7,7 @@
 mod artifacts;
 mod cache;
 mod error;
+mod inference;
 mod objects;
 mod result;
 
@@ -16,7 +17,7 @@ pub use error::AnalysisError;
 pub use imgmeta_fetch::{Lifetimes, OriginCaching, Validators};
 // The per-host rate limit is applied by the fetcher on every hop; the binary implements it.
 pub use imgmeta_fetch::{GateFuture, HostBusy, HostGate, host_key};
-pub use objects::{DetectObjects, Dreamed};
+pub use objects::{DetectObjects, Dreamed, Prepared};
 pub use result::{JobResult, Kept, Timings};
 
 use bytes::Bytes;
@@ -38,6 +39,10 @@ pub struct Analyzer {
     detector: Result<Arc<dyn DetectObjects>, String>,
     /// Analyses by content, shared by every worker (none for `imgmeta analyze`).
     cache: Option<Arc<dyn ContentCache>>,
+    /// The detector's thread, which every job's images queue for.
+    inference: Option<inference::InferenceQueue>,
+    /// The caller writes fresh analyses (`Kept::fresh`) to the content cache itself.
+    caller_keeps: bool,
 }
 
 /// What to compute for one image.
@@ -60,12 +65,35 @@ impl Analyzer {
         limits: DecodeLimits,
         detector: Result<Arc<dyn DetectObjects>, String>,
     ) -> Self {
+        let inference = detector
+            .as_ref()
+            .ok()
+            .map(|d| inference::InferenceQueue::start(d.clone(), 1));
         Self {
             fetcher,
             limits,
             detector,
             cache: None,
+            inference,
+            caller_keeps: false,
         }
+    }
+
+    /// Leaves writing fresh analyses to the content cache to the caller (the worker writes
+    /// `JobResult::kept` in the same statement that completes the job): the analyzer only
+    /// reads the cache.
+    pub fn caller_keeps_analyses(mut self) -> Self {
+        self.caller_keeps = true;
+        self
+    }
+
+    /// Lets the detector run up to `batch` waiting images in one forward pass
+    /// (`IMGMETA_INFER_BATCH`; 1 runs one image per pass).
+    pub fn with_infer_batch(mut self, batch: usize) -> Self {
+        if let Ok(detector) = &self.detector {
+            self.inference = Some(inference::InferenceQueue::start(detector.clone(), batch));
+        }
+        self
     }
 
     /// Answers images whose bytes were analysed before from `cache`, and keeps new analyses
@@ -147,6 +175,7 @@ impl Analyzer {
                     sha256: stored.sha256.clone(),
                     analysis: stored.analysis.clone(),
                     caching: Some(caching),
+                    fresh: false,
                 });
                 return Ok(result);
             }
@@ -201,6 +230,7 @@ impl Analyzer {
                     sha256: sha256.clone(),
                     analysis,
                     caching: None,
+                    fresh: false,
                 });
                 return Ok(result);
             }
@@ -221,40 +251,50 @@ impl Analyzer {
         let widest = plan.is_some();
         let want_objects =
             request.tasks.iter().any(Task::reports_objects) || (widest && self.detector.is_ok());
-        let image = if request.tasks.contains(Task::Metadata) || widest {
-            let started = Instant::now();
-            let (bytes, decoded) = (bytes.clone(), decoded.clone());
-            let metadata = blocking(tracing::info_span!("metadata"), move || {
-                imgmeta_metadata::describe(&bytes, &decoded)
-            })
-            .await?;
-            timings.metadata = Some(elapsed_ms(started));
-            Some(
-                serde_json::to_value(&metadata)
-                    .map_err(|e| AnalysisError::internal(format!("metadata document: {e}")))?,
-            )
-        } else {
-            None
-        };
-
         // Cached detections go down to the floor, so the entry serves every min_score above it.
         let detect_at = match plan {
             Some(_) => OBJECTS_FLOOR,
             None => request.min_score.value(),
         };
-        let detected = if want_objects {
-            let detector = self.detector()?;
+        // The metadata is described on a blocking thread while the image waits for (and
+        // runs through) the detector.
+        let describe = async {
+            if !(request.tasks.contains(Task::Metadata) || widest) {
+                return Ok((None, None));
+            }
             let started = Instant::now();
-            let decoded = decoded.clone();
-            let objects = blocking(tracing::info_span!("objects"), move || {
-                detector.detect(decoded.image(), detect_at)
+            let (bytes, decoded, sha256) = (bytes.clone(), decoded.clone(), key.clone());
+            let metadata = blocking(tracing::info_span!("metadata"), move || {
+                imgmeta_metadata::describe_hashed(&bytes, &decoded, sha256.as_deref())
+            })
+            .await?;
+            let value = serde_json::to_value(&metadata)
+                .map_err(|e| AnalysisError::internal(format!("metadata document: {e}")))?;
+            Ok::<_, AnalysisError>((Some(value), Some(elapsed_ms(started))))
+        };
+        let detect = async {
+            if !want_objects {
+                return Ok((None, None));
+            }
+            let queue = self.inference()?;
+            let started = Instant::now();
+            // Letterboxed here, beside the metadata, rather than on the detector's thread.
+            let (detector, image) = (self.detector()?, decoded.clone());
+            let prepared = blocking(tracing::info_span!("prepare"), move || {
+                detector.prepare(image.image()).transpose()
             })
             .await??;
-            timings.objects = Some(elapsed_ms(started));
-            Some(objects)
-        } else {
-            None
+            let objects = queue
+                .detect(decoded.clone(), prepared, detect_at)
+                .instrument(tracing::info_span!("objects"))
+                .await?;
+            Ok::<_, AnalysisError>((Some(objects), Some(elapsed_ms(started))))
         };
+        let (described, detected) = tokio::join!(describe, detect);
+        let (image, metadata_ms) = described?;
+        let (detected, objects_ms) = detected?;
+        timings.metadata = metadata_ms;
+        timings.objects = objects_ms;
 
         let mut cache_info = self.cache.as_ref().map(|_| CacheInfo::bypass());
         let mut kept = None;
@@ -264,7 +304,9 @@ impl Analyzer {
                 objects: detected.clone(),
                 age_s: 0.0,
             };
-            cache.put(sha256, model, &analysis).await;
+            if !self.caller_keeps {
+                cache.put(sha256, model, &analysis).await;
+            }
             cache_info = Some(CacheInfo::miss());
             kept = Some(Kept {
                 sha256: sha256.clone(),
@@ -273,6 +315,7 @@ impl Analyzer {
                     objects: analysis.objects,
                 },
                 caching: None,
+                fresh: true,
             });
         }
         // The job's own cut of what was made (cached or not, the same rules).
@@ -358,6 +401,14 @@ impl Analyzer {
         // Metadata alone does not depend on the model, but is kept with it all the same: one
         // key per image and model, so an entry grows into a whole analysis.
         Some((cache, self.model_version()))
+    }
+
+    /// The detector's queue, or `model_unavailable` with the reason it could not be loaded.
+    fn inference(&self) -> Result<&inference::InferenceQueue, AnalysisError> {
+        self.detector()?;
+        self.inference
+            .as_ref()
+            .ok_or_else(|| AnalysisError::internal("the detector has no inference thread".into()))
     }
 
     fn detector(&self) -> Result<Arc<dyn DetectObjects>, AnalysisError> {

@@ -41,6 +41,9 @@ pub struct Kept {
     pub analysis: imgmeta_domain::analysis::Analysis,
     /// The origin's caching headers when the image came from a URL.
     pub caching: Option<imgmeta_fetch::OriginCaching>,
+    /// Made by this run (not found in a cache): with [`crate::Analyzer::caller_keeps_analyses`]
+    /// the caller writes it to the content cache, in its own commit of the job.
+    pub fresh: bool,
 }
 
 /// Milliseconds spent in each stage; `null` for stages that did not run.

@@ -101,7 +101,7 @@ impl Store {
         artifacts: &[NewArtifact<'_>],
     ) -> Result<bool, StoreError> {
         Ok(self
-            .complete_leading(id, attempt, result, artifacts, None)
+            .complete_leading(id, attempt, result, artifacts, None, None)
             .await?
             .is_some())
     }

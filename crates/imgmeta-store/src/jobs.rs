@@ -170,8 +170,9 @@ macro_rules! charge {
 
 /// Makes the new job `id` the leader of `url_key`'s flight, with its message, or, when a flight
 /// is under way, a follower of its leader (no message: it completes in the leader's commit).
-/// The upsert takes the flight's row lock, so a leader ending concurrently either sees this
-/// follower or has already ended the flight (and this job starts a new one).
+/// The upsert takes the flight's row lock and counts the follower on it, so a leader ending
+/// concurrently either sees this follower (its delete waits for the lock and returns the
+/// count) or has already ended the flight (and this job starts a new one).
 async fn join_flight(
     tx: &mut sqlx::PgConnection,
     url_key: &str,
@@ -179,7 +180,7 @@ async fn join_flight(
 ) -> Result<(), StoreError> {
     let leader: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO url_flights (url_key, leader_job) VALUES ($1, $2)
-         ON CONFLICT (url_key) DO UPDATE SET url_key = EXCLUDED.url_key
+         ON CONFLICT (url_key) DO UPDATE SET followers = url_flights.followers + 1
          RETURNING leader_job",
     )
     .bind(url_key)

@@ -30,7 +30,7 @@ pub use batches::{
     BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, BatchUpload,
     LineFilter, NewBatch,
 };
-pub use content_cache::{CacheStats, CachedContent};
+pub use content_cache::{CacheStats, CachedContent, NewContent};
 pub use database::{Store, ensure_database};
 pub use error::StoreError;
 pub use jobs::{

@@ -15,11 +15,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The caller now owns run number `attempt` until its lease expires. `redact_gps`: the
-    /// job's account stores no GPS coordinates.
+    /// job's account stores no GPS coordinates. `stored_url`: when the job leads its URL's
+    /// flight and the claim named a model, the URL cache's positive entry for that URL and
+    /// model (what a conditional fetch revalidates), read by the claim itself.
     Claimed {
         attempt: i32,
         spec: JobSpec,
         redact_gps: bool,
+        stored_url: Option<crate::UrlEntry>,
     },
     /// The job already ended; a late or duplicate message can be dropped.
     Finished(JobStatus),
@@ -41,28 +44,58 @@ impl Store {
         lease: Duration,
         max_attempts: i32,
     ) -> Result<Claim, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-                    lease_until = now() + $2, worker_id = $3, updated_at = now()
-             WHERE id = $1 AND (status = 'queued'
-                   OR (status = 'running' AND lease_until < now() AND attempts < $4))
-             RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream, bypass_cache, webhook_url, id,
-                       (SELECT redact_gps FROM accounts WHERE accounts.id = jobs.account_id)
-                           AS redact_gps",
-        )
+        self.claim_leading(id, worker_id, lease, max_attempts, None)
+            .await
+    }
+
+    /// [`Store::claim`], also reading, in the same statement, the URL cache entry under
+    /// `model` of the flight the job leads (`Claim::Claimed::stored_url`).
+    pub async fn claim_leading(
+        &self,
+        id: JobId,
+        worker_id: &str,
+        lease: Duration,
+        max_attempts: i32,
+        model: Option<&str>,
+    ) -> Result<Claim, StoreError> {
+        let claimed = sqlx::query(concat!(
+            "WITH claimed AS (
+                 UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+                        lease_until = now() + $2, worker_id = $3, updated_at = now()
+                 WHERE id = $1 AND (status = 'queued'
+                       OR (status = 'running' AND lease_until < now() AND attempts < $4))
+                 RETURNING attempts, url, input_sha256, input_bytes, tasks, min_score, dream,
+                           bypass_cache, webhook_url, id,
+                           (SELECT redact_gps FROM accounts WHERE accounts.id = jobs.account_id)
+                               AS redact_gps
+             )
+             SELECT claimed.*, ",
+            crate::url_cache::entry_columns!(),
+            "
+             FROM claimed
+             LEFT JOIN url_flights f ON f.leader_job = claimed.id AND $5::text IS NOT NULL
+             LEFT JOIN url_cache c ON c.url_key = f.url_key AND c.model = $5
+                                  AND c.error_code IS NULL"
+        ))
         .bind(id.as_uuid())
         .bind(lease)
         .bind(worker_id)
         .bind(max_attempts)
+        .bind(model)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = claimed {
             let redact_gps: Option<bool> = row.try_get("redact_gps")?;
+            let stored_url = match row.try_get::<Option<String>, _>("model")? {
+                Some(_) => Some(crate::url_cache::decode_entry(&row)?),
+                None => None,
+            };
             return Ok(Claim::Claimed {
                 attempt: row.try_get("attempts")?,
                 spec: decode_spec(&row)?,
                 // Unknowable only if the account vanished: then store nothing personal.
                 redact_gps: redact_gps.unwrap_or(true),
+                stored_url,
             });
         }
         let poisoned = sqlx::query(

@@ -129,7 +129,7 @@ pub(crate) fn parse_code(code: &str) -> ErrorCode {
         .unwrap_or(ErrorCode::Internal)
 }
 
-fn decode_entry(row: &sqlx::postgres::PgRow) -> Result<UrlEntry, StoreError> {
+pub(crate) fn decode_entry(row: &sqlx::postgres::PgRow) -> Result<UrlEntry, StoreError> {
     let code: Option<String> = row.try_get("error_code")?;
     let error = match code {
         Some(code) => Some(ErrorBody::new(
@@ -213,6 +213,7 @@ macro_rules! entry_columns {
          EXTRACT(EPOCH FROM expires_at - now())::float8 AS fresh_for_s"
     };
 }
+pub(crate) use entry_columns;
 
 impl Store {
     /// Records that a worker runs `model` now; the API answers only from entries of models
@@ -309,9 +310,11 @@ impl Store {
     }
 
     /// Ends run `attempt` as succeeded (as [`Store::complete`]) and, in the same transaction,
-    /// keeps the URL cache entry and completes the run's followers with their cuts of the
-    /// analysis: how many followers it completed, or `None` (and nothing written) when that run
-    /// no longer owns the job.
+    /// keeps the URL cache entry and the content cache entry (`content`: an analysis this run
+    /// made) and completes the run's followers with their cuts of the analysis: how many
+    /// followers it completed, or `None` (and nothing written) when that run no longer owns the
+    /// job. The job, both entries and the end of the flight are one statement; the followers,
+    /// when the flight counted any, one more read and one update.
     pub async fn complete_leading(
         &self,
         id: JobId,
@@ -319,21 +322,97 @@ impl Store {
         result: &serde_json::Value,
         artifacts: &[crate::NewArtifact<'_>],
         end: Option<&FlightEnd<'_>>,
+        content: Option<&crate::NewContent<'_>>,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if !crate::artifacts::complete_in(&mut tx, id, attempt, result, artifacts).await? {
+        // A flight that ends with nothing to share hands its followers over (rare): the plain
+        // path, statement by statement.
+        let shares = end.is_none_or(|e| e.analysis.is_some());
+        if !artifacts.is_empty() || !shares {
+            if !crate::artifacts::complete_in(&mut tx, id, attempt, result, artifacts).await? {
+                return Ok(None);
+            }
+            if let Some(content) = content {
+                crate::content_cache::keep_content_in(&mut tx, content).await?;
+            }
+            let mut completed = 0;
+            if let Some(end) = end {
+                if let Some(entry) = &end.entry {
+                    keep_url(&mut tx, entry).await?;
+                }
+                completed = match end.analysis {
+                    Some(analysis) => complete_followers(&mut tx, id, analysis).await?,
+                    None => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
+                };
+            }
+            tx.commit().await?;
+            return Ok(Some(completed));
+        }
+        let entry = end.and_then(|e| e.entry.as_ref());
+        let row = sqlx::query(
+            "WITH done AS (
+                 UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
+                        lease_until = NULL, updated_at = now()
+                 WHERE id = $1 AND attempts = $2 AND status = 'running'
+                 RETURNING id
+             ), url AS (
+                 INSERT INTO url_cache (url_key, model, sha256, image, objects, etag,
+                                        last_modified, must_revalidate, expires_at, bytes)
+                 SELECT $4, $5, $6, $7, $8, $9, $10, $11, now() + $12,
+                        COALESCE(octet_length($7::text), 0) + COALESCE(octet_length($8::text), 0)
+                 FROM done WHERE $4::text IS NOT NULL
+                 ON CONFLICT (url_key, model) DO UPDATE SET
+                     sha256 = EXCLUDED.sha256, image = EXCLUDED.image,
+                     objects = EXCLUDED.objects, error_code = NULL, error_message = NULL,
+                     etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified,
+                     must_revalidate = EXCLUDED.must_revalidate, stored_at = now(),
+                     expires_at = EXCLUDED.expires_at, hit_at = now(), bytes = EXCLUDED.bytes
+             ), content AS (
+                 INSERT INTO content_cache (sha256, model, image, objects)
+                 SELECT $13, $14, $15, $16 FROM done WHERE $13::text IS NOT NULL
+                 ON CONFLICT (sha256, model) DO UPDATE
+                 SET image = COALESCE(EXCLUDED.image, content_cache.image),
+                     objects = COALESCE(EXCLUDED.objects, content_cache.objects),
+                     created_at = now(), hit_at = now()
+             ), flight AS (
+                 DELETE FROM url_flights
+                 WHERE leader_job = $1 AND $17 AND EXISTS (SELECT 1 FROM done)
+                 RETURNING followers
+             )
+             SELECT EXISTS (SELECT 1 FROM done) AS done,
+                    (SELECT followers FROM flight) AS followers",
+        )
+        .bind(id.as_uuid())
+        .bind(attempt)
+        .bind(result)
+        .bind(entry.map(|e| e.url_key))
+        .bind(entry.map(|e| e.model))
+        .bind(entry.map(|e| e.sha256))
+        .bind(entry.and_then(|e| e.analysis.image.as_ref()))
+        .bind(entry.and_then(|e| e.analysis.objects.as_ref()))
+        .bind(entry.and_then(|e| e.etag))
+        .bind(entry.and_then(|e| e.last_modified))
+        .bind(entry.is_some_and(|e| e.must_revalidate))
+        .bind(entry.map(|e| e.fresh_for))
+        .bind(content.map(|c| c.sha256))
+        .bind(content.map(|c| c.model))
+        .bind(content.and_then(|c| c.image))
+        .bind(content.and_then(|c| c.objects))
+        .bind(end.is_some())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !row.try_get::<bool, _>("done")? {
             return Ok(None);
         }
-        let mut completed = 0;
-        if let Some(end) = end {
-            if let Some(entry) = &end.entry {
-                keep_url(&mut tx, entry).await?;
+        let followers: Option<i32> = row.try_get("followers")?;
+        let completed = match (end.and_then(|e| e.analysis), followers) {
+            // Joins were counted on the flight's newest row, which the delete waited for: the
+            // followers are committed and this statement's fresh snapshot sees them.
+            (Some(analysis), Some(n)) if n > 0 => {
+                complete_taken_followers(&mut tx, id, analysis).await?
             }
-            completed = match end.analysis {
-                Some(analysis) => complete_followers(&mut tx, id, analysis).await?,
-                None => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
-            };
-        }
+            _ => 0,
+        };
         tx.commit().await?;
         Ok(Some(completed))
     }
@@ -584,6 +663,15 @@ async fn take_followers(
     if led.rows_affected() == 0 {
         return Ok(Vec::new());
     }
+    waiting_followers(tx, leader).await
+}
+
+/// The queued followers of `leader`, whose flight this transaction has ended, locked, with
+/// what each asked for.
+async fn waiting_followers(
+    tx: &mut sqlx::PgConnection,
+    leader: Uuid,
+) -> Result<Vec<(Uuid, TaskSet, MinScore, bool)>, StoreError> {
     let rows = sqlx::query(
         "SELECT j.id, j.tasks, j.min_score, COALESCE(a.redact_gps, true) AS redact_gps
          FROM jobs j LEFT JOIN accounts a ON a.id = j.account_id
@@ -618,6 +706,25 @@ async fn complete_followers(
     analysis: &Analysis,
 ) -> Result<u64, StoreError> {
     let followers = take_followers(tx, leader.as_uuid()).await?;
+    finish_followers(tx, followers, analysis).await
+}
+
+/// [`complete_followers`] of a flight this transaction has already ended.
+async fn complete_taken_followers(
+    tx: &mut sqlx::PgConnection,
+    leader: JobId,
+    analysis: &Analysis,
+) -> Result<u64, StoreError> {
+    let followers = waiting_followers(tx, leader.as_uuid()).await?;
+    finish_followers(tx, followers, analysis).await
+}
+
+/// Completes `followers` with their cuts of `analysis`; how many.
+async fn finish_followers(
+    tx: &mut sqlx::PgConnection,
+    followers: Vec<(Uuid, TaskSet, MinScore, bool)>,
+    analysis: &Analysis,
+) -> Result<u64, StoreError> {
     if followers.is_empty() {
         return Ok(0);
     }

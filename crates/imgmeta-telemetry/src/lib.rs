@@ -72,6 +72,8 @@ pub const WEBHOOK_ATTEMPTS: &str = "imgmeta_webhook_attempts_total";
 pub const WEBHOOK_DELAY: &str = "imgmeta_webhook_delivery_delay_seconds";
 /// Gauge (seconds): how long loading the detector took.
 pub const MODEL_LOAD: &str = "imgmeta_model_load_seconds";
+/// Histogram: images per forward pass of the detector (at most `IMGMETA_INFER_BATCH`).
+pub const INFER_BATCH: &str = "imgmeta_inference_batch_images";
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> &'static PrometheusHandle {
@@ -82,6 +84,11 @@ pub fn install() -> &'static PrometheusHandle {
         ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .expect("static buckets are valid")
+            .set_buckets_for_metric(
+                Matcher::Full(INFER_BATCH.into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            )
             .expect("static buckets are valid")
             .build_recorder();
         let handle = recorder.handle();
@@ -174,6 +181,7 @@ fn describe() {
     describe_gauge!(QUEUE_DEPTH, "messages ready in the jobs queue");
     describe_gauge!(OUTBOX_BACKLOG, "messages waiting in the outbox");
     describe_gauge!(MODEL_LOAD, metrics::Unit::Seconds, "detector load time");
+    describe_histogram!(INFER_BATCH, "images per forward pass of the detector");
 }
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ thread_local! {
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Takes the `[1, 3c, h, w]` qkv projection (each head's 32 query, 32 key and 32 value
-/// channels adjacent, queries already scaled) and returns `[1, 2c, h, w]`: the attention
-/// output in channels `0..c`, the values as an image in channels `c..2c`.
+/// Takes the `[n, 3c, h, w]` qkv projection (each head's 32 query, 32 key and 32 value
+/// channels adjacent, queries already scaled) and returns `[n, 2c, h, w]`: the attention
+/// output in channels `0..c`, the values as an image in channels `c..2c`; a batch one image
+/// after another.
 pub struct AreaAttentionCpu {
     pub area: usize,
     pub head_dim: usize,
@@ -33,13 +34,26 @@ impl CustomOp1 for AreaAttentionCpu {
         let (b, c3, h, w) = layout.shape().dims4()?;
         let d = self.head_dim;
         let tokens = h * w;
-        if b != 1 || c3 % (3 * d) != 0 || tokens % self.area != 0 {
+        if c3 % (3 * d) != 0 || tokens % self.area != 0 {
             return Err(candle_core::Error::Msg(format!(
                 "area-attention: batch {b}, {c3} channels, {tokens} tokens in {} areas",
                 self.area
             )));
         }
         let qkv = f32_contiguous(storage, layout, self.name())?;
+        let image = c3 * tokens;
+        let mut out = self.one(&qkv[..image], c3, tokens);
+        for i in 1..b {
+            out.extend_from_slice(&self.one(&qkv[i * image..(i + 1) * image], c3, tokens));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, 2 * c3 / 3, h, w))))
+    }
+}
+
+impl AreaAttentionCpu {
+    /// One image's `[2c, tokens]` from its `[3c, tokens]` projection.
+    fn one(&self, qkv: &[f32], c3: usize, tokens: usize) -> Vec<f32> {
+        let d = self.head_dim;
         let heads = c3 / (3 * d);
         let c = heads * d;
         let n = tokens / self.area;
@@ -84,6 +98,6 @@ impl CustomOp1 for AreaAttentionCpu {
                 }
             });
         });
-        Ok((CpuStorage::F32(out), Shape::from((1, 2 * c, h, w))))
+        out
     }
 }

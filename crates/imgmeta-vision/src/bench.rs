@@ -19,6 +19,8 @@ pub struct BenchConfig {
     pub warmup: usize,
     pub threads: usize,
     pub device: DeviceKind,
+    /// Images per forward pass (copies of the image); the stage times are per pass.
+    pub batch: usize,
 }
 
 impl BenchConfig {
@@ -31,6 +33,7 @@ impl BenchConfig {
             warmup: 3,
             threads: 2,
             device: DeviceKind::Cpu,
+            batch: 1,
         }
     }
 }
@@ -68,8 +71,12 @@ pub struct BenchReport {
     pub device: String,
     pub runs: usize,
     pub threads: usize,
+    /// Images per forward pass.
+    pub batch: usize,
     pub p50_ms: f64,
     pub min_ms: f64,
+    /// Images per second at the median pass (preprocess + forward + postprocess).
+    pub images_per_s: f64,
     pub forward: Stats,
     pub preprocess: Stats,
     pub postprocess: Stats,
@@ -78,9 +85,9 @@ pub struct BenchReport {
 
 /// Loads the detector and times `runs` detections of the image (progress on stderr).
 pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
-    if cfg.runs == 0 || cfg.threads == 0 {
+    if cfg.runs == 0 || cfg.threads == 0 || cfg.batch == 0 {
         return Err(VisionError::Config(
-            "runs and threads must be at least 1".into(),
+            "runs, threads and batch must be at least 1".into(),
         ));
     }
     let image = open_oriented(&cfg.image)?;
@@ -95,13 +102,26 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
     );
     let mut times = Vec::with_capacity(cfg.runs);
     let mut detections = 0;
+    let batch: Vec<(&image::DynamicImage, f32)> = vec![(&image, 0.25); cfg.batch];
     for i in 0..cfg.warmup + cfg.runs {
-        let (objects, t) = detector.detect_timed(&image, 0.25)?;
+        let (objects, t) = match cfg.batch {
+            1 => {
+                let (objects, t) = detector.detect_timed(&image, 0.25)?;
+                (vec![objects], t)
+            }
+            _ => detector.detect_batch_timed(&batch)?,
+        };
         if i >= cfg.warmup {
             times.push(t);
-            detections = objects.detections.len();
+            detections = objects[0].detections.len();
         }
     }
+    let mut totals: Vec<Duration> = times
+        .iter()
+        .map(|t| t.preprocess + t.forward + t.postprocess)
+        .collect();
+    totals.sort();
+    let median = totals[totals.len() / 2].as_secs_f64();
     let stage =
         |f: fn(&crate::StageTimes) -> Duration| Stats::of(&times.iter().map(f).collect::<Vec<_>>());
     let forward = stage(|t| t.forward);
@@ -113,8 +133,10 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
         device: format!("{:?}", cfg.device).to_lowercase(),
         runs: cfg.runs,
         threads: cfg.threads,
+        batch: cfg.batch,
         p50_ms: forward.p50_ms,
         min_ms: forward.min_ms,
+        images_per_s: (cfg.batch as f64 / median * 100.0).round() / 100.0,
         forward,
         preprocess: stage(|t| t.preprocess),
         postprocess: stage(|t| t.postprocess),

@@ -221,7 +221,7 @@ impl AreaAttention {
 /// Attention within `area` bands over a `[b, 3c, h, w]` qkv projection: the attended values
 /// and the values as an image, both `[b, c, h, w]`.
 fn attend(qkv: &Tensor, area: usize) -> Result<(Tensor, Tensor), VisionError> {
-    if matches!(qkv.device(), candle_core::Device::Cpu) && qkv.dim(0)? == 1 && !qkv.track_op() {
+    if matches!(qkv.device(), candle_core::Device::Cpu) && !qkv.track_op() {
         let both = qkv.contiguous()?.apply_op1_no_bwd(&AreaAttentionCpu {
             area,
             head_dim: HEAD_DIM,

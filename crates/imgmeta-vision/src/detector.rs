@@ -87,6 +87,13 @@ impl DetectorConfig {
     }
 }
 
+/// An image letterboxed for the network: made on any thread, ahead of the forward pass that
+/// takes it ([`Detector::detect_prepared`]).
+pub struct Prepared {
+    chw: Vec<f32>,
+    letterbox: Letterbox,
+}
+
 /// Time spent in each stage of one detection.
 #[derive(Debug, Clone, Copy)]
 pub struct StageTimes {
@@ -181,6 +188,104 @@ impl Detector {
         })
     }
 
+    /// Objects in each image (already EXIF-oriented) scoring at least its own minimum, from
+    /// one forward pass over the whole batch, every image letterboxed to the one input size.
+    /// The same objects as [`Detector::detect`] of each image alone.
+    pub fn detect_batch(
+        &self,
+        images: &[(&DynamicImage, f32)],
+    ) -> Result<Vec<Objects>, VisionError> {
+        self.detect_batch_timed(images).map(|(objects, _)| objects)
+    }
+
+    /// `detect_batch`, also reporting the time each stage took for the whole batch.
+    pub fn detect_batch_timed(
+        &self,
+        images: &[(&DynamicImage, f32)],
+    ) -> Result<(Vec<Objects>, StageTimes), VisionError> {
+        if images.is_empty() {
+            let none = StageTimes {
+                preprocess: Duration::ZERO,
+                forward: Duration::ZERO,
+                postprocess: Duration::ZERO,
+            };
+            return Ok((Vec::new(), none));
+        }
+        self.in_pool(|| {
+            let start = Instant::now();
+            let prepared = images
+                .iter()
+                .map(|(image, _)| self.prepare(image))
+                .collect::<Result<Vec<_>, _>>()?;
+            let preprocessed = Instant::now();
+            let items: Vec<(&Prepared, f32)> = prepared
+                .iter()
+                .zip(images)
+                .map(|(p, (_, min_score))| (p, *min_score))
+                .collect();
+            let (objects, mut times) = self.run_prepared(&items)?;
+            times.preprocess += preprocessed - start;
+            Ok((objects, times))
+        })
+    }
+
+    /// `image` letterboxed for the network, on the calling thread: a worker prepares the next
+    /// images while the detector runs the current ones.
+    pub fn prepare(&self, image: &DynamicImage) -> Result<Prepared, VisionError> {
+        let (chw, letterbox) = self.letterboxed(image)?;
+        Ok(Prepared { chw, letterbox })
+    }
+
+    /// [`Detector::detect_batch`] of images already prepared: one forward pass.
+    pub fn detect_prepared(&self, items: &[(&Prepared, f32)]) -> Result<Vec<Objects>, VisionError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.in_pool(|| self.run_prepared(items).map(|(objects, _)| objects))
+    }
+
+    /// The forward pass and postprocessing of prepared images (`preprocess` is the copy into
+    /// the batch tensor).
+    fn run_prepared(
+        &self,
+        items: &[(&Prepared, f32)],
+    ) -> Result<(Vec<Objects>, StageTimes), VisionError> {
+        let start = Instant::now();
+        let size = self.input_size as usize;
+        let input = match items {
+            [(one, _)] => Tensor::from_slice(&one.chw, (1, 3, size, size), &self.device)?,
+            _ => {
+                let mut data = Vec::with_capacity(items.len() * 3 * size * size);
+                for (p, _) in items {
+                    data.extend_from_slice(&p.chw);
+                }
+                Tensor::from_vec(data, (items.len(), 3, size, size), &self.device)?
+            }
+        };
+        let preprocessed = Instant::now();
+        let raws = self.model.forward_batch(&input)?;
+        let forwarded = Instant::now();
+        let objects = raws
+            .iter()
+            .zip(items)
+            .map(|(raw, (p, min_score))| self.postprocess(raw, &p.letterbox, *min_score))
+            .collect();
+        let times = StageTimes {
+            preprocess: preprocessed - start,
+            forward: forwarded - preprocessed,
+            postprocess: forwarded.elapsed(),
+        };
+        Ok((objects, times))
+    }
+
+    /// The raw outputs of one forward pass over `images`, for parity checks of batching.
+    pub fn raw_outputs(&self, images: &[&DynamicImage]) -> Result<Vec<RawOutput>, VisionError> {
+        self.in_pool(|| {
+            let (input, _) = self.preprocess_batch(images)?;
+            self.model.forward_batch(&input)
+        })
+    }
+
     /// The network's raw `output0` (`[4 + classes, anchors]`) for `image`, for parity checks.
     pub fn raw_output(&self, image: &DynamicImage) -> Result<RawOutput, VisionError> {
         self.in_pool(|| {
@@ -206,6 +311,30 @@ impl Detector {
     }
 
     fn preprocess(&self, image: &DynamicImage) -> Result<(Tensor, Letterbox), VisionError> {
+        let (chw, lb) = self.letterboxed(image)?;
+        let size = self.input_size as usize;
+        let tensor = Tensor::from_vec(chw, (1, 3, size, size), &self.device)?;
+        Ok((tensor, lb))
+    }
+
+    /// `[n, 3, S, S]` of the letterboxed images, and each one's geometry.
+    fn preprocess_batch(
+        &self,
+        images: &[&DynamicImage],
+    ) -> Result<(Tensor, Vec<Letterbox>), VisionError> {
+        let size = self.input_size as usize;
+        let mut data = Vec::with_capacity(images.len() * 3 * size * size);
+        let mut boxes = Vec::with_capacity(images.len());
+        for image in images {
+            let (chw, lb) = self.letterboxed(image)?;
+            data.extend_from_slice(&chw);
+            boxes.push(lb);
+        }
+        let tensor = Tensor::from_vec(data, (images.len(), 3, size, size), &self.device)?;
+        Ok((tensor, boxes))
+    }
+
+    fn letterboxed(&self, image: &DynamicImage) -> Result<(Vec<f32>, Letterbox), VisionError> {
         let rgb = match image {
             DynamicImage::ImageRgb8(rgb) => Cow::Borrowed(rgb),
             other => Cow::Owned(other.to_rgb8()),
@@ -213,10 +342,7 @@ impl Detector {
         if rgb.width() == 0 || rgb.height() == 0 {
             return Err(VisionError::Inference("the image is empty".into()));
         }
-        let (chw, lb) = letterbox(&rgb, self.input_size);
-        let size = self.input_size as usize;
-        let tensor = Tensor::from_vec(chw, (1, 3, size, size), &self.device)?;
-        Ok((tensor, lb))
+        Ok(letterbox(&rgb, self.input_size))
     }
 
     fn postprocess(&self, raw: &RawOutput, lb: &Letterbox, min_score: f32) -> Objects {

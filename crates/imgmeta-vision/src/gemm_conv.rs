@@ -28,7 +28,7 @@ thread_local! {
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A dense (ungrouped) square convolution with bias and optional SiLU, for batch size 1.
+/// A dense (ungrouped) square convolution with bias and optional SiLU.
 pub struct GemmConv<'a> {
     /// Filters as a row-major `[c_out, c_in * k * k]` matrix.
     pub matrix: &'a [f32],
@@ -134,14 +134,16 @@ impl CustomOp1 for GemmConv<'_> {
         "gemm-conv2d"
     }
 
+    /// A batch is convolved one image after another, each exactly as it would be alone (so
+    /// a batch's results are bit-identical to single runs).
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c_in, h, w) = layout.shape().dims4()?;
         let c_out = self.bias.len();
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let depth = c_in * k * k;
-        if n != 1 || self.matrix.len() != c_out * depth {
+        if self.matrix.len() != c_out * depth {
             return Err(candle_core::Error::Msg(format!(
-                "gemm-conv2d: batch {n}, {} filter values for {c_out} x {depth}",
+                "gemm-conv2d: {} filter values for {c_out} x {depth}",
                 self.matrix.len()
             )));
         }
@@ -156,11 +158,27 @@ impl CustomOp1 for GemmConv<'_> {
             p,
             wo,
         };
+        let image = c_in * h * w;
+        let mut out = self.one(&input[..image], geometry, ho);
+        for i in 1..n {
+            out.extend_from_slice(&self.one(&input[i * image..(i + 1) * image], geometry, ho));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c_out, ho, wo))))
+    }
+}
+
+impl GemmConv<'_> {
+    /// The convolution of one image (`[c_in, h, w]`): `[c_out, ho, wo]`.
+    fn one(&self, input: &[f32], geometry: Geometry, ho: usize) -> Vec<f32> {
+        let Geometry {
+            c_in, k, s, p, wo, ..
+        } = geometry;
+        let c_out = self.bias.len();
+        let depth = c_in * k * k;
         if s == 1 && k > 1 {
-            let out = with_scratch(&PADDED, |padded| {
+            return with_scratch(&PADDED, |padded| {
                 self.stride_one(input, geometry, ho, padded)
             });
-            return Ok((CpuStorage::F32(out), Shape::from((1, c_out, ho, wo))));
         }
         let columns = ho * wo;
         let block = Self::block_columns(depth, columns);
@@ -168,7 +186,7 @@ impl CustomOp1 for GemmConv<'_> {
         // ones unfold each block (gathering every s-th value).
         let direct = k == 1 && s == 1 && p == 0;
         let filters = Mat::rows(self.matrix, c_out, depth);
-        let out = blocked(
+        blocked(
             (c_out, columns, block),
             (self.bias, self.silu),
             OutputColumns::Same,
@@ -195,21 +213,21 @@ impl CustomOp1 for GemmConv<'_> {
                     );
                 }
             },
-        );
-        Ok((CpuStorage::F32(out), Shape::from((1, c_out, ho, wo))))
+        )
     }
 }
 
 /// A 1x1 convolution (with bias and optional SiLU) of the channel-wise concatenation of
-/// `parts`, each a contiguous `[1, c_i, h, w]` tensor on the CPU, without concatenating
-/// them: the product sums one filter slice times each part.
+/// `parts`, each a contiguous `[n, c_i, h, w]` tensor on the CPU, without concatenating
+/// them: the product sums one filter slice times each part. A batch is computed one image
+/// after another.
 pub fn pointwise_over_parts(
     matrix: &[f32],
     bias: &[f32],
     silu: bool,
     parts: &[candle_core::Tensor],
 ) -> Result<candle_core::Tensor> {
-    let (_, _, h, w) = parts
+    let (n, _, h, w) = parts
         .first()
         .ok_or_else(|| candle_core::Error::Msg("pointwise-over-parts: no inputs".into()))?
         .dims4()?;
@@ -223,9 +241,9 @@ pub fn pointwise_over_parts(
                 "pointwise-over-parts: needs the CPU".into(),
             ));
         };
-        if b != 1 || (ph, pw) != (h, w) {
+        if b != n || (ph, pw) != (h, w) {
             return Err(candle_core::Error::Msg(format!(
-                "pointwise-over-parts: part [{b}, {c}, {ph}, {pw}] with [1, _, {h}, {w}]"
+                "pointwise-over-parts: part [{b}, {c}, {ph}, {pw}] with [{n}, _, {h}, {w}]"
             )));
         }
         inputs.push((f32_contiguous(storage, layout, "pointwise-over-parts")?, c));
@@ -239,22 +257,31 @@ pub fn pointwise_over_parts(
         )));
     }
     let block = GemmConv::block_columns(depth, columns);
-    let out = blocked(
-        (c_out, columns, block),
-        (bias, silu),
-        OutputColumns::Same,
-        |first, width, _, product| {
-            let mut offset = 0;
-            for (i, &(input, c)) in inputs.iter().enumerate() {
-                let filters = Mat::new(&matrix[offset..], (c_out, c), (depth, 1));
-                let view = Mat::new(&input[first..], (c, width), (columns, 1));
-                matmul(product, width, filters, view, i > 0);
-                offset += c;
-            }
-        },
-    );
+    let mut out = Vec::new();
+    for item in 0..n {
+        let one = blocked(
+            (c_out, columns, block),
+            (bias, silu),
+            OutputColumns::Same,
+            |first, width, _, product| {
+                let mut offset = 0;
+                for (i, &(input, c)) in inputs.iter().enumerate() {
+                    let input = &input[item * c * columns..(item + 1) * c * columns];
+                    let filters = Mat::new(&matrix[offset..], (c_out, c), (depth, 1));
+                    let view = Mat::new(&input[first..], (c, width), (columns, 1));
+                    matmul(product, width, filters, view, i > 0);
+                    offset += c;
+                }
+            },
+        );
+        if item == 0 {
+            out = one;
+        } else {
+            out.extend_from_slice(&one);
+        }
+    }
     drop(guards);
-    candle_core::Tensor::from_vec(out, (1, c_out, h, w), &candle_core::Device::Cpu)
+    candle_core::Tensor::from_vec(out, (n, c_out, h, w), &candle_core::Device::Cpu)
 }
 
 /// How the product's columns map to the output's.

@@ -107,9 +107,8 @@ impl Conv {
     /// reads the parts where they are instead of concatenating them first.
     pub fn forward_parts(&self, parts: &[Tensor]) -> Result<Tensor, VisionError> {
         let pointwise = self.kernel == 1 && self.stride == 1 && self.groups == 1;
-        let batch_one = parts.iter().all(|p| p.dim(0).is_ok_and(|b| b == 1));
         let tracked = parts.iter().any(Tensor::track_op);
-        if self.on_cpu && pointwise && batch_one && !tracked {
+        if self.on_cpu && pointwise && !tracked {
             let parts = parts
                 .iter()
                 .map(|p| p.contiguous())
@@ -142,7 +141,7 @@ impl Conv {
             };
             return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
         }
-        if self.on_cpu && x.dim(0)? == 1 {
+        if self.on_cpu && !x.track_op() {
             let op = GemmConv {
                 matrix: &self.matrix_values,
                 bias: &self.bias_values,

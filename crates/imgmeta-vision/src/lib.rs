@@ -23,7 +23,7 @@ mod postprocess;
 mod preprocess;
 mod weights;
 
-pub use detector::{Detector, DetectorConfig, DeviceKind, StageTimes};
+pub use detector::{Detector, DetectorConfig, DeviceKind, Prepared, StageTimes};
 pub use dream::{Dream, Octave};
 pub use error::VisionError;
 pub use image_io::{decode_oriented, open_oriented};

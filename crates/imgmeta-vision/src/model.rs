@@ -78,6 +78,20 @@ impl YoloV12 {
 
     /// Runs the network on a `[1, 3, S, S]` image tensor with values in 0..1.
     pub fn forward(&self, x: &Tensor) -> Result<RawOutput, VisionError> {
+        let mut outputs = self.forward_batch(x)?;
+        match (outputs.pop(), outputs.is_empty()) {
+            (Some(output), true) => Ok(output),
+            _ => Err(VisionError::Inference(format!(
+                "forward takes one image, got {}",
+                x.dim(0)?
+            ))),
+        }
+    }
+
+    /// Runs the network on a batch, `[n, 3, S, S]`: one output per image. On the CPU every
+    /// layer computes the images one after another exactly as it would each alone, so the
+    /// outputs are bit-identical to `n` single runs; on a GPU the batch is one launch per layer.
+    pub fn forward_batch(&self, x: &Tensor) -> Result<Vec<RawOutput>, VisionError> {
         let x = self.b1.forward(&self.b0.forward(x)?)?;
         let p3 = self.b4.forward(&self.b3.forward(&self.b2.forward(&x)?)?)?;
         let p4 = self.b6.forward(&self.b5.forward(&p3)?)?;
@@ -215,7 +229,8 @@ impl Head {
         })
     }
 
-    fn forward(&self, levels: &[Tensor]) -> Result<RawOutput, VisionError> {
+    fn forward(&self, levels: &[Tensor]) -> Result<Vec<RawOutput>, VisionError> {
+        let batch = levels.first().map_or(Ok(0), |l| l.dim(0))?;
         let mut maps = Vec::with_capacity(levels.len());
         for (i, x) in levels.iter().enumerate() {
             let (_, _, h, w) = x.dims4()?;
@@ -229,12 +244,28 @@ impl Head {
             }
             maps.push((b.contiguous()?, c.contiguous()?, (h, w, STRIDES[i])));
         }
+        (0..batch)
+            .map(|item| {
+                let one: Vec<_> = maps
+                    .iter()
+                    .map(|(b, c, grid)| Ok((b.narrow(0, item, 1)?, c.narrow(0, item, 1)?, *grid)))
+                    .collect::<Result<_, VisionError>>()?;
+                self.decode(&one)
+            })
+            .collect()
+    }
+
+    /// One image's raw output from its levels' box-bin and class-logit maps.
+    fn decode(
+        &self,
+        maps: &[(Tensor, Tensor, (usize, usize, usize))],
+    ) -> Result<RawOutput, VisionError> {
         let anchors: usize = maps.iter().map(|(_, _, (h, w, _))| h * w).sum();
         let rows = 4 + self.num_classes;
         let mut data = vec![0f32; rows * anchors];
         let (box_rows, class_rows) = data.split_at_mut(4 * anchors);
         let mut offset = 0;
-        for (b, c, grid) in &maps {
+        for (b, c, grid) in maps {
             let n = grid.0 * grid.1;
             with_values(b, |bins| {
                 self.decode_boxes(bins, *grid, offset, anchors, box_rows)

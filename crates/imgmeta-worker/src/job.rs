@@ -7,7 +7,7 @@ use crate::url_cache::Leading;
 use imgmeta_domain::{ErrorCode, JobId, JobSpec, Source};
 use imgmeta_pipeline::{AnalysisError, Analyzer, JobResult, Request};
 use imgmeta_queue::JobDelivery;
-use imgmeta_store::{Claim, FlightEnd, NewArtifact, Store, StoreError};
+use imgmeta_store::{Claim, FlightEnd, NewArtifact, NewContent, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,13 @@ pub(crate) struct Shared {
     pub retry_base: Duration,
     pub hooks: TestHooks,
     pub url_cache: Option<crate::UrlCachePolicy>,
+    pub content_cache_max_entries: Option<i64>,
+    /// Analyses this process wrote to the content cache: every `EVICT_EVERY`th evicts.
+    pub content_writes: std::sync::atomic::AtomicU64,
 }
+
+/// The content cache is trimmed to its bound once every this many analyses written.
+const EVICT_EVERY: u64 = 64;
 
 pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: CancellationToken) {
     let message = match &delivery.message {
@@ -45,7 +51,9 @@ pub(crate) async fn handle(shared: &Shared, delivery: JobDelivery, hand_back: Ca
 }
 
 async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: CancellationToken) {
-    let Some((attempt, spec, redact_gps)) = claim(shared, delivery, id, &hand_back).await else {
+    let Some((attempt, spec, redact_gps, stored_url)) =
+        claim(shared, delivery, id, &hand_back).await
+    else {
         return;
     };
     tracing::Span::current().record("attempt", attempt);
@@ -104,7 +112,7 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         _ => None,
     };
     let result = tokio::select! {
-        result = analyze(shared, id, &spec.source, &request, leading.as_ref()) => Some(result),
+        result = analyze(shared, id, &spec.source, &request, leading.as_ref(), stored_url) => Some(result),
         _ = lost_lease.cancelled() => None,
         _ = hand_back.cancelled() => {
             renewer.abort();
@@ -128,6 +136,17 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
         (Some(_), None, Some(_)) => Some(FlightEnd::default()),
         _ => None,
     };
+    // An analysis this run made goes to the content cache in the job's own commit.
+    let model = shared.analyzer.model_version();
+    let content = kept
+        .as_ref()
+        .filter(|k| k.fresh && shared.content_cache_max_entries.is_some())
+        .map(|k| NewContent {
+            sha256: &k.sha256,
+            model: &model,
+            image: k.analysis.image.as_ref(),
+            objects: k.analysis.objects.as_ref(),
+        });
     let store_started = Instant::now();
     let stored = persist(&hand_back, || async {
         match &outcome {
@@ -145,7 +164,14 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
                     .collect();
                 let done = shared
                     .store
-                    .complete_leading(id, attempt, result, &artifacts, flight.as_ref())
+                    .complete_leading(
+                        id,
+                        attempt,
+                        result,
+                        &artifacts,
+                        flight.as_ref(),
+                        content.as_ref(),
+                    )
                     .await?;
                 if let Some(followers) = done.filter(|n| *n > 0) {
                     metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "coalesced")
@@ -179,6 +205,11 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     .await;
     metrics::histogram!(imgmeta_telemetry::STAGE_DURATION, "stage" => "store")
         .record(store_started.elapsed().as_secs_f64());
+    if let (Some(true), Some(_), Some(max_entries)) =
+        (stored, &content, shared.content_cache_max_entries)
+    {
+        evict_now_and_then(shared, max_entries).await;
+    }
     match stored {
         Some(true) => {
             record(&outcome);
@@ -226,6 +257,19 @@ async fn run(shared: &Shared, delivery: &JobDelivery, id: JobId, hand_back: Canc
     }
 }
 
+/// Trims the content cache to `max_entries` once every `EVICT_EVERY` analyses this process
+/// wrote (a failure is only logged: the next trim catches up).
+async fn evict_now_and_then(shared: &Shared, max_entries: i64) {
+    let writes = shared
+        .content_writes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if writes.is_multiple_of(EVICT_EVERY)
+        && let Err(e) = shared.store.evict_content(max_entries).await
+    {
+        tracing::warn!(kind = "error", error = %e, "content cache eviction failed");
+    }
+}
+
 /// Runs the pipeline on the job's image: fetched from its URL, or its uploaded bytes read from
 /// the store (never written to disk) and analysed as fetched bytes are, with the same decode
 /// limits; reading them is reported as the `fetch` stage.
@@ -235,10 +279,11 @@ async fn analyze(
     source: &Source,
     request: &Request,
     leading: Option<&Leading>,
+    stored_url: Option<imgmeta_store::UrlEntry>,
 ) -> Result<JobResult, AnalysisError> {
     let digest = match (source, leading) {
-        (Source::Url(url), Some(leading)) => {
-            let stored = leading.stored(&shared.store).await;
+        (Source::Url(url), Some(_)) => {
+            let stored = stored_url.and_then(Leading::revalidating);
             return shared
                 .analyzer
                 .analyze_url_revalidating(url, request, stored.as_ref())
@@ -277,18 +322,27 @@ async fn analyze(
         .await
 }
 
-/// Claims the job for a new run, or settles the delivery when there is nothing to run.
+/// Claims the job for a new run, or settles the delivery when there is nothing to run. With
+/// the URL cache on, the claim also reads the entry a leading run revalidates.
 async fn claim(
     shared: &Shared,
     delivery: &JobDelivery,
     id: JobId,
     hand_back: &CancellationToken,
-) -> Option<(i32, JobSpec, bool)> {
+) -> Option<(i32, JobSpec, bool, Option<imgmeta_store::UrlEntry>)> {
+    let model = shared
+        .url_cache
+        .is_some()
+        .then(|| shared.analyzer.model_version());
     loop {
         let Some(claim) = persist(hand_back, || {
-            shared
-                .store
-                .claim(id, &shared.worker_id, shared.lease, shared.max_attempts)
+            shared.store.claim_leading(
+                id,
+                &shared.worker_id,
+                shared.lease,
+                shared.max_attempts,
+                model.as_deref(),
+            )
         })
         .await
         else {
@@ -302,7 +356,8 @@ async fn claim(
                 attempt,
                 spec,
                 redact_gps,
-            } => return Some((attempt, spec, redact_gps)),
+                stored_url,
+            } => return Some((attempt, spec, redact_gps, stored_url)),
             Claim::Finished(status) => {
                 tracing::info!(
                     status = status.as_str(),

@@ -39,6 +39,8 @@ pub struct WorkerConfig {
     pub test_hooks: TestHooks,
     /// The URL cache's rules; `None` when the cache is off.
     pub url_cache: Option<UrlCachePolicy>,
+    /// Most entries the content cache keeps (least recently used evicted); `None` when off.
+    pub content_cache_max_entries: Option<i64>,
 }
 
 /// A worker process's job loop.
@@ -78,6 +80,8 @@ impl Worker {
             retry_base: self.config.retry_base,
             hooks: self.config.test_hooks.clone(),
             url_cache: self.config.url_cache,
+            content_cache_max_entries: self.config.content_cache_max_entries,
+            content_writes: Default::default(),
         });
         let upkeep = self.config.url_cache.map(|policy| {
             tokio::spawn(url_cache::upkeep(

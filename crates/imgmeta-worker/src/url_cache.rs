@@ -5,7 +5,7 @@
 
 use imgmeta_domain::{ErrorBody, ImageUrl};
 use imgmeta_pipeline::{Kept, Lifetimes, StoredUrl, Validators};
-use imgmeta_store::{FlightEnd, NegativeEntry, NewUrlEntry, Store, UrlCacheBounds};
+use imgmeta_store::{FlightEnd, NegativeEntry, NewUrlEntry, Store, UrlCacheBounds, UrlEntry};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -34,21 +34,13 @@ impl Leading {
         }
     }
 
-    /// The stored analysis to revalidate, if any; a database error makes the fetch
-    /// unconditional, never the job fail.
-    pub async fn stored(&self, store: &Store) -> Option<StoredUrl> {
-        let entry = match store.url_entry(&self.key, &self.model).await {
-            Ok(entry) => entry?,
-            Err(e) => {
-                tracing::warn!(kind = "error", error = %e, "URL cache lookup failed; fetching");
-                return None;
-            }
-        };
+    /// The stored analysis to revalidate, from the entry the claim read (`None` when the
+    /// entry has no validators: a plain fetch, and the content cache may still answer).
+    pub fn revalidating(entry: UrlEntry) -> Option<StoredUrl> {
         let validators = Validators {
             etag: entry.etag,
             last_modified: entry.last_modified,
         };
-        // Nothing to revalidate with: a plain fetch, and the content cache may still answer.
         if validators.is_empty() {
             return None;
         }

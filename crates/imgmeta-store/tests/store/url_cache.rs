@@ -120,6 +120,7 @@ async fn the_first_submission_leads_the_flight_and_the_rest_follow_then_complete
             &json!({"cache": {"status": "miss"}}),
             &[],
             Some(&end),
+            None,
         )
         .await
         .unwrap();
@@ -219,7 +220,7 @@ async fn a_cancelled_leader_hands_the_flight_to_its_oldest_follower() {
         entry: None,
     };
     let done = store
-        .complete_leading(first, attempt, &json!({}), &[], Some(&end))
+        .complete_leading(first, attempt, &json!({}), &[], Some(&end), None)
         .await
         .unwrap();
     assert_eq!(done, Some(1));
@@ -274,7 +275,7 @@ async fn entries_of_a_model_no_worker_runs_are_never_answered() {
         entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
     };
     store
-        .complete_leading(leader, attempt, &json!({}), &[], Some(&end))
+        .complete_leading(leader, attempt, &json!({}), &[], Some(&end), None)
         .await
         .unwrap();
     assert!(
@@ -320,7 +321,7 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
             entry: Some(entry(&analysis, key, Duration::from_secs(600))),
         };
         store
-            .complete_leading(id, attempt, &json!({}), &[], Some(&end))
+            .complete_leading(id, attempt, &json!({}), &[], Some(&end), None)
             .await
             .unwrap();
     }
@@ -400,5 +401,139 @@ async fn purges_are_announced_to_listeners_when_they_commit() {
     store.purge_url(&long).await.unwrap();
     assert_eq!(next(&mut purges).await, UrlPurge::All);
     drop(purges);
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn a_follower_joining_while_the_leader_completes_is_completed_in_the_leaders_commit() {
+    let (store, name) = fresh_store().await;
+    let db = pool(&name).await;
+    let plain = account(&store, false).await;
+    let leader = submit(&store, job(plain, 0.25, flight())).await;
+    let attempt = claim(&store, leader).await;
+    // A follower admitted by another API: its join holds the flight's row lock until its
+    // transaction commits, which happens only after the leader's completion has started.
+    let late = submit(&store, job(plain, 0.25, JobAdmission::Queued)).await;
+    let mut joining = db.begin().await.unwrap();
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    let joined: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO url_flights (url_key, leader_job) VALUES ($1, $2)
+         ON CONFLICT (url_key) DO UPDATE SET followers = url_flights.followers + 1
+         RETURNING leader_job",
+    )
+    .bind(&key)
+    .bind(late.as_uuid())
+    .fetch_one(&mut *joining)
+    .await
+    .unwrap();
+    assert_eq!(joined, leader.as_uuid());
+    sqlx::query("UPDATE jobs SET follows = $2 WHERE id = $1")
+        .bind(late.as_uuid())
+        .bind(leader.as_uuid())
+        .execute(&mut *joining)
+        .await
+        .unwrap();
+
+    let analysis = analysis();
+    let completing = {
+        let (store, analysis, key) = (store.clone(), analysis.clone(), key.clone());
+        tokio::spawn(async move {
+            let end = FlightEnd {
+                analysis: Some(&analysis),
+                entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
+            };
+            let content = imgmeta_store::NewContent {
+                sha256: &"cd".repeat(32),
+                model: MODEL,
+                image: analysis.image.as_ref(),
+                objects: analysis.objects.as_ref(),
+            };
+            store
+                .complete_leading(
+                    leader,
+                    attempt,
+                    &json!({"cache": {"status": "miss"}}),
+                    &[],
+                    Some(&end),
+                    Some(&content),
+                )
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !completing.is_finished(),
+        "the completion waits for the joining transaction's lock"
+    );
+    joining.commit().await.unwrap();
+    assert_eq!(completing.await.unwrap(), Some(1), "the late follower too");
+    let f = found(&store, plain, late).await;
+    assert_eq!(f.status.as_str(), "succeeded");
+    assert_eq!(f.result.unwrap()["cache"]["status"], "coalesced");
+    // Both caches were written in the same commit.
+    let content = store.cached_content(&"cd".repeat(32), MODEL).await.unwrap();
+    assert_eq!(content.unwrap().objects, analysis.objects);
+    store.announce_model(MODEL).await.unwrap();
+    let lookup = store.lookup_url(&key, plain).await.unwrap();
+    assert_eq!(lookup.entry.unwrap().analysis, analysis);
+    assert!(!lookup.in_flight, "the flight ended");
+    db.close().await;
+    drop_database(store, &name).await;
+}
+
+#[tokio::test]
+async fn a_leaders_claim_reads_its_urls_entry_and_a_lone_leader_completes_without_followers() {
+    let (store, name) = fresh_store().await;
+    let plain = account(&store, false).await;
+    let key = ImageUrl::parse(URL).unwrap().cache_key();
+    // A first flight leaves an entry behind.
+    let first = submit(&store, job(plain, 0.25, flight())).await;
+    let attempt = claim(&store, first).await;
+    let analysis = analysis();
+    let end = FlightEnd {
+        analysis: Some(&analysis),
+        entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
+    };
+    let done = store
+        .complete_leading(first, attempt, &json!({}), &[], Some(&end), None)
+        .await
+        .unwrap();
+    assert_eq!(done, Some(0));
+    // The next leader of the URL reads that entry with its claim, under the model asked.
+    let second = submit(&store, job(plain, 0.25, flight())).await;
+    let claimed = store
+        .claim_leading(second, "w", Duration::from_secs(60), 5, Some(MODEL))
+        .await
+        .unwrap();
+    let imgmeta_store::Claim::Claimed {
+        attempt,
+        stored_url: Some(stored),
+        ..
+    } = claimed
+    else {
+        panic!("no entry with the claim: {claimed:?}");
+    };
+    assert_eq!(stored.analysis, analysis);
+    assert_eq!(stored.etag.as_deref(), Some("\"v1\""));
+    // Another model's claim reads nothing; a job in no flight reads nothing.
+    let plain_job = submit(&store, job(plain, 0.25, JobAdmission::Queued)).await;
+    let other = store
+        .claim_leading(plain_job, "w", Duration::from_secs(60), 5, Some(MODEL))
+        .await
+        .unwrap();
+    assert!(matches!(
+        other,
+        imgmeta_store::Claim::Claimed {
+            stored_url: None,
+            ..
+        }
+    ));
+    // A stale run cannot complete the job.
+    let stale = store
+        .complete_leading(second, attempt - 1, &json!({}), &[], Some(&end), None)
+        .await
+        .unwrap();
+    assert_eq!(stale, None);
     drop_database(store, &name).await;
 }

@@ -1,6 +1,7 @@
 //! The detector's integration tests against the real model weights, fetched through
 //! `imgmeta-models` on first use: parity with onnxruntime, and DeepDream's gradients.
 
+mod batch;
 mod dream;
 mod heic;
 mod parity;
