@@ -115,3 +115,141 @@ fn run(detector: &dyn DetectObjects, requests: &[Request]) -> Vec<Answer> {
         ))],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dreamed;
+    use image::DynamicImage;
+    use imgmeta_domain::DreamOptions;
+    use std::sync::Mutex;
+    use std::sync::mpsc as std_mpsc;
+
+    /// Records each pass's size; the first pass waits until the test releases it, so the test
+    /// decides what is queued behind it. An image 13 pixels wide makes a pass panic.
+    struct Fake {
+        passes: Mutex<Vec<usize>>,
+        started: Mutex<Option<std_mpsc::Sender<()>>>,
+        release: Mutex<Option<std_mpsc::Receiver<()>>>,
+    }
+
+    impl DetectObjects for Fake {
+        fn detect(&self, image: &DynamicImage, min_score: f32) -> Answer {
+            Ok(serde_json::json!({"width": image.width(), "min_score": min_score}))
+        }
+
+        fn detect_batch(&self, images: &[(&DynamicImage, f32)]) -> Vec<Answer> {
+            self.passes.lock().unwrap().push(images.len());
+            if let Some(started) = self.started.lock().unwrap().take() {
+                started.send(()).unwrap();
+                self.release.lock().unwrap().take().unwrap().recv().unwrap();
+            }
+            assert!(images.iter().all(|(i, _)| i.width() != 13), "a bad image");
+            images.iter().map(|(i, s)| self.detect(i, *s)).collect()
+        }
+
+        fn version(&self) -> String {
+            "fake".into()
+        }
+
+        fn dream(&self, _: &DynamicImage, _: &DreamOptions) -> Result<Dreamed, AnalysisError> {
+            unreachable!("not dreamt in these tests")
+        }
+    }
+
+    fn decoded(width: u32) -> Arc<Decoded> {
+        let mut png = Vec::new();
+        image::RgbImage::new(width, 4)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        Arc::new(imgmeta_metadata::decode(&png, &Default::default()).unwrap())
+    }
+
+    /// A queue whose first pass holds until the returned sender is used.
+    fn held(
+        batch: usize,
+    ) -> (
+        Arc<Fake>,
+        InferenceQueue,
+        std_mpsc::Receiver<()>,
+        std_mpsc::Sender<()>,
+    ) {
+        let (started_tx, started_rx) = std_mpsc::channel();
+        let (release_tx, release_rx) = std_mpsc::channel();
+        let fake = Arc::new(Fake {
+            passes: Mutex::default(),
+            started: Mutex::new(Some(started_tx)),
+            release: Mutex::new(Some(release_rx)),
+        });
+        let queue = InferenceQueue::start(fake.clone(), batch);
+        (fake, queue, started_rx, release_tx)
+    }
+
+    #[tokio::test]
+    async fn images_waiting_during_a_pass_run_together_in_the_next_up_to_the_batch_size() {
+        for (batch, want) in [(4, vec![1, 3]), (2, vec![1, 2, 1]), (1, vec![1, 1, 1, 1])] {
+            let (fake, queue, started, release) = held(batch);
+            let queue = Arc::new(queue);
+            let first = {
+                let queue = queue.clone();
+                tokio::spawn(async move { queue.detect(decoded(10), None, 0.1).await })
+            };
+            let _ = tokio::task::spawn_blocking(move || started.recv()).await;
+            let rest: Vec<_> = [(11, 0.2), (12, 0.3), (14, 0.4)]
+                .into_iter()
+                .map(|(w, s)| {
+                    let queue = queue.clone();
+                    tokio::spawn(async move { queue.detect(decoded(w), None, s).await })
+                })
+                .collect();
+            // Let the three requests reach the queue before the first pass ends.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            release.send(()).unwrap();
+            let first = first.await.unwrap().unwrap();
+            assert_eq!(first["width"], 10);
+            for (task, (w, s)) in rest.into_iter().zip([(11, 0.2f32), (12, 0.3), (14, 0.4)]) {
+                let answer = task.await.unwrap().unwrap();
+                assert_eq!(answer["width"], w, "each image gets its own answer");
+                assert_eq!(answer["min_score"], serde_json::json!(s));
+            }
+            assert_eq!(*fake.passes.lock().unwrap(), want, "batch size {batch}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_panics_fails_only_the_image_that_panics_and_the_thread_lives_on() {
+        let (fake, queue, started, release) = held(4);
+        let queue = Arc::new(queue);
+        let first = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.detect(decoded(10), None, 0.1).await })
+        };
+        let _ = tokio::task::spawn_blocking(move || started.recv()).await;
+        let rest: Vec<_> = [11, 13, 12]
+            .into_iter()
+            .map(|w| {
+                let queue = queue.clone();
+                tokio::spawn(async move { queue.detect(decoded(w), None, 0.5).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        assert!(first.await.unwrap().is_ok());
+        let answers: Vec<_> = futures_join(rest).await;
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+        let failed = answers[1].as_ref().unwrap_err();
+        assert_eq!(failed.code(), imgmeta_domain::ErrorCode::Internal);
+        // The batch of three panicked, then each ran alone (the bad one panicking again).
+        assert_eq!(*fake.passes.lock().unwrap(), vec![1, 3, 1, 1, 1]);
+        let later = queue.detect(decoded(20), None, 0.5).await.unwrap();
+        assert_eq!(later["width"], 20);
+    }
+
+    async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Answer>>) -> Vec<Answer> {
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    }
+}
