@@ -24,7 +24,7 @@ pub struct TestApp {
     worker_shutdown: CancellationToken,
     worker: Option<tokio::task::JoinHandle<()>>,
     store: imgmeta_store::Store,
-    detector: Result<Arc<dyn DetectObjects>, String>,
+    pub detector: Result<Arc<dyn DetectObjects>, String>,
 }
 
 /// The model is loaded once for the whole test binary (fetched on first use, as in production).

@@ -11,6 +11,7 @@ mod examples;
 mod fanin;
 mod helpers;
 mod hostile;
+mod inference;
 mod jobs;
 mod legacy;
 mod logs;
