@@ -190,25 +190,19 @@ async fn serve(images: Arc<Vec<Bytes>>) -> Result<String> {
 async fn detector_rate(opts: &Options, samples: &[PathBuf]) -> Result<DetectorRate> {
     let (mut total, mut forward) = (0.0, 0.0);
     for path in samples {
-        let output = tokio::process::Command::new(&opts.binary)
-            .args(["bench", "detect"])
-            .arg(path)
-            .args(["--runs", &DETECTOR_RUNS.to_string()])
-            .args(["--threads", &opts.threads.to_string()])
-            .env(
-                "IMGMETA_MODEL_DIR",
-                opts.workspace.join("models").display().to_string(),
-            )
-            .output()
-            .await
-            .context("running imgmeta bench detect")?;
-        if !output.status.success() {
-            bail!(
-                "imgmeta bench detect failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let report = crate::procs::json_output(
+            tokio::process::Command::new(&opts.binary)
+                .args(["bench", "detect"])
+                .arg(path)
+                .args(["--runs", &DETECTOR_RUNS.to_string()])
+                .args(["--threads", &opts.threads.to_string()])
+                .env(
+                    "IMGMETA_MODEL_DIR",
+                    opts.workspace.join("models").display().to_string(),
+                ),
+            "imgmeta bench detect",
+        )
+        .await?;
         let p50 = |stage: &str| report[stage]["p50_ms"].as_f64().unwrap_or(0.0);
         total += p50("preprocess") + p50("forward") + p50("postprocess");
         forward += p50("forward");

@@ -38,6 +38,19 @@ impl ProcConfig {
     }
 }
 
+/// Runs one `imgmeta` command to its end and parses the JSON it prints on stdout;
+/// `what` names the command in errors (with its stderr when it fails).
+pub async fn json_output(command: &mut Command, what: &str) -> Result<serde_json::Value> {
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
 /// The API process and its base URL.
 pub struct Api {
     child: Child,

@@ -84,28 +84,22 @@ fn photo_png(workspace: &std::path::Path) -> Result<bytes::Bytes> {
 /// A key (in an account of its own) with limits no scenario reaches, made with the binary's
 /// own `imgmeta keys create`.
 pub(crate) async fn create_key(procs: &ProcConfig, name: &str) -> Result<String> {
-    let output = tokio::process::Command::new(&procs.binary)
-        .args([
-            "keys",
-            "create",
-            "--name",
-            name,
-            "--rate-per-minute",
-            "1000000",
-            "--daily-quota",
-            "1000000000",
-        ])
-        .envs(&procs.env)
-        .output()
-        .await
-        .context("running imgmeta keys create")?;
-    if !output.status.success() {
-        bail!(
-            "imgmeta keys create failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let created: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let created = crate::procs::json_output(
+        tokio::process::Command::new(&procs.binary)
+            .args([
+                "keys",
+                "create",
+                "--name",
+                name,
+                "--rate-per-minute",
+                "1000000",
+                "--daily-quota",
+                "1000000000",
+            ])
+            .envs(&procs.env),
+        "imgmeta keys create",
+    )
+    .await?;
     created["key"]
         .as_str()
         .map(str::to_owned)

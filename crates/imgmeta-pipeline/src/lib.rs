@@ -39,8 +39,10 @@ pub struct Analyzer {
     detector: Result<Arc<dyn DetectObjects>, String>,
     /// Analyses by content, shared by every worker (none for `imgmeta analyze`).
     cache: Option<Arc<dyn ContentCache>>,
-    /// The detector's thread, which every job's images queue for.
-    inference: Option<inference::InferenceQueue>,
+    /// The detector's thread, which every job's images queue for: started by the first image
+    /// that needs it, with `infer_batch`.
+    inference: std::sync::OnceLock<inference::InferenceQueue>,
+    infer_batch: usize,
     /// The caller writes fresh analyses (`Kept::fresh`) to the content cache itself.
     caller_keeps: bool,
 }
@@ -65,16 +67,13 @@ impl Analyzer {
         limits: DecodeLimits,
         detector: Result<Arc<dyn DetectObjects>, String>,
     ) -> Self {
-        let inference = detector
-            .as_ref()
-            .ok()
-            .map(|d| inference::InferenceQueue::start(d.clone(), 1));
         Self {
             fetcher,
             limits,
             detector,
             cache: None,
-            inference,
+            inference: std::sync::OnceLock::new(),
+            infer_batch: 1,
             caller_keeps: false,
         }
     }
@@ -90,9 +89,7 @@ impl Analyzer {
     /// Lets the detector run up to `batch` waiting images in one forward pass
     /// (`IMGMETA_INFER_BATCH`; 1 runs one image per pass).
     pub fn with_infer_batch(mut self, batch: usize) -> Self {
-        if let Ok(detector) = &self.detector {
-            self.inference = Some(inference::InferenceQueue::start(detector.clone(), batch));
-        }
+        self.infer_batch = batch;
         self
     }
 
@@ -405,10 +402,10 @@ impl Analyzer {
 
     /// The detector's queue, or `model_unavailable` with the reason it could not be loaded.
     fn inference(&self) -> Result<&inference::InferenceQueue, AnalysisError> {
-        self.detector()?;
-        self.inference
-            .as_ref()
-            .ok_or_else(|| AnalysisError::internal("the detector has no inference thread".into()))
+        let detector = self.detector()?;
+        Ok(self
+            .inference
+            .get_or_init(|| inference::InferenceQueue::start(detector, self.infer_batch)))
     }
 
     fn detector(&self) -> Result<Arc<dyn DetectObjects>, AnalysisError> {

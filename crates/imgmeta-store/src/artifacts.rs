@@ -107,28 +107,12 @@ impl Store {
     }
 }
 
-/// Ends run `attempt` as succeeded with `result` and its artifacts inside `tx`; false (nothing
-/// written) when that run no longer owns the job.
-pub(crate) async fn complete_in(
+/// Keeps a completed run's artifacts inside the transaction that completes it.
+pub(crate) async fn insert_artifacts(
     tx: &mut sqlx::PgConnection,
     id: JobId,
-    attempt: i32,
-    result: &serde_json::Value,
     artifacts: &[NewArtifact<'_>],
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = 'succeeded', result = $3, finished_at = now(),
-                    lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND attempts = $2 AND status = 'running'",
-    )
-    .bind(id.as_uuid())
-    .bind(attempt)
-    .bind(result)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
+) -> Result<(), StoreError> {
     for artifact in artifacts {
         sqlx::query(
             "INSERT INTO job_artifacts (job_id, name, mime, width, height, sha256, bytes)
@@ -147,5 +131,5 @@ pub(crate) async fn complete_in(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(true)
+    Ok(())
 }

@@ -66,14 +66,20 @@ impl Store {
         image: Option<&serde_json::Value>,
         objects: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let content = NewContent {
-            sha256,
-            model,
-            image,
-            objects,
-        };
-        let mut conn = self.pool.acquire().await?;
-        keep_content_in(&mut conn, &content).await
+        sqlx::query(
+            "INSERT INTO content_cache (sha256, model, image, objects) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sha256, model) DO UPDATE
+             SET image = COALESCE(EXCLUDED.image, content_cache.image),
+                 objects = COALESCE(EXCLUDED.objects, content_cache.objects),
+                 created_at = now(), hit_at = now()",
+        )
+        .bind(sha256)
+        .bind(model)
+        .bind(image)
+        .bind(objects)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Keeps the `max_entries` most recently used entries and removes the rest; how many went.
@@ -121,26 +127,4 @@ impl Store {
             hits: row.try_get("hits")?,
         })
     }
-}
-
-/// Keeps an analysis on `conn` (inside the caller's transaction when it has one): the parts
-/// given replace those held, the others stay.
-pub(crate) async fn keep_content_in(
-    conn: &mut sqlx::PgConnection,
-    content: &NewContent<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO content_cache (sha256, model, image, objects) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sha256, model) DO UPDATE
-         SET image = COALESCE(EXCLUDED.image, content_cache.image),
-             objects = COALESCE(EXCLUDED.objects, content_cache.objects),
-             created_at = now(), hit_at = now()",
-    )
-    .bind(content.sha256)
-    .bind(content.model)
-    .bind(content.image)
-    .bind(content.objects)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -310,11 +310,12 @@ impl Store {
     }
 
     /// Ends run `attempt` as succeeded (as [`Store::complete`]) and, in the same transaction,
-    /// keeps the URL cache entry and the content cache entry (`content`: an analysis this run
-    /// made) and completes the run's followers with their cuts of the analysis: how many
-    /// followers it completed, or `None` (and nothing written) when that run no longer owns the
-    /// job. The job, both entries and the end of the flight are one statement; the followers,
-    /// when the flight counted any, one more read and one update.
+    /// keeps its artifacts, the URL cache entry and the content cache entry (`content`: an
+    /// analysis this run made) and completes the run's followers with their cuts of the
+    /// analysis (or, with nothing to share, hands the flight over): how many followers it
+    /// completed, or `None` (and nothing written) when that run no longer owns the job. The
+    /// job, both entries and the end of the flight are one statement; the followers, when the
+    /// flight counted any, one more read and one update.
     pub async fn complete_leading(
         &self,
         id: JobId,
@@ -325,29 +326,7 @@ impl Store {
         content: Option<&crate::NewContent<'_>>,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // A flight that ends with nothing to share hands its followers over (rare): the plain
-        // path, statement by statement.
-        let shares = end.is_none_or(|e| e.analysis.is_some());
-        if !artifacts.is_empty() || !shares {
-            if !crate::artifacts::complete_in(&mut tx, id, attempt, result, artifacts).await? {
-                return Ok(None);
-            }
-            if let Some(content) = content {
-                crate::content_cache::keep_content_in(&mut tx, content).await?;
-            }
-            let mut completed = 0;
-            if let Some(end) = end {
-                if let Some(entry) = &end.entry {
-                    keep_url(&mut tx, entry).await?;
-                }
-                completed = match end.analysis {
-                    Some(analysis) => complete_followers(&mut tx, id, analysis).await?,
-                    None => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
-                };
-            }
-            tx.commit().await?;
-            return Ok(Some(completed));
-        }
+        let shared = end.and_then(|e| e.analysis);
         let entry = end.and_then(|e| e.entry.as_ref());
         let row = sqlx::query(
             "WITH done AS (
@@ -398,19 +377,22 @@ impl Store {
         .bind(content.map(|c| c.model))
         .bind(content.and_then(|c| c.image))
         .bind(content.and_then(|c| c.objects))
-        .bind(end.is_some())
+        .bind(shared.is_some())
         .fetch_one(&mut *tx)
         .await?;
         if !row.try_get::<bool, _>("done")? {
             return Ok(None);
         }
+        crate::artifacts::insert_artifacts(&mut tx, id, artifacts).await?;
         let followers: Option<i32> = row.try_get("followers")?;
-        let completed = match (end.and_then(|e| e.analysis), followers) {
+        let completed = match (end, shared, followers) {
             // Joins were counted on the flight's newest row, which the delete waited for: the
             // followers are committed and this statement's fresh snapshot sees them.
-            (Some(analysis), Some(n)) if n > 0 => {
-                complete_taken_followers(&mut tx, id, analysis).await?
+            (_, Some(analysis), Some(n)) if n > 0 => {
+                complete_followers(&mut tx, id, analysis).await?
             }
+            // A flight that ends with nothing to share passes to its oldest follower.
+            (Some(_), None, _) => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
             _ => 0,
         };
         tx.commit().await?;
@@ -622,33 +604,6 @@ impl Store {
     }
 }
 
-async fn keep_url(tx: &mut sqlx::PgConnection, entry: &NewUrlEntry<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO url_cache (url_key, model, sha256, image, objects, etag, last_modified,
-                                must_revalidate, expires_at, bytes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9,
-                 COALESCE(octet_length($4::text), 0) + COALESCE(octet_length($5::text), 0))
-         ON CONFLICT (url_key, model) DO UPDATE SET
-             sha256 = EXCLUDED.sha256, image = EXCLUDED.image, objects = EXCLUDED.objects,
-             error_code = NULL, error_message = NULL, etag = EXCLUDED.etag,
-             last_modified = EXCLUDED.last_modified,
-             must_revalidate = EXCLUDED.must_revalidate, stored_at = now(),
-             expires_at = EXCLUDED.expires_at, hit_at = now(), bytes = EXCLUDED.bytes",
-    )
-    .bind(entry.url_key)
-    .bind(entry.model)
-    .bind(entry.sha256)
-    .bind(&entry.analysis.image)
-    .bind(&entry.analysis.objects)
-    .bind(entry.etag)
-    .bind(entry.last_modified)
-    .bind(entry.must_revalidate)
-    .bind(entry.fresh_for)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// The waiting followers of `leader`, locked, with what each asked for; the flight is ended
 /// first, so no new follower can join it once this transaction commits.
 async fn take_followers(
@@ -700,31 +655,14 @@ async fn waiting_followers(
         .collect()
 }
 
+/// Completes the waiting followers of `leader`, whose flight this transaction has already
+/// ended, with their cuts of `analysis`; how many.
 async fn complete_followers(
     tx: &mut sqlx::PgConnection,
     leader: JobId,
     analysis: &Analysis,
 ) -> Result<u64, StoreError> {
-    let followers = take_followers(tx, leader.as_uuid()).await?;
-    finish_followers(tx, followers, analysis).await
-}
-
-/// [`complete_followers`] of a flight this transaction has already ended.
-async fn complete_taken_followers(
-    tx: &mut sqlx::PgConnection,
-    leader: JobId,
-    analysis: &Analysis,
-) -> Result<u64, StoreError> {
     let followers = waiting_followers(tx, leader.as_uuid()).await?;
-    finish_followers(tx, followers, analysis).await
-}
-
-/// Completes `followers` with their cuts of `analysis`; how many.
-async fn finish_followers(
-    tx: &mut sqlx::PgConnection,
-    followers: Vec<(Uuid, TaskSet, MinScore, bool)>,
-    analysis: &Analysis,
-) -> Result<u64, StoreError> {
     if followers.is_empty() {
         return Ok(0);
     }

@@ -90,6 +90,25 @@ fn entry<'a>(analysis: &'a Analysis, key: &'a str, fresh_for: Duration) -> NewUr
     }
 }
 
+/// Ends leading run `attempt` of `id` with `analysis`, kept as `key`'s entry for ten minutes:
+/// how many followers it completed (`None`: the run no longer owns the job).
+async fn complete_with_entry(
+    store: &Store,
+    id: JobId,
+    attempt: i32,
+    analysis: &Analysis,
+    key: &str,
+) -> Option<u64> {
+    let end = FlightEnd {
+        analysis: Some(analysis),
+        entry: Some(entry(analysis, key, Duration::from_secs(600))),
+    };
+    store
+        .complete_leading(id, attempt, &json!({}), &[], Some(&end), None)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_first_submission_leads_the_flight_and_the_rest_follow_then_complete_in_its_commit() {
     let (store, name) = fresh_store().await;
@@ -270,14 +289,7 @@ async fn entries_of_a_model_no_worker_runs_are_never_answered() {
     let leader = submit(&store, job(owner, 0.25, flight())).await;
     let attempt = claim(&store, leader).await;
     let analysis = analysis();
-    let end = FlightEnd {
-        analysis: Some(&analysis),
-        entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
-    };
-    store
-        .complete_leading(leader, attempt, &json!({}), &[], Some(&end), None)
-        .await
-        .unwrap();
+    complete_with_entry(&store, leader, attempt, &analysis, &key).await;
     assert!(
         store.lookup_url(&key, owner).await.unwrap().entry.is_none(),
         "no worker announced model-a"
@@ -316,14 +328,7 @@ async fn the_sweep_keeps_the_cache_in_bounds_and_purging_a_url_forgets_its_conte
         };
         let id = submit(&store, new).await;
         let attempt = claim(&store, id).await;
-        let end = FlightEnd {
-            analysis: Some(&analysis),
-            entry: Some(entry(&analysis, key, Duration::from_secs(600))),
-        };
-        store
-            .complete_leading(id, attempt, &json!({}), &[], Some(&end), None)
-            .await
-            .unwrap();
+        complete_with_entry(&store, id, attempt, &analysis, key).await;
     }
     assert_eq!(store.url_cache_stats().await.unwrap().entries, 3);
     // Hits tallied by an API make the oldest entry the most recently used; a tally for an
@@ -491,14 +496,7 @@ async fn a_leaders_claim_reads_its_urls_entry_and_a_lone_leader_completes_withou
     let first = submit(&store, job(plain, 0.25, flight())).await;
     let attempt = claim(&store, first).await;
     let analysis = analysis();
-    let end = FlightEnd {
-        analysis: Some(&analysis),
-        entry: Some(entry(&analysis, &key, Duration::from_secs(600))),
-    };
-    let done = store
-        .complete_leading(first, attempt, &json!({}), &[], Some(&end), None)
-        .await
-        .unwrap();
+    let done = complete_with_entry(&store, first, attempt, &analysis, &key).await;
     assert_eq!(done, Some(0));
     // The next leader of the URL reads that entry with its claim, under the model asked.
     let second = submit(&store, job(plain, 0.25, flight())).await;
@@ -530,10 +528,7 @@ async fn a_leaders_claim_reads_its_urls_entry_and_a_lone_leader_completes_withou
         }
     ));
     // A stale run cannot complete the job.
-    let stale = store
-        .complete_leading(second, attempt - 1, &json!({}), &[], Some(&end), None)
-        .await
-        .unwrap();
+    let stale = complete_with_entry(&store, second, attempt - 1, &analysis, &key).await;
     assert_eq!(stale, None);
     drop_database(store, &name).await;
 }
