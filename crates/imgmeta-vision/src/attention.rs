@@ -5,15 +5,19 @@
 //! token-major tensors and back, six full copies per block; here the products read the
 //! queries, keys and values where the projection wrote them.
 
-use crate::kernels::{SoftmaxRow, f32_contiguous, vectorized, with_scratch, zeros};
+use crate::kernels::{
+    ScaleColumns, SoftmaxNumerators, f32_contiguous, vectorized, with_scratch, zeros,
+};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    /// Per-thread buffers for one head's attention matrix and its output, reused.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread buffers for one head's attention matrix, its output and its rows'
+    /// softmax scales, reused.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Takes the `[n, 3c, h, w]` qkv projection (each head's 32 query, 32 key and 32 value
@@ -83,18 +87,26 @@ impl AreaAttentionCpu {
             let q = Mat::new(at(0), (d, n), (tokens, 1));
             let k = Mat::new(at(1), (d, n), (tokens, 1));
             let v = Mat::new(at(2), (d, n), (tokens, 1));
-            with_scratch(&SCRATCH, |(scores, product)| {
+            with_scratch(&SCRATCH, |(scores, product, scales)| {
                 scores.resize(n * n, 0.0);
                 product.resize(d * n, 0.0);
-                // scores[i][j] = q_i . k_j, then each row through a softmax.
+                scales.resize(n, 0.0);
+                // scores[i][j] = q_i . k_j, then each row's softmax numerators (the
+                // normalisation is applied to the product's columns below: d x n values
+                // instead of n x n).
                 matmul(scores, n, q.t(), k, false);
-                for row in scores.chunks_mut(n) {
-                    vectorized(SoftmaxRow(row));
+                for (row, scale) in scores.chunks_mut(n).zip(scales.iter_mut()) {
+                    *scale = vectorized(SoftmaxNumerators(row));
                 }
-                // out[:, i] = sum_j scores[i][j] v_j, i.e. v x scores^T, channel-major.
+                // out[:, i] = sum_j softmax(scores)[i][j] v_j, i.e. v x scores^T scaled by
+                // column, channel-major.
                 matmul(product, n, v, Mat::rows(scores, n, n).t(), false);
                 for (dst, src) in rows.into_iter().zip(product.chunks(n)) {
-                    dst.copy_from_slice(src);
+                    vectorized(ScaleColumns {
+                        src,
+                        scale: scales,
+                        dst,
+                    });
                 }
             });
         });

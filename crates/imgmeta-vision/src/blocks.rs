@@ -131,7 +131,22 @@ impl CspStack {
 
     /// `forward` of the channel-wise concatenation of `inputs`, without concatenating.
     pub fn forward_parts(&self, inputs: &[Tensor]) -> Result<Tensor, VisionError> {
-        let y = self.cv1.forward_parts(inputs)?;
+        self.after_first(self.cv1.forward_parts(inputs)?)
+    }
+
+    /// `forward` of the channel-wise concatenation of `small` upsampled 2x (nearest) and
+    /// `rest`: the block reads its input only through its first 1x1 convolution, which
+    /// never makes the upsampled copy on the CPU.
+    pub fn forward_after_upsampled(
+        &self,
+        small: &Tensor,
+        rest: Tensor,
+    ) -> Result<Tensor, VisionError> {
+        self.after_first(self.cv1.forward_after_upsampled(Some(small), &[rest])?)
+    }
+
+    /// The block after its first convolution's output `y`.
+    fn after_first(&self, y: Tensor) -> Result<Tensor, VisionError> {
         let mut parts = if self.split {
             let (a, b) = split_halves(&y)?;
             vec![a, b]

@@ -52,12 +52,13 @@ pub(crate) fn output_size(h: usize, w: usize, k: usize, s: usize, p: usize) -> (
     ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
 }
 
-/// `dst = act(src + bias)` for one output row, `act` being SiLU or the identity.
+/// `dst = act(src + bias)` for one output row, `act` being SiLU or the identity. Writes
+/// every value of `dst`, which may be uninitialised; panics unless `src` is as long.
 pub struct BiasActCopy<'a> {
     pub src: &'a [f32],
     pub bias: f32,
     pub silu: bool,
-    pub dst: &'a mut [f32],
+    pub dst: &'a mut [std::mem::MaybeUninit<f32>],
 }
 
 impl WithSimd for BiasActCopy<'_> {
@@ -71,12 +72,19 @@ impl WithSimd for BiasActCopy<'_> {
             silu: act,
             dst,
         } = self;
+        assert_eq!(
+            src.len(),
+            dst.len(),
+            "bias-act: source and destination lengths"
+        );
         if act {
-            dst.iter_mut()
-                .zip(src)
-                .for_each(|(d, s)| *d = silu(s + bias));
+            dst.iter_mut().zip(src).for_each(|(d, s)| {
+                d.write(silu(s + bias));
+            });
         } else {
-            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bias);
+            dst.iter_mut().zip(src).for_each(|(d, s)| {
+                d.write(s + bias);
+            });
         }
     }
 }
@@ -117,27 +125,57 @@ impl WithSimd for AddSlices<'_> {
     }
 }
 
-/// Softmax of one row, in place.
-pub(crate) struct SoftmaxRow<'a>(pub &'a mut [f32]);
+/// The numerator of one row's softmax, in place (`e^(v - max)`), returning the reciprocal
+/// of its sum: the caller scales whatever it computes from the row instead of the row
+/// itself (the attention scales its `head_dim`-row product, not the `n x n` matrix).
+pub(crate) struct SoftmaxNumerators<'a>(pub &'a mut [f32]);
 
-impl WithSimd for SoftmaxRow<'_> {
+impl WithSimd for SoftmaxNumerators<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> f32 {
+        let row = self.0;
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Sixteen partial sums, added as the values are made: a single running sum is a
+        // dependency chain that keeps the loop scalar.
+        let mut lanes = [0f32; 16];
+        let mut chunks = row.chunks_exact_mut(16);
+        for chunk in &mut chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(l, v)| {
+                *v = exp(*v - max);
+                *l += *v;
+            });
+        }
+        let mut sum = 0.0;
+        for v in chunks.into_remainder() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        1.0 / (lanes.iter().sum::<f32>() + sum)
+    }
+}
+
+/// `dst[i] = src[i] * scale[i]`.
+pub(crate) struct ScaleColumns<'a> {
+    pub src: &'a [f32],
+    pub scale: &'a [f32],
+    pub dst: &'a mut [f32],
+}
+
+impl WithSimd for ScaleColumns<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
-        let row = self.0;
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        row.iter_mut().for_each(|v| *v = exp(*v - max));
-        // Sixteen partial sums: a single running sum is a dependency chain that keeps the
-        // loop scalar.
-        let mut lanes = [0f32; 16];
-        let mut chunks = row.chunks_exact(16);
-        for chunk in &mut chunks {
-            lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
-        }
-        let sum = lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|v| *v *= inv);
+        let Self { src, scale, dst } = self;
+        assert!(
+            src.len() == dst.len() && scale.len() == dst.len(),
+            "scale: lengths"
+        );
+        dst.iter_mut()
+            .zip(src.iter().zip(scale))
+            .for_each(|(d, (s, k))| *d = s * k);
     }
 }
 

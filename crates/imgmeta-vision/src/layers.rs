@@ -106,21 +106,42 @@ impl Conv {
     /// `forward` of the channel-wise concatenation of `parts`; a 1x1 convolution on the CPU
     /// reads the parts where they are instead of concatenating them first.
     pub fn forward_parts(&self, parts: &[Tensor]) -> Result<Tensor, VisionError> {
+        self.forward_after_upsampled(None, parts)
+    }
+
+    /// `forward` of the channel-wise concatenation of `small` upsampled 2x (nearest), if
+    /// given, and `parts`. A 1x1 convolution on the CPU multiplies `small` as it is (the
+    /// convolution commutes with the upsampling) and never makes the upsampled copy.
+    pub fn forward_after_upsampled(
+        &self,
+        small: Option<&Tensor>,
+        parts: &[Tensor],
+    ) -> Result<Tensor, VisionError> {
         let pointwise = self.kernel == 1 && self.stride == 1 && self.groups == 1;
-        let tracked = parts.iter().any(Tensor::track_op);
+        let tracked = parts.iter().chain(small).any(Tensor::track_op);
         if self.on_cpu && pointwise && !tracked {
+            let contiguous = |p: &Tensor| p.contiguous();
             let parts = parts
                 .iter()
-                .map(|p| p.contiguous())
+                .map(contiguous)
                 .collect::<Result<Vec<_>, _>>()?;
+            let small = small.map(contiguous).transpose()?;
             return Ok(pointwise_over_parts(
                 &self.matrix_values,
                 &self.bias_values,
                 self.act == Act::Silu,
+                small.as_ref(),
                 &parts,
             )?);
         }
-        self.forward(&cat_channels(parts)?)
+        match small {
+            Some(small) => {
+                let mut all = vec![upsample2(small)?];
+                all.extend_from_slice(parts);
+                self.forward(&cat_channels(&all)?)
+            }
+            None => self.forward(&cat_channels(parts)?),
+        }
     }
 
     /// The output is always a fresh tensor, so callers may add into it in place.
@@ -196,6 +217,20 @@ pub fn add_into(fresh: Tensor, other: &Tensor) -> Result<Tensor, VisionError> {
 /// Concatenates feature maps along the channel axis.
 pub fn cat_channels(parts: &[Tensor]) -> Result<Tensor, VisionError> {
     Ok(Tensor::cat(parts, 1)?)
+}
+
+/// Nearest-neighbour 2x upsampling.
+pub fn upsample2(x: &Tensor) -> Result<Tensor, VisionError> {
+    let (_, _, h, w) = x.dims4()?;
+    // candle 0.11's backward pass of nearest upsampling *assigns* its gradient to the input
+    // instead of adding to it, losing what other uses of the input contributed (every map
+    // upsampled here is also used directly). Upsampling a copy made for the purpose keeps
+    // the input's gradient whole: the copy's backward adds.
+    let x = match x.track_op() {
+        true => x.copy()?,
+        false => x.clone(),
+    };
+    Ok(x.upsample_nearest2d(h * 2, w * 2)?)
 }
 
 /// Splits a feature map into its two channel halves.

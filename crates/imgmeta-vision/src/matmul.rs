@@ -41,6 +41,30 @@ impl<'a> Mat<'a> {
         Self::new(data, (rows, cols), (cols, 1))
     }
 
+    /// `(rows, columns)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Rows `first..first + count`, without moving data. Panics if they are not all rows of
+    /// this matrix.
+    pub fn row_range(self, first: usize, count: usize) -> Self {
+        assert!(
+            first + count <= self.rows,
+            "rows {first}..{} of {}",
+            first + count,
+            self.rows
+        );
+        Self {
+            data: match count {
+                0 => &self.data[..0],
+                _ => &self.data[first * self.rs..],
+            },
+            rows: count,
+            ..self
+        }
+    }
+
     /// The transpose, without moving data.
     pub fn t(self) -> Self {
         Self {

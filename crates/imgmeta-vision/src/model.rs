@@ -96,8 +96,8 @@ impl YoloV12 {
         let p3 = self.b4.forward(&self.b3.forward(&self.b2.forward(&x)?)?)?;
         let p4 = self.b6.forward(&self.b5.forward(&p3)?)?;
         let p5 = self.b8.forward(&self.b7.forward(&p4)?)?;
-        let n11 = self.n11.forward_parts(&[upsample2(&p5)?, p4])?;
-        let n14 = self.n14.forward_parts(&[upsample2(&n11)?, p3])?;
+        let n11 = self.n11.forward_after_upsampled(&p5, p4)?;
+        let n14 = self.n14.forward_after_upsampled(&n11, p3)?;
         let n17 = self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?;
         let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
         self.head.forward(&[n14, n17, n20])
@@ -155,8 +155,8 @@ impl YoloV12 {
         let p4 = stage!(6, self.b6.forward(&x)?);
         let x = stage!(7, self.b7.forward(&p4)?);
         let p5 = stage!(8, self.b8.forward(&x)?);
-        let n11 = stage!(11, self.n11.forward_parts(&[upsample2(&p5)?, p4])?);
-        let n14 = stage!(14, self.n14.forward_parts(&[upsample2(&n11)?, p3])?);
+        let n11 = stage!(11, self.n11.forward_after_upsampled(&p5, p4)?);
+        let n14 = stage!(14, self.n14.forward_after_upsampled(&n11, p3)?);
         let n17 = stage!(17, self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?);
         let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
         keep(20, &n20);
@@ -172,19 +172,6 @@ impl YoloV12 {
         }
         Ok(maps)
     }
-}
-
-fn upsample2(x: &Tensor) -> Result<Tensor, VisionError> {
-    let (_, _, h, w) = x.dims4()?;
-    // candle 0.11's backward pass of nearest upsampling *assigns* its gradient to the input
-    // instead of adding to it, losing what other uses of the input contributed (every map
-    // upsampled here is also used directly). Upsampling a copy made for the purpose keeps
-    // the input's gradient whole: the copy's backward adds.
-    let x = match x.track_op() {
-        true => x.copy()?,
-        false => x.clone(),
-    };
-    Ok(x.upsample_nearest2d(h * 2, w * 2)?)
 }
 
 /// Per level: a box branch (two 3x3 convs and a 1x1 to 4 x 16 bins) and a class branch
