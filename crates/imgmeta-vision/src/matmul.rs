@@ -2,8 +2,9 @@
 //! top of `gemm` (the crate candle itself uses, here with its AVX-512 kernels enabled).
 //!
 //! The kernels call it once per block or per attention head, each on its own rayon task,
-//! so it never spawns threads itself. This is the crate's only `unsafe`: `gemm` takes raw
-//! pointers and strides, and [`Mat::new`] checks that every addressed element is in bounds.
+//! so it never spawns threads itself. One of the crate's two `unsafe` blocks (the other is
+//! the convolutions' write-once output in `gemm_conv.rs`): `gemm` takes raw pointers and
+//! strides, and [`Mat::new`] checks that every addressed element is in bounds.
 
 /// A read-only `rows x cols` matrix whose element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
