@@ -699,8 +699,14 @@ mod tests {
             let matrix = weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let bias: Vec<f32> = (0..7).map(|i| i as f32 * 0.5 - 1.5).collect();
 
-            let ours =
-                pointwise_over_parts(&matrix, &bias, true, Some(&small), &[rest.clone()]).unwrap();
+            let ours = pointwise_over_parts(
+                &matrix,
+                &bias,
+                true,
+                Some(&small),
+                std::slice::from_ref(&rest),
+            )
+            .unwrap();
 
             let big = small.upsample_nearest2d(h, w).unwrap();
             let theirs = pointwise_over_parts(&matrix, &bias, true, None, &[big, rest]).unwrap();
