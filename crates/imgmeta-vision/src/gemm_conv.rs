@@ -334,6 +334,9 @@ pub fn pointwise_over_parts(
 fn multiply_rows(filters: Mat<'_>, input: Mat<'_>) -> Vec<f32> {
     let (rows, cols) = (filters.shape().0, input.shape().1);
     let mut out = zeros(rows * cols);
+    if out.is_empty() {
+        return out;
+    }
     let per_task = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
     out.par_chunks_mut(per_task * cols)
         .enumerate()
