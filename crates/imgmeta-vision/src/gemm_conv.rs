@@ -282,21 +282,22 @@ pub fn pointwise_over_parts(
             matrix.len()
         )));
     }
-    // The small map's filter slice and the full-size parts with theirs.
+    // The small map (its filter slice is the matrix's first `skip` columns) and the
+    // full-size parts with theirs.
     let (low, full) = match small {
         Some(_) => (Some(inputs[0]), &inputs[1..]),
         None => (None, &inputs[..]),
     };
+    let skip = low.map_or(0, |(_, c)| c);
+    let small_columns = columns / 4;
     let block = GemmConv::block_columns(depth, columns);
     let mut out = Vec::new();
     for item in 0..n {
         let reduced = low.map(|(input, c)| {
-            let cols = columns / 4;
-            let input = &input[item * c * cols..(item + 1) * c * cols];
+            let input = &input[item * c * small_columns..(item + 1) * c * small_columns];
             let filters = Mat::new(matrix, (c_out, c), (depth, 1));
-            (multiply_rows(filters, Mat::rows(input, c, cols)), c)
+            multiply_rows(filters, Mat::rows(input, c, small_columns))
         });
-        let skip = reduced.as_ref().map_or(0, |(_, c)| *c);
         let one = blocked(
             (c_out, columns, block),
             (bias, silu),
@@ -310,10 +311,8 @@ pub fn pointwise_over_parts(
                     matmul(product, width, filters, view, i > 0);
                     offset += c;
                 }
-                if let Some((reduced, _)) = &reduced {
-                    let small_columns = columns / 4;
-                    for (row, dst) in product.chunks_mut(width).enumerate() {
-                        let src = &reduced[row * small_columns..(row + 1) * small_columns];
+                if let Some(reduced) = &reduced {
+                    for (dst, src) in product.chunks_mut(width).zip(reduced.chunks(small_columns)) {
                         add_upsampled(dst, src, first, w);
                     }
                 }
