@@ -6,6 +6,7 @@
 //! [`Caller`] it leaves for handlers names the account every object they touch must belong to,
 //! and the scopes they check.
 
+use crate::known_keys::KnownKey;
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -138,7 +139,11 @@ pub(crate) async fn require_key(
         .flatten();
     let authenticated = match cookie {
         Some(cookie) => match crate::sessions::authenticate(&state, &mut request, &cookie).await {
-            Ok(key) => Ok(key),
+            Ok(key) => Ok(KnownKey {
+                id: key.id,
+                prefix: key.prefix,
+                account: key.account,
+            }),
             Err(response) => return response,
         },
         None => authenticate(&state, presented.as_deref()).await,
@@ -184,6 +189,30 @@ pub(crate) async fn require_key(
         Ok(admission) => admission,
         Err(error) => return ApiError::from(error).into_response(),
     };
+    // The key's scopes and its account's GPS setting as the admission read them (they may
+    // have changed since the key was verified); none when it was revoked meanwhile.
+    let Some(now) = admission.key.clone() else {
+        if let Some(hash) = presented.as_deref().and_then(presented_hash) {
+            state.security.known_keys.forget(&hash);
+        }
+        tracing::warn!(
+            kind = "security",
+            event = "auth_failed",
+            reason = Failure::Revoked.as_str(),
+            key.prefix = %key.prefix,
+            http.method = %request.method(),
+            http.path = %imgmeta_auth::clean(request.uri().path()),
+            "authentication failed"
+        );
+        return unauthorized();
+    };
+    let key = AuthenticatedKey {
+        id: key.id,
+        prefix: key.prefix,
+        account: key.account,
+        scopes: now.scopes,
+        redact_gps: now.redact_gps,
+    };
     let refused = |code: ErrorCode, event: &str, retry_after_secs: u64, message: String| {
         tracing::warn!(
             kind = "security",
@@ -224,19 +253,34 @@ pub(crate) async fn require_key(
             "daily submission quota (of the key or its account) used up; it renews at 00:00 UTC"
                 .to_owned(),
         ),
+        // Answered above: a revoked key's admission carries no key.
         AdmissionOutcome::Revoked => return unauthorized(),
     };
     rate_limit_headers(response.headers_mut(), &admission);
     response
 }
 
+/// The hash of a presented Bearer key, when it is shaped like one.
+fn presented_hash(presented: &str) -> Option<KeyHash> {
+    ApiKey::parse(presented).ok().map(|key| key.hash())
+}
+
 /// The key, or why there is none: `Err(Ok(_))` is a refusal, `Err(Err(_))` a store failure.
+/// A key this process verified recently is not looked up again ([`KnownKeys`]); what may
+/// change (revocation, scopes, the GPS setting) is read by the admission that follows on
+/// every request.
+///
+/// [`KnownKeys`]: crate::known_keys::KnownKeys
 async fn authenticate(
     state: &AppState,
     presented: Option<&str>,
-) -> Result<AuthenticatedKey, Result<Failure, ApiError>> {
+) -> Result<KnownKey, Result<Failure, ApiError>> {
     let presented = presented.ok_or(Ok(Failure::Missing))?;
     let key = ApiKey::parse(presented).map_err(|_| Ok(Failure::Malformed))?;
+    let hash = key.hash();
+    if let Some(known) = state.security.known_keys.get(&hash) {
+        return Ok(known);
+    }
     let prefix = key.prefix();
     let stored = state
         .store
@@ -244,20 +288,20 @@ async fn authenticate(
         .await
         .map_err(|e| Err(ApiError::from(e)))?
         .ok_or(Ok(Failure::Unknown))?;
-    let matches = KeyHash::from_bytes(&stored.hash).is_some_and(|h| h.matches(&key.hash()));
+    let matches = KeyHash::from_bytes(&stored.hash).is_some_and(|h| h.matches(&hash));
     if !matches {
         return Err(Ok(Failure::Unknown));
     }
     if stored.revoked {
         return Err(Ok(Failure::Revoked));
     }
-    Ok(AuthenticatedKey {
+    let known = KnownKey {
         id: stored.id,
         prefix,
         account: stored.account_id,
-        scopes: stored.scopes,
-        redact_gps: stored.redact_gps,
-    })
+    };
+    state.security.known_keys.keep(&hash, known.clone());
+    Ok(known)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

@@ -3,6 +3,7 @@
 //!
 //! It never fetches or analyses an image itself, so it stays fast and cheap to replicate.
 
+mod answered_writer;
 mod auth;
 mod connection;
 mod console;
@@ -10,6 +11,7 @@ mod error;
 mod hit_tally;
 mod hot_entries;
 mod keys;
+mod known_keys;
 mod limits;
 mod multipart;
 mod openapi;
@@ -23,6 +25,7 @@ mod state;
 mod submit;
 mod webhooks;
 
+pub use answered_writer::AnsweredWriter;
 pub use auth::{AuthenticatedKey, Caller};
 pub use error::{ApiError, ErrorEnvelope};
 pub use hit_tally::{HitTally, write_hits};

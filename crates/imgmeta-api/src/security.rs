@@ -56,6 +56,8 @@ pub struct Security {
     pub max_in_flight: usize,
     /// The in-flight places each key (or, without a key, each client address) may hold.
     pub(crate) shares: Arc<crate::shares::Shares>,
+    /// Bearer keys this process has verified (their lookup is skipped on later requests).
+    pub(crate) known_keys: crate::known_keys::KnownKeys,
     pub max_in_flight_per_key: usize,
     pub max_in_flight_per_address: usize,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -81,6 +83,7 @@ impl Security {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
             shares: Arc::default(),
+            known_keys: crate::known_keys::KnownKeys::default(),
             max_in_flight_per_key: settings.max_in_flight_per_key,
             max_in_flight_per_address: settings.max_in_flight_per_address,
             trusted_proxies: settings.trusted_proxies.clone(),

@@ -37,4 +37,6 @@ pub struct UrlCacheAdmission {
     pub hits: crate::HitTally,
     /// Fresh entries read a moment ago (`IMGMETA_CACHE_HOT_MS`); `None` reads every time.
     pub hot: Option<crate::HotEntries>,
+    /// Records the jobs answered from the cache, many in one statement under a burst.
+    pub answered: crate::AnsweredWriter,
 }

@@ -57,7 +57,12 @@ pub(crate) async fn submit(
         trace_parent: imgmeta_telemetry::context::current_traceparent(),
         admission,
     };
-    let submitted = state.store.insert_job(&new).await?;
+    // Answers from the cache are recorded in groups: under a viral burst they are most of
+    // the submissions, and one statement records dozens.
+    let submitted = match &state.url_cache {
+        Some(policy) if imgmeta_store::is_answered(&new) => policy.answered.insert(new).await?,
+        _ => state.store.insert_job(&new).await?,
+    };
     if let Submitted::Created(job) | Submitted::Existing(job) = &submitted {
         tracing::Span::current().record("job.id", tracing::field::display(&job.id));
     }

@@ -151,6 +151,7 @@ pub async fn start_api(
             max_stale: settings.url_cache.max_stale,
             hits,
             hot,
+            answered: imgmeta_api::AnsweredWriter::spawn(store.clone()),
         }
     });
     let state = AppState {

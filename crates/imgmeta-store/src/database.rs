@@ -36,6 +36,19 @@ impl Store {
         })
     }
 
+    /// The same database through a pool of its own of `connections`, for a task that must
+    /// not queue behind requests for the shared pool (status reads keep sharing theirs).
+    pub fn with_own_pool(&self, connections: u32) -> Self {
+        Self {
+            pool: PgPoolOptions::new()
+                .max_connections(connections.max(1))
+                .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(true)
+                .connect_lazy_with((*self.pool.connect_options()).clone()),
+            reads: self.reads.clone(),
+        }
+    }
+
     /// Applies the migrations in `migrations/`; safe to run from several processes at once
     /// (sqlx serialises them with an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {

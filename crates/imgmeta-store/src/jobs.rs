@@ -210,6 +210,7 @@ macro_rules! summary_columns {
          purged_at, last_error_code, last_error_message"
     };
 }
+pub(crate) use summary_columns;
 
 impl Store {
     /// Records a new queued job and, in the same transaction, the message owed to the broker,

@@ -71,15 +71,26 @@ pub enum Revoked {
 }
 
 /// Whether a request may go ahead, with what the `RateLimit-*` headers report.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
     pub outcome: AdmissionOutcome,
+    /// What the key may do now, read from the row the admission locked: its scopes and its
+    /// account's GPS setting. `None` exactly when the outcome is `Revoked`.
+    pub key: Option<KeyNow>,
     /// The bucket's size (requests per minute).
     pub limit: u32,
     /// Whole requests left in the bucket after this one.
     pub remaining: u32,
     /// Seconds until the bucket is full again.
     pub reset_secs: u64,
+}
+
+/// The parts of a key that can change while it is in use, as its admission read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyNow {
+    pub scopes: ScopeSet,
+    /// The account's GPS setting.
+    pub redact_gps: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,18 +312,18 @@ impl Store {
     pub async fn admit(&self, key_id: i64, checks_quota: bool) -> Result<Admission, StoreError> {
         let row = sqlx::query(
             "WITH k AS (
-                 SELECT id, rate_per_minute, daily_quota,
-                        least(tokens + greatest(extract(epoch FROM now() - tokens_at)::float8, 0)
-                                       * rate_per_minute / 60.0,
-                              rate_per_minute::float8) AS refilled,
-                        CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date THEN quota_used ELSE 0 END
-                            AS quota_used,
-                        (SELECT CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date
-                                     THEN a.quota_used ELSE 0 END >= a.daily_quota
-                         FROM accounts a WHERE a.id = api_keys.account_id) AS account_quota_used_up,
+                 SELECT k.id, k.rate_per_minute, k.daily_quota, k.scopes, a.redact_gps,
+                        least(k.tokens + greatest(extract(epoch FROM now() - k.tokens_at)::float8, 0)
+                                         * k.rate_per_minute / 60.0,
+                              k.rate_per_minute::float8) AS refilled,
+                        CASE WHEN k.quota_day = (now() AT TIME ZONE 'UTC')::date THEN k.quota_used
+                             ELSE 0 END AS quota_used,
+                        CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date THEN a.quota_used
+                             ELSE 0 END >= a.daily_quota AS account_quota_used_up,
                         extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
                             + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
-                 FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE
+                 FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                 WHERE k.id = $1 AND k.revoked_at IS NULL FOR UPDATE OF k
              ), taken AS (
                  UPDATE api_keys a SET tokens = k.refilled - CASE WHEN k.refilled >= 1 THEN 1 ELSE 0 END,
                                        tokens_at = now()
@@ -326,6 +337,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(Admission {
                 outcome: AdmissionOutcome::Revoked,
+                key: None,
                 limit: 0,
                 remaining: 0,
                 reset_secs: 0,
@@ -338,7 +350,11 @@ impl Store {
             tokens: row.try_get("refilled")?,
         };
         let quota_used: i32 = row.try_get("quota_used")?;
-        let account_quota_used_up: Option<bool> = row.try_get("account_quota_used_up")?;
+        let account_quota_used_up: bool = row.try_get("account_quota_used_up")?;
+        let now = KeyNow {
+            scopes: decode_scopes(key_id, &row)?,
+            redact_gps: row.try_get("redact_gps")?,
+        };
         let secs_to_midnight: f64 = row.try_get("secs_to_midnight")?;
         // The statement took a token exactly when the bucket held one.
         let (outcome, bucket) = if bucket.tokens < 1.0 {
@@ -354,7 +370,7 @@ impl Store {
                 tokens: bucket.tokens - 1.0,
                 ..bucket
             };
-            if checks_quota && (quota_used >= quota || account_quota_used_up == Some(true)) {
+            if checks_quota && (quota_used >= quota || account_quota_used_up) {
                 // A refused submission still costs a token, so a client cannot hammer at will.
                 let retry = secs_to_midnight.ceil().max(1.0) as u64;
                 (
@@ -369,6 +385,7 @@ impl Store {
         };
         Ok(Admission {
             outcome,
+            key: Some(now),
             limit: rate as u32,
             remaining: bucket.tokens.max(0.0).floor() as u32,
             reset_secs: bucket.secs_until(bucket.rate_per_minute).ceil() as u64,

@@ -5,6 +5,7 @@
 //! guarded by the attempt number that run was given.
 
 mod accounts;
+mod answered;
 mod artifacts;
 mod batches;
 mod content_cache;
@@ -25,6 +26,7 @@ mod webhooks;
 pub use accounts::{
     AccountChanges, AccountLookup, AccountRecord, MAX_RETENTION_DAYS, NewAccount, Purged,
 };
+pub use answered::is_answered;
 pub use artifacts::{ArtifactLookup, ArtifactStore, NewArtifact, StoredArtifact};
 pub use batches::{
     BatchBegun, BatchCancelled, BatchCounts, BatchFinished, BatchLine, BatchRecord, BatchUpload,
@@ -38,7 +40,7 @@ pub use jobs::{
     PurgeOutcome, Submitted,
 };
 pub use keys::{
-    Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, NewApiKey, Revoked,
+    Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, KeyNow, NewApiKey, Revoked,
 };
 pub use login_throttle::{AttemptIds, LoginAttempt, ThrottleSubject};
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};

@@ -117,6 +117,37 @@ async fn missing_malformed_unknown_and_revoked_keys_all_get_the_same_401() {
     app.cleanup().await;
 }
 
+/// The API remembers keys it has verified (no lookup on their next requests), but revocation
+/// is read by every request's admission: a key revoked while in use is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_while_in_use_is_refused_on_its_next_request() {
+    let app = TestApp::spawn_with(options(&[])).await;
+    let key = key_with(&app, 100, 100).await;
+    let client = authorized_client(&key);
+    for _ in 0..3 {
+        let answer = client.get(unknown_job(&app)).send().await.unwrap();
+        assert_eq!(error_of(answer).await.1, "job_not_found");
+    }
+    assert!(
+        store_of(&app)
+            .revoke_api_key(&key[..12])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let poll = error_of(client.get(unknown_job(&app)).send().await.unwrap()).await;
+    assert_eq!((poll.0, poll.1.as_str()), (401, "unauthorized"));
+    let submit = client
+        .post(format!("{}/v1/jobs", app.base))
+        .json(&json!({ "url": app.image_url("camera_orientation6.jpg") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(submit).await.0, 401);
+    assert_eq!(app.ready_messages().await, 0);
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_over_its_rate_gets_429_with_retry_after_and_ratelimit_headers() {
     let app = TestApp::spawn_with(options(&[])).await;

@@ -1,7 +1,8 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
-//! uploaded inputs, batches, the content cache, the URL cache with its single flights,
+//! answered jobs recorded in groups, uploaded inputs, batches, the content cache, the URL cache with its single flights,
 //! webhook deliveries, and users with their sessions and the login throttle.
 
+mod answered;
 mod batches;
 mod content_cache;
 mod inputs;
