@@ -191,6 +191,28 @@ impl Analyzer {
         Ok(result)
     }
 
+    /// Answers a URL job from a stored analysis that is still fresh, without asking the origin
+    /// or running anything: how a job that leads its URL's flight is answered when an entry
+    /// appeared after it was admitted (the flight it would have followed ended in between).
+    /// Its followers are cut from the same analysis; the entry itself is left as it is.
+    pub fn answer_fresh(
+        &self,
+        stored: &StoredUrl,
+        request: &Request,
+    ) -> Result<JobResult, AnalysisError> {
+        self.check_tasks(request)?;
+        metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "hit").increment(1);
+        let info = CacheInfo::new("hit", Some("url"), stored.age_s);
+        let mut result = answer(&stored.analysis, request, Timings::default(), info);
+        result.kept = Some(Kept {
+            sha256: stored.sha256.clone(),
+            analysis: stored.analysis.clone(),
+            caching: None,
+            fresh: false,
+        });
+        Ok(result)
+    }
+
     /// The detector version the caches are keyed by (`none` without a detector).
     pub fn model_version(&self) -> String {
         match &self.detector {

@@ -283,6 +283,14 @@ async fn analyze(
 ) -> Result<JobResult, AnalysisError> {
     let digest = match (source, leading) {
         (Source::Url(url), Some(_)) => {
+            // An entry that became fresh after this job was admitted answers it: the origin is
+            // not asked again.
+            let fresh = stored_url
+                .as_ref()
+                .and_then(|entry| Leading::fresh(entry, &request.tasks));
+            if let Some(fresh) = fresh {
+                return shared.analyzer.answer_fresh(&fresh, request);
+            }
             let stored = stored_url.and_then(Leading::revalidating);
             return shared
                 .analyzer

@@ -3,7 +3,7 @@
 //! upkeep every worker shares — announcing its model, ending flights nobody ends, sweeping
 //! expired and surplus entries, refreshing the gauges.
 
-use imgmeta_domain::{ErrorBody, ImageUrl};
+use imgmeta_domain::{ErrorBody, ImageUrl, TaskSet};
 use imgmeta_pipeline::{Kept, Lifetimes, StoredUrl, Validators};
 use imgmeta_store::{FlightEnd, NegativeEntry, NewUrlEntry, Store, UrlCacheBounds, UrlEntry};
 use std::time::Duration;
@@ -32,6 +32,23 @@ impl Leading {
             key: url.cache_key(),
             model,
         }
+    }
+
+    /// The stored analysis that answers the job outright: the entry the claim read is fresh,
+    /// positive and covers the job's tasks.
+    pub fn fresh(entry: &UrlEntry, tasks: &TaskSet) -> Option<StoredUrl> {
+        if !entry.is_fresh() || entry.error.is_some() || !entry.analysis.covers(tasks) {
+            return None;
+        }
+        Some(StoredUrl {
+            analysis: entry.analysis.clone(),
+            sha256: entry.sha256.clone()?,
+            validators: Validators {
+                etag: entry.etag.clone(),
+                last_modified: entry.last_modified.clone(),
+            },
+            age_s: entry.age_s,
+        })
     }
 
     /// The stored analysis to revalidate, from the entry the claim read (`None` when the

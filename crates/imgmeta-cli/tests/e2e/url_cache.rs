@@ -192,6 +192,53 @@ async fn a_fresh_entry_answers_at_submission_without_a_fetch_for_every_min_score
     app.cleanup().await;
 }
 
+/// A job admitted under a URL's flight just as that flight ended (its lookup saw the flight,
+/// its join found none and so leads a new one) is answered by its worker from the fresh entry
+/// the ended flight left: the origin is not asked again, nothing is analysed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_leading_a_flight_after_the_entry_appeared_is_answered_from_it() {
+    let app = TestApp::spawn().await;
+    let (origin, addr) = Origin::spawn().await;
+    let url = format!("http://{addr}/maxage/chelsea.png");
+    let (_, first) = submit(&app, json!({"url": url})).await;
+    let first = app.wait_terminal(first["id"].as_str().unwrap()).await;
+    assert_eq!(first["cache"]["status"], "miss", "{first}");
+
+    // What the race leaves: a new leader, with its message, while a fresh entry exists.
+    let image_url = imgmeta_domain::ImageUrl::parse(&url).unwrap();
+    let job = imgmeta_store::NewJob {
+        id: imgmeta_domain::JobId::new(),
+        owner: imgmeta_store::Owner {
+            account: crate::helpers::own_account(&app).await,
+            key_id: None,
+        },
+        spec: imgmeta_domain::JobSpec {
+            source: imgmeta_domain::Source::Url(image_url.clone()),
+            tasks: imgmeta_domain::TaskSet::all(),
+            min_score: imgmeta_domain::MinScore::DEFAULT,
+            dream: None,
+            bypass_cache: false,
+            webhook_url: None,
+        },
+        input: None,
+        idempotency: None,
+        trace_parent: None,
+        admission: imgmeta_store::JobAdmission::Flight(image_url.cache_key()),
+    };
+    let store = crate::helpers::store_of(&app);
+    assert!(matches!(
+        store.insert_job(&job).await.unwrap(),
+        imgmeta_store::Submitted::Created(_)
+    ));
+    let led = app.wait_terminal(&job.id.to_string()).await;
+    assert_eq!(led["status"], "succeeded", "{led}");
+    assert_eq!(led["cache"]["status"], "hit", "{led}");
+    assert_eq!(led["result"]["objects"], first["result"]["objects"]);
+    assert_eq!(origin.seen("maxage", "chelsea.png").requests, 1);
+    store.close().await;
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_store_is_fetched_every_time_and_no_cache_is_revalidated_with_its_etag() {
     let app = TestApp::spawn().await;
