@@ -139,11 +139,7 @@ pub(crate) async fn require_key(
         .flatten();
     let authenticated = match cookie {
         Some(cookie) => match crate::sessions::authenticate(&state, &mut request, &cookie).await {
-            Ok(key) => Ok(KnownKey {
-                id: key.id,
-                prefix: key.prefix,
-                account: key.account,
-            }),
+            Ok(key) => Ok(key),
             Err(response) => return response,
         },
         None => authenticate(&state, presented.as_deref()).await,
@@ -185,13 +181,13 @@ pub(crate) async fn require_key(
     let is_submission = request.method() == Method::POST
         && matches!(request.uri().path(), "/v1/jobs" | "/img")
         && !request.headers().contains_key("idempotency-key");
-    let admission = match state.store.admit(key.id, is_submission).await {
+    let mut admission = match state.store.admit(key.id, is_submission).await {
         Ok(admission) => admission,
         Err(error) => return ApiError::from(error).into_response(),
     };
     // The key's scopes and its account's GPS setting as the admission read them (they may
     // have changed since the key was verified); none when it was revoked meanwhile.
-    let Some(now) = admission.key.clone() else {
+    let Some(now) = admission.key.take() else {
         if let Some(hash) = presented.as_deref().and_then(presented_hash) {
             state.security.known_keys.forget(&hash);
         }

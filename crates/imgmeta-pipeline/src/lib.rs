@@ -159,22 +159,11 @@ impl Analyzer {
                 metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "revalidated")
                     .increment(1);
                 let info = CacheInfo::new("revalidated", Some("url"), stored.age_s);
-                let mut result = answer(
-                    &stored.analysis,
-                    request,
-                    Timings {
-                        fetch: fetch_ms,
-                        ..Timings::default()
-                    },
-                    info,
-                );
-                result.kept = Some(Kept {
-                    sha256: stored.sha256.clone(),
-                    analysis: stored.analysis.clone(),
-                    caching: Some(caching),
-                    fresh: false,
-                });
-                return Ok(result);
+                let timings = Timings {
+                    fetch: fetch_ms,
+                    ..Timings::default()
+                };
+                return Ok(answer_stored(stored, request, timings, info, Some(caching)));
             }
             (Revalidation::NotModified(_), None) => {
                 return Err(AnalysisError::internal(
@@ -203,14 +192,13 @@ impl Analyzer {
         self.check_tasks(request)?;
         metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => "hit").increment(1);
         let info = CacheInfo::new("hit", Some("url"), stored.age_s);
-        let mut result = answer(&stored.analysis, request, Timings::default(), info);
-        result.kept = Some(Kept {
-            sha256: stored.sha256.clone(),
-            analysis: stored.analysis.clone(),
-            caching: None,
-            fresh: false,
-        });
-        Ok(result)
+        Ok(answer_stored(
+            stored,
+            request,
+            Timings::default(),
+            info,
+            None,
+        ))
     }
 
     /// The detector version the caches are keyed by (`none` without a detector).
@@ -471,6 +459,26 @@ fn answer(analysis: &Analysis, request: &Request, timings: Timings, info: CacheI
         files: Vec::new(),
         kept: None,
     }
+}
+
+/// A job's answer from a stored analysis of its URL, which its followers are cut from too;
+/// `caching` is what a revalidation learned (the entry is refreshed with it), `None` leaves
+/// the entry as it is.
+fn answer_stored(
+    stored: &StoredUrl,
+    request: &Request,
+    timings: Timings,
+    info: CacheInfo,
+    caching: Option<imgmeta_fetch::OriginCaching>,
+) -> JobResult {
+    let mut result = answer(&stored.analysis, request, timings, info);
+    result.kept = Some(Kept {
+        sha256: stored.sha256.clone(),
+        analysis: stored.analysis.clone(),
+        caching,
+        fresh: false,
+    });
+    result
 }
 
 /// An earlier analysis of a URL, from the URL cache, to revalidate.

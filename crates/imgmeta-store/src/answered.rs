@@ -31,10 +31,9 @@ impl Store {
     ) -> Result<Option<Vec<JobRecord>>, StoreError> {
         let mut columns = Columns::default();
         for job in jobs {
-            let (Source::Url(url), true) = (&job.spec.source, is_answered(job)) else {
-                return Err(StoreError::MismatchedInput(job.id.as_uuid()));
-            };
-            let JobAdmission::Answered { result, error } = &job.admission else {
+            let (Source::Url(url), JobAdmission::Answered { result, error }, true) =
+                (&job.spec.source, &job.admission, is_answered(job))
+            else {
                 return Err(StoreError::MismatchedInput(job.id.as_uuid()));
             };
             columns.id.push(job.id.as_uuid());
@@ -106,19 +105,15 @@ impl Store {
                  ORDER BY ord
                  RETURNING *
              ), key_charge AS (
-                 UPDATE api_keys k SET
-                     quota_used = CASE WHEN k.quota_day = (now() AT TIME ZONE 'UTC')::date
-                                       THEN k.quota_used + c.n ELSE c.n END,
-                     quota_day = (now() AT TIME ZONE 'UTC')::date
-                 FROM (SELECT api_key_id, count(*) AS n FROM job
+                 UPDATE api_keys k SET ",
+            crate::jobs::charge!("c.n"),
+            " FROM (SELECT api_key_id, count(*) AS n FROM job
                        WHERE api_key_id IS NOT NULL GROUP BY 1) c
                  WHERE k.id = c.api_key_id
              ), account_charge AS (
-                 UPDATE accounts a SET
-                     quota_used = CASE WHEN a.quota_day = (now() AT TIME ZONE 'UTC')::date
-                                       THEN a.quota_used + c.n ELSE c.n END,
-                     quota_day = (now() AT TIME ZONE 'UTC')::date
-                 FROM (SELECT account_id, count(*) AS n FROM job GROUP BY 1) c
+                 UPDATE accounts a SET ",
+            crate::jobs::charge!("c.n"),
+            " FROM (SELECT account_id, count(*) AS n FROM job GROUP BY 1) c
                  WHERE a.id = c.account_id
              )
              SELECT (SELECT ok FROM fits) AS fits, job.* FROM (SELECT 1) one

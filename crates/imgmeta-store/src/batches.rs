@@ -200,10 +200,9 @@ macro_rules! charge_quota_by {
         concat!(
             "UPDATE ",
             $table,
-            " SET quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
-                                    THEN quota_used + $2 ELSE $2 END,
-                  quota_day = (now() AT TIME ZONE 'UTC')::date
-              WHERE id = $1
+            " SET ",
+            crate::jobs::charge!("$2"),
+            " WHERE id = $1
                 AND CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
                          THEN quota_used ELSE 0 END + $2 <= daily_quota"
         )

@@ -23,16 +23,9 @@ impl Store {
     /// least 2) on top of them.
     pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
         let options = connect_options(url)?;
-        let pool = |max: u32| {
-            PgPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(5))
-                .test_before_acquire(true)
-                .connect_lazy_with(options.clone())
-        };
         Ok(Self {
-            pool: pool(max_connections),
-            reads: pool((max_connections / 4).max(2)),
+            pool: lazy_pool(&options, max_connections),
+            reads: lazy_pool(&options, (max_connections / 4).max(2)),
         })
     }
 
@@ -40,11 +33,7 @@ impl Store {
     /// not queue behind requests for the shared pool (status reads keep sharing theirs).
     pub fn with_own_pool(&self, connections: u32) -> Self {
         Self {
-            pool: PgPoolOptions::new()
-                .max_connections(connections.max(1))
-                .acquire_timeout(Duration::from_secs(5))
-                .test_before_acquire(true)
-                .connect_lazy_with((*self.pool.connect_options()).clone()),
+            pool: lazy_pool(&self.pool.connect_options(), connections.max(1)),
             reads: self.reads.clone(),
         }
     }
@@ -104,6 +93,15 @@ impl Store {
         self.pool.close().await;
         self.reads.close().await;
     }
+}
+
+/// A pool of up to `max` connections, made when first needed.
+fn lazy_pool(options: &PgConnectOptions, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(true)
+        .connect_lazy_with(options.clone())
 }
 
 fn connect_options(url: &SecretString) -> Result<PgConnectOptions, StoreError> {

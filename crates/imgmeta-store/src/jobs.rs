@@ -158,15 +158,23 @@ macro_rules! job_columns {
 }
 pub(crate) use job_columns;
 
-/// Counts one accepted submission against today's (UTC) quota of an `api_keys` or `accounts`
-/// row (they keep their quotas in the same columns), in an `UPDATE … SET`.
+/// Counts `$n` (an SQL expression) accepted submissions against today's (UTC) quota of an
+/// `api_keys` or `accounts` row (they keep their quotas in the same columns), in an
+/// `UPDATE … SET`.
 macro_rules! charge {
-    () => {
-        "quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
-                           THEN quota_used + 1 ELSE 1 END,
-         quota_day = (now() AT TIME ZONE 'UTC')::date"
+    ($n:literal) => {
+        concat!(
+            "quota_used = CASE WHEN quota_day = (now() AT TIME ZONE 'UTC')::date
+                               THEN quota_used + ",
+            $n,
+            " ELSE ",
+            $n,
+            " END,
+             quota_day = (now() AT TIME ZONE 'UTC')::date"
+        )
     };
 }
+pub(crate) use charge;
 
 /// Makes the new job `id` the leader of `url_key`'s flight, with its message, or, when a flight
 /// is under way, a follower of its leader (no message: it completes in the leader's commit).
@@ -264,11 +272,11 @@ impl Store {
                  RETURNING *
              ), key_charge AS (
                  UPDATE api_keys SET ",
-            charge!(),
+            charge!("1"),
             " WHERE id = $9 AND EXISTS (SELECT 1 FROM job)
              ), account_charge AS (
                  UPDATE accounts SET ",
-            charge!(),
+            charge!("1"),
             " WHERE id = $8 AND EXISTS (SELECT 1 FROM job)
              ), message AS (
                  INSERT INTO outbox (job_id) SELECT id FROM job WHERE $19 AND status = 'queued'

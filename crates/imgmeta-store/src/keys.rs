@@ -54,10 +54,6 @@ pub struct KeyLookup {
     pub hash: Vec<u8>,
     pub revoked: bool,
     pub account_id: AccountId,
-    pub scopes: ScopeSet,
-    /// The account's GPS setting, read with the key so a cache hit cuts its answer with the
-    /// setting as it is now.
-    pub redact_gps: bool,
 }
 
 /// The outcome of revoking a key within an account.
@@ -281,23 +277,18 @@ impl Store {
     /// The key a presented prefix names, for the caller to compare hashes in constant time.
     pub async fn find_api_key(&self, prefix: &str) -> Result<Option<KeyLookup>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.id, k.key_hash, k.revoked_at IS NOT NULL AS revoked, k.account_id, k.scopes,
-                    a.redact_gps
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id
-             WHERE k.prefix = $1 AND k.kind = 'api'",
+            "SELECT id, key_hash, revoked_at IS NOT NULL AS revoked, account_id
+             FROM api_keys WHERE prefix = $1 AND kind = 'api'",
         )
         .bind(prefix)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
-            let id: i64 = row.try_get("id")?;
             Ok(KeyLookup {
-                id,
+                id: row.try_get("id")?,
                 hash: row.try_get("key_hash")?,
                 revoked: row.try_get("revoked")?,
                 account_id: AccountId::from_uuid(row.try_get("account_id")?),
-                scopes: decode_scopes(id, &row)?,
-                redact_gps: row.try_get("redact_gps")?,
             })
         })
         .transpose()

@@ -32,7 +32,7 @@ pub struct SessionKey {
     pub prefix: String,
     pub account_id: AccountId,
     pub scopes: ScopeSet,
-    /// The account's GPS setting, read with the key (as `find_api_key` does).
+    /// The account's GPS setting, read with the key.
     pub redact_gps: bool,
 }
 

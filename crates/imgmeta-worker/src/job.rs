@@ -285,13 +285,15 @@ async fn analyze(
         (Source::Url(url), Some(_)) => {
             // An entry that became fresh after this job was admitted answers it: the origin is
             // not asked again.
-            let fresh = stored_url
-                .as_ref()
-                .and_then(|entry| Leading::fresh(entry, &request.tasks));
-            if let Some(fresh) = fresh {
-                return shared.analyzer.answer_fresh(&fresh, request);
-            }
-            let stored = stored_url.and_then(Leading::revalidating);
+            let stored = match stored_url {
+                Some(entry) if Leading::answers(&entry, &request.tasks) => {
+                    match Leading::stored(entry) {
+                        Some(fresh) => return shared.analyzer.answer_fresh(&fresh, request),
+                        None => None,
+                    }
+                }
+                entry => entry.and_then(Leading::revalidating),
+            };
             return shared
                 .analyzer
                 .analyze_url_revalidating(url, request, stored.as_ref())

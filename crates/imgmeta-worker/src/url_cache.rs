@@ -34,18 +34,21 @@ impl Leading {
         }
     }
 
-    /// The stored analysis that answers the job outright: the entry the claim read is fresh,
-    /// positive and covers the job's tasks.
-    pub fn fresh(entry: &UrlEntry, tasks: &TaskSet) -> Option<StoredUrl> {
-        if !entry.is_fresh() || entry.error.is_some() || !entry.analysis.covers(tasks) {
-            return None;
-        }
+    /// Whether the entry the claim read answers the job outright: fresh, positive and covering
+    /// the job's tasks.
+    pub fn answers(entry: &UrlEntry, tasks: &TaskSet) -> bool {
+        entry.is_fresh() && entry.error.is_none() && entry.analysis.covers(tasks)
+    }
+
+    /// The entry's analysis with its validators (`None` for an entry without bytes: a
+    /// negative one).
+    pub fn stored(entry: UrlEntry) -> Option<StoredUrl> {
         Some(StoredUrl {
-            analysis: entry.analysis.clone(),
-            sha256: entry.sha256.clone()?,
+            analysis: entry.analysis,
+            sha256: entry.sha256?,
             validators: Validators {
-                etag: entry.etag.clone(),
-                last_modified: entry.last_modified.clone(),
+                etag: entry.etag,
+                last_modified: entry.last_modified,
             },
             age_s: entry.age_s,
         })
@@ -54,19 +57,7 @@ impl Leading {
     /// The stored analysis to revalidate, from the entry the claim read (`None` when the
     /// entry has no validators: a plain fetch, and the content cache may still answer).
     pub fn revalidating(entry: UrlEntry) -> Option<StoredUrl> {
-        let validators = Validators {
-            etag: entry.etag,
-            last_modified: entry.last_modified,
-        };
-        if validators.is_empty() {
-            return None;
-        }
-        Some(StoredUrl {
-            analysis: entry.analysis,
-            sha256: entry.sha256?,
-            validators,
-            age_s: entry.age_s,
-        })
+        Self::stored(entry).filter(|stored| !stored.validators.is_empty())
     }
 
     /// What a successful run keeps: the analysis its followers are cut from, and the entry

@@ -14,7 +14,7 @@ mod throttle;
 pub(crate) use cookie::{cleared_cookie, presented_cookie, session_cookie};
 pub(crate) use throttle::{Throttle, email_log_id, throttled};
 
-use crate::auth::AuthenticatedKey;
+use crate::known_keys::KnownKey;
 use crate::{ApiError, AppState};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -174,12 +174,13 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// The session key a `/v1/*` request made with a session cookie authenticates as, with the
-/// session left in the request; `Err` is the answer (401, or 403 `csrf_failed`).
+/// session left in the request; `Err` is the answer (401, or 403 `csrf_failed`). Its scopes
+/// and GPS setting are read by the request's admission, as for a Bearer key.
 pub(crate) async fn authenticate(
     state: &AppState,
     request: &mut Request,
     cookie: &str,
-) -> Result<AuthenticatedKey, Response> {
+) -> Result<KnownKey, Response> {
     let user = resolve(
         state,
         cookie,
@@ -202,12 +203,10 @@ pub(crate) async fn authenticate(
         )
         .into_response()
     })?;
-    let authenticated = AuthenticatedKey {
+    let authenticated = KnownKey {
         id: key.id,
         prefix,
         account: key.account_id,
-        scopes: key.scopes.clone(),
-        redact_gps: key.redact_gps,
     };
     request.extensions_mut().insert(user);
     Ok(authenticated)

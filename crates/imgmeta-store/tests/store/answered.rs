@@ -2,26 +2,13 @@
 //! status, in the order given, charged to its key's and account's quotas; a group that would
 //! overflow any quota records nothing (its jobs then go one by one through `insert_job`).
 
+use crate::batches::account;
 use crate::{drop_database, fresh_store, url_job};
-use imgmeta_domain::{AccountId, ErrorBody, ErrorCode, ImageUrl, JobStatus, Name, ScopeSet};
+use imgmeta_domain::{AccountId, ErrorBody, ErrorCode, ImageUrl, JobStatus, ScopeSet};
 use imgmeta_store::{
-    JobAdmission, JobLookup, KeyAccount, NewAccount, NewApiKey, NewJob, Owner, Store, StoreError,
-    Submitted,
+    JobAdmission, JobLookup, KeyAccount, NewApiKey, NewJob, Owner, Store, StoreError, Submitted,
 };
 use serde_json::{Value, json};
-
-async fn account(store: &Store, name: &str, daily_quota: u32) -> AccountId {
-    store
-        .create_account(&NewAccount {
-            name: Name::parse(name).unwrap(),
-            daily_quota,
-            retention_days: 30,
-            redact_gps: false,
-        })
-        .await
-        .unwrap()
-        .id
-}
 
 async fn key(store: &Store, account: AccountId, prefix: &str, daily_quota: u32) -> i64 {
     store
@@ -63,10 +50,7 @@ async fn used(store: &Store, account: AccountId, key_id: i64) -> (u32, u32) {
 #[tokio::test]
 async fn a_group_is_recorded_in_order_each_job_with_its_result_and_charged() {
     let (store, name) = fresh_store().await;
-    let (a, b) = (
-        account(&store, "a", 10).await,
-        account(&store, "b", 10).await,
-    );
+    let (a, b) = (account(&store, 10).await, account(&store, 10).await);
     let (ka, kb) = (
         key(&store, a, "imk_answer01", 3).await,
         key(&store, b, "imk_answer02", 10).await,
@@ -113,7 +97,7 @@ async fn a_group_is_recorded_in_order_each_job_with_its_result_and_charged() {
 #[tokio::test]
 async fn a_group_that_would_overflow_a_quota_records_nothing() {
     let (store, name) = fresh_store().await;
-    let roomy = account(&store, "roomy", 100).await;
+    let roomy = account(&store, 100).await;
     let small_key = key(&store, roomy, "imk_answer03", 3).await;
     let result = json!({ "image": { "width": 4 } });
     let first = answered(roomy, small_key, result.clone(), None);
@@ -145,7 +129,7 @@ async fn a_group_that_would_overflow_a_quota_records_nothing() {
     assert_eq!(outcomes, ["created", "created", "quota"]);
 
     // The account's quota counts too: room for one, a group of two from two keys.
-    let tight = account(&store, "tight", 1).await;
+    let tight = account(&store, 1).await;
     let (k1, k2) = (
         key(&store, tight, "imk_answer04", 10).await,
         key(&store, tight, "imk_answer05", 10).await,
@@ -162,7 +146,7 @@ async fn a_group_that_would_overflow_a_quota_records_nothing() {
 #[tokio::test]
 async fn only_answered_url_jobs_are_taken() {
     let (store, name) = fresh_store().await;
-    let owner = account(&store, "owner", 10).await;
+    let owner = account(&store, 10).await;
     let url = ImageUrl::parse("https://viral.example/cat.jpg").unwrap();
     let queued = url_job(owner, &url, JobAdmission::Queued);
     assert!(!imgmeta_store::is_answered(&queued));
