@@ -93,26 +93,7 @@ impl GemmConv<'_> {
         let wp = w + 2 * p;
         let plane = (h + 2 * p) * wp;
         // The last tap of a plane's last (dropped) columns reads `k - 1` values beyond it.
-        // The buffer is reused: every value is written below (the borders with zeros, in
-        // parallel), so it is not cleared first — a one-thread memset of the whole copy.
-        let len = c_in * plane + k - 1;
-        padded.resize(len, 0.0);
-        let (planes, beyond) = padded[..len].split_at_mut(c_in * plane);
-        beyond.fill(0.0);
-        planes
-            .par_chunks_mut(plane)
-            .zip(input.par_chunks(h * w))
-            .for_each(|(dst, src)| {
-                let (top, rest) = dst.split_at_mut(p * wp);
-                let (rows, bottom) = rest.split_at_mut(h * wp);
-                top.fill(0.0);
-                bottom.fill(0.0);
-                for (row, line) in rows.chunks_mut(wp).zip(src.chunks(w)) {
-                    row[..p].fill(0.0);
-                    row[p..p + w].copy_from_slice(line);
-                    row[p + w..].fill(0.0);
-                }
-            });
+        pad_planes(input, (c_in, h, w), p, (h + 2 * p, wp), k - 1, padded);
         let padded = &padded[..];
         let columns = ho * wp;
         let block = Self::block_columns(depth, columns);
@@ -138,6 +119,43 @@ impl GemmConv<'_> {
             },
         )
     }
+}
+
+/// Writes into `padded` the `c` planes of `input` (`[c, h, w]`), each bordered with zeros
+/// into a `hq x wq` plane with the input at row and column `p`, followed by `beyond` zeros.
+/// The buffer is reused: every value is written (the borders with zeros, in parallel), so it
+/// is not cleared first — a one-thread memset of the whole copy.
+pub(crate) fn pad_planes(
+    input: &[f32],
+    (c, h, w): (usize, usize, usize),
+    p: usize,
+    (hq, wq): (usize, usize),
+    beyond: usize,
+    padded: &mut Vec<f32>,
+) {
+    assert!(
+        hq >= h + p && wq >= w + p,
+        "a {h}x{w} plane at {p} fits in {hq}x{wq}"
+    );
+    let plane = hq * wq;
+    let len = c * plane + beyond;
+    padded.resize(len, 0.0);
+    let (planes, tail) = padded[..len].split_at_mut(c * plane);
+    tail.fill(0.0);
+    planes
+        .par_chunks_mut(plane)
+        .zip(input.par_chunks(h * w))
+        .for_each(|(dst, src)| {
+            let (top, rest) = dst.split_at_mut(p * wq);
+            let (rows, bottom) = rest.split_at_mut(h * wq);
+            top.fill(0.0);
+            bottom.fill(0.0);
+            for (row, line) in rows.chunks_mut(wq).zip(src.chunks(w)) {
+                row[..p].fill(0.0);
+                row[p..p + w].copy_from_slice(line);
+                row[p + w..].fill(0.0);
+            }
+        });
 }
 
 impl CustomOp1 for GemmConv<'_> {
@@ -408,7 +426,7 @@ impl WithSimd for AddUpsampledRun<'_> {
 
 /// How the product's columns map to the output's.
 #[derive(Clone, Copy)]
-enum OutputColumns {
+pub(crate) enum OutputColumns {
     /// One to one.
     Same,
     /// Product column `j` is output row `j / wp`, column `j % wp`; columns `wo..wp` of each
@@ -454,7 +472,7 @@ impl OutputColumns {
 /// first (another pass over memory, and another parallel region to wait on) cost 4–8 % of
 /// the forward pass.
 #[allow(unsafe_code)]
-fn blocked(
+pub(crate) fn blocked(
     (c_out, columns, block): (usize, usize, usize),
     (bias, silu): (&[f32], bool),
     layout: OutputColumns,

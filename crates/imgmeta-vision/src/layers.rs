@@ -12,6 +12,7 @@ use crate::gemm_conv::{GemmConv, pointwise_over_parts};
 use crate::grad_conv::GradFilters;
 use crate::kernels::{AddAssign, BiasAct, Depthwise};
 use crate::weights::Weights;
+use crate::winograd::{Winograd, WinogradFilters};
 use candle_core::{Device, Tensor};
 use std::sync::{Arc, OnceLock};
 
@@ -33,6 +34,9 @@ pub struct Conv {
     /// The filters as a row-major `[c_out, c_in * k * k]` matrix, for the CPU kernel.
     matrix_values: Vec<f32>,
     depthwise_weights: Option<Vec<f32>>,
+    /// A dense stride-1 3x3 convolution's filters transformed for Winograd's F(2x2, 3x3),
+    /// for the CPU kernel (boxed: most convolutions have none).
+    winograd: Option<Box<WinogradFilters>>,
     on_cpu: bool,
     stride: usize,
     padding: usize,
@@ -76,11 +80,21 @@ impl Conv {
             true => Some(weight.flatten_all()?.to_vec1::<f32>()?),
             false => None,
         };
+        let matrix_values = match on_cpu && groups == 1 {
+            true => weight.flatten_all()?.to_vec1::<f32>()?,
+            false => Vec::new(),
+        };
+        let winograd = match on_cpu && groups == 1 && k_h == 3 && stride == 1 {
+            true => Some(Box::new(WinogradFilters::new(
+                &matrix_values,
+                c_out,
+                c_in_per_group,
+            ))),
+            false => None,
+        };
         Ok(Self {
-            matrix_values: match on_cpu && groups == 1 {
-                true => weight.flatten_all()?.to_vec1::<f32>()?,
-                false => Vec::new(),
-            },
+            matrix_values,
+            winograd,
             bias_values: bias.to_vec1::<f32>()?,
             bias: bias.reshape((1, c_out, 1, 1))?,
             weight,
@@ -157,6 +171,15 @@ impl Conv {
                 bias: &self.bias_values,
                 kernel: self.kernel,
                 stride: self.stride,
+                padding: self.padding,
+                silu,
+            };
+            return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
+        }
+        if let (Some(filters), false) = (&self.winograd, x.track_op()) {
+            let op = Winograd {
+                filters,
+                bias: &self.bias_values,
                 padding: self.padding,
                 silu,
             };

@@ -22,6 +22,7 @@ mod objects;
 mod postprocess;
 mod preprocess;
 mod weights;
+mod winograd;
 
 pub use detector::{Detector, DetectorConfig, DeviceKind, Prepared, StageTimes};
 pub use dream::{Dream, Octave};
