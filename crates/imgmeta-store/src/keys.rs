@@ -155,9 +155,9 @@ impl Store {
             }
         };
         let row = sqlx::query(concat!(
-            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota, tokens,
+            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota,
                                    account_id, scopes)
-             VALUES ($1, $2, $3, $4, $5, $4, $6, $7)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (prefix) DO NOTHING
              RETURNING ",
             key_columns!()
@@ -297,14 +297,16 @@ impl Store {
     /// Takes one token from the key's bucket; nothing is taken when the request is refused. A
     /// submission (`checks_quota`) is refused early when the key's or its account's daily quota
     /// is already used up; the quotas themselves are charged only when a job is accepted. One
-    /// statement: it locks the key's row, refills the bucket from the row it locked (the latest
-    /// version, whoever wrote it), takes the token and commits, so concurrent requests on any
-    /// number of API replicas share one bucket and the lock is held for one round trip only.
+    /// statement: it locks the key's bucket (its `key_buckets` row), refills it from the row it
+    /// locked (the latest version, whoever wrote it), takes the token and commits, so
+    /// concurrent requests on any number of API replicas share one bucket and the lock is held
+    /// for one round trip only. The key's own row, where statements that create jobs charge its
+    /// quota under a lock, is only read: an admission never waits for them.
     pub async fn admit(&self, key_id: i64, checks_quota: bool) -> Result<Admission, StoreError> {
         let row = sqlx::query(
             "WITH k AS (
                  SELECT k.id, k.rate_per_minute, k.daily_quota, k.scopes, a.redact_gps,
-                        least(k.tokens + greatest(extract(epoch FROM now() - k.tokens_at)::float8, 0)
+                        least(b.tokens + greatest(extract(epoch FROM now() - b.tokens_at)::float8, 0)
                                          * k.rate_per_minute / 60.0,
                               k.rate_per_minute::float8) AS refilled,
                         CASE WHEN k.quota_day = (now() AT TIME ZONE 'UTC')::date THEN k.quota_used
@@ -314,11 +316,12 @@ impl Store {
                         extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
                             + interval '1 day' - (now() AT TIME ZONE 'UTC'))::float8 AS secs_to_midnight
                  FROM api_keys k JOIN accounts a ON a.id = k.account_id
-                 WHERE k.id = $1 AND k.revoked_at IS NULL FOR UPDATE OF k
+                      JOIN key_buckets b ON b.key_id = k.id
+                 WHERE k.id = $1 AND k.revoked_at IS NULL FOR UPDATE OF b
              ), taken AS (
-                 UPDATE api_keys a SET tokens = k.refilled - CASE WHEN k.refilled >= 1 THEN 1 ELSE 0 END,
-                                       tokens_at = now()
-                 FROM k WHERE a.id = k.id
+                 UPDATE key_buckets b SET tokens = k.refilled - CASE WHEN k.refilled >= 1 THEN 1 ELSE 0 END,
+                                          tokens_at = now()
+                 FROM k WHERE b.key_id = k.id
              )
              SELECT * FROM k",
         )

@@ -98,9 +98,9 @@ impl Store {
         .await?;
         let key = &new.session_key;
         let key_id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota, tokens,
+            "INSERT INTO api_keys (prefix, key_hash, name, rate_per_minute, daily_quota,
                                    account_id, scopes, kind)
-             VALUES ($1, $2, 'session', $3, $4, $3, $5, $6, 'session')
+             VALUES ($1, $2, 'session', $3, $4, $5, $6, 'session')
              ON CONFLICT (prefix) DO NOTHING
              RETURNING id",
         )
