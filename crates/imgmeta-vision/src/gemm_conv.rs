@@ -25,8 +25,9 @@ thread_local! {
     /// Per-thread buffers for the unfolded block and the block's product, reused across
     /// layers and runs (allocating them per block made page faults a tenth of the time).
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    /// The calling thread's zero-bordered copy of a stride-1 convolution's input, reused.
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's zero-bordered copy of a stride-1 convolution's input, reused
+    /// (by the Winograd path too: one copy per thread, whichever path a layer takes).
+    pub(crate) static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A dense (ungrouped) square convolution with bias and optional SiLU.

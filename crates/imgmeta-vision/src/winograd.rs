@@ -11,12 +11,11 @@
 //! The transforms' coefficients are 0, ±1 and ±½, so they add no rounding beyond the
 //! reordered sums (measured against candle's `conv2d` in the tests below).
 
-use crate::gemm_conv::{OutputColumns, blocked, pad_planes};
-use crate::kernels::{f32_contiguous, vectorized, with_scratch};
+use crate::gemm_conv::{OutputColumns, PADDED, blocked, pad_planes};
+use crate::kernels::{f32_contiguous, output_size, vectorized, with_scratch};
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use pulp::{Simd, WithSimd};
-use std::cell::RefCell;
 
 /// Transformed values (`V` and `M`) per block: about 1 MiB, within the L2 cache. (Measured
 /// on the model's layers: 512 KiB and 2 MiB were slower, as were blocks of 32 or 64 tiles at
@@ -24,11 +23,6 @@ use std::cell::RefCell;
 const BLOCK_VALUES: usize = 256 * 1024;
 /// Tiles per block at least, so the products stay efficient on small maps.
 const MIN_TILES: usize = 128;
-
-thread_local! {
-    /// The calling thread's zero-bordered copy of the input, reused across layers.
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
 
 /// A dense 3x3 filter bank transformed for F(2x2, 3x3): 16 row-major `[c_out, c_in]`
 /// matrices, one per position ξ of the 4x4 transformed tile.
@@ -127,18 +121,16 @@ impl CustomOp1 for Winograd<'_> {
             )));
         }
         let input = f32_contiguous(storage, layout, self.name())?;
-        let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
+        let (ho, wo) = output_size(h, w, 3, 1, p);
         let image = c_in * h * w;
-        let mut out = Vec::new();
-        for i in 0..n {
-            let one = with_scratch(&PADDED, |padded| {
-                self.one(&input[i * image..(i + 1) * image], (h, w), padded)
-            });
-            if i == 0 {
-                out = one;
-            } else {
-                out.extend_from_slice(&one);
-            }
+        let one = |i: usize| {
+            with_scratch(&PADDED, |padded| {
+                self.one(&input[i * image..(i + 1) * image], (h, w), (ho, wo), padded)
+            })
+        };
+        let mut out = one(0);
+        for i in 1..n {
+            out.extend_from_slice(&one(i));
         }
         Ok((CpuStorage::F32(out), Shape::from((n, c_out, ho, wo))))
     }
@@ -146,9 +138,14 @@ impl CustomOp1 for Winograd<'_> {
 
 impl Winograd<'_> {
     /// The convolution of one image (`[c_in, h, w]`): `[c_out, ho, wo]`.
-    fn one(&self, input: &[f32], (h, w): (usize, usize), padded: &mut Vec<f32>) -> Vec<f32> {
+    fn one(
+        &self,
+        input: &[f32],
+        (h, w): (usize, usize),
+        (ho, wo): (usize, usize),
+        padded: &mut Vec<f32>,
+    ) -> Vec<f32> {
         let (c_in, c_out, p) = (self.filters.c_in, self.filters.c_out, self.padding);
-        let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
         let (down, across) = (ho.div_ceil(2), wo.div_ceil(2));
         // Every tile reads a whole 4x4 patch, so the copy is bordered up to whole tiles.
         let (hq, wq) = (2 * down + 2, 2 * across + 2);
