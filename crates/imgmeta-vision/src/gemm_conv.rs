@@ -640,6 +640,12 @@ mod tests {
             (2, 3, 20, 21, 7, 1, 3),
             (70, 9, 13, 40, 3, 2, 1),
             (16, 8, 64, 64, 3, 1, 1),
+            // Strided ones: even and odd sizes, no padding, a 1x1 kernel, a stride of three.
+            (5, 4, 10, 12, 3, 2, 1),
+            (6, 5, 8, 9, 3, 2, 0),
+            (3, 4, 9, 7, 1, 2, 0),
+            (4, 3, 17, 15, 5, 3, 2),
+            (32, 16, 40, 40, 3, 2, 1),
         ];
         for (c_in, c_out, h, w, k, s, p) in cases {
             let x = Tensor::randn(0f32, 1.0, (1, c_in, h, w), &dev).unwrap();

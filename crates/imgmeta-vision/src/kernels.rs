@@ -206,8 +206,15 @@ pub fn silu(v: f32) -> f32 {
 /// libm's `expf` is a function call per value, which keeps the SiLU loops scalar and made
 /// them cost as much as all the convolutions' arithmetic. This is the classic Cephes
 /// scheme: `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-6 polynomial for `e^r`, and
-/// `2^n` assembled in the exponent bits. It uses only operations SSE2 can vectorise
-/// (rounding by adding and subtracting 1.5 * 2^23, integer arithmetic on the bits).
+/// `2^n` assembled in the exponent bits (rounding by adding and subtracting 1.5 * 2^23,
+/// integer arithmetic on the bits).
+///
+/// The polynomial is written with `mul_add`, which the kernels (compiled by [`vectorized`]
+/// for AVX2 + FMA or AVX-512) turn into fused multiply-adds: half the instructions of
+/// separate products and sums, and one rounding instead of two. That made the bias + SiLU
+/// epilogue 1.5x faster (0.45 → 0.30 ns per value in the L2 cache, AMD EPYC). Called
+/// outside such a kernel on a CPU without FMA, `mul_add` is a correctly rounded library
+/// call: slower, never wrong.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -217,16 +224,16 @@ pub fn exp(x: f32) -> f32 {
     const ROUND_BITS: u32 = 0x4B40_0000;
     let x = x.clamp(-87.0, 88.0);
     // `t` is 1.5 * 2^23 + n exactly: its low mantissa bits hold `n` as an integer.
-    let t = x * LOG2E + ROUND;
+    let t = x.mul_add(LOG2E, ROUND);
     let n = t - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5e-1;
-    let p = p * r * r + r + 1.0;
+    let p = p.mul_add(r, 1.398_199_9e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 1.666_666_5e-1);
+    let p = p.mul_add(r, 5e-1);
+    let p = (p * r).mul_add(r, r) + 1.0;
     // 2^n from the integer in `t`'s bits, without a float-to-int conversion (Rust's is
     // saturating, which costs several vector instructions per value). `n` is within
     // -126..=127 after the clamp, so the biased exponent is in range.

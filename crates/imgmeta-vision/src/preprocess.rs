@@ -88,38 +88,51 @@ pub fn letterbox(image: &RgbImage, input_size: u32) -> (Vec<f32>, Letterbox) {
     let ys = Taps::new(image.height(), lb.new_height);
     let src = image.as_raw();
     let stride = image.width() as usize * 3;
-    let mut rows = vec![[PAD_VALUE; 3]; plane];
-    // Interleaved rows first, so each task writes one contiguous output row.
-    rows.par_chunks_mut(size)
+    let (top, left) = (lb.top as usize, lb.left as usize);
+    let inside = top..top + lb.new_height as usize;
+    let columns = left..left + lb.new_width as usize;
+    // Each task writes one row of each of the three planes, padding included, so every
+    // value is written once (no interleaved copy, no fill before).
+    let mut chw = vec![0f32; 3 * plane];
+    let (r, rest) = chw.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    r.par_chunks_mut(size)
+        .zip(g.par_chunks_mut(size))
+        .zip(b.par_chunks_mut(size))
         .enumerate()
-        .skip(lb.top as usize)
-        .take(lb.new_height as usize)
-        .for_each(|(y, row)| {
-            let oy = y - lb.top as usize;
+        .for_each(|(y, ((r, g), b))| {
+            if !inside.contains(&y) {
+                for row in [r, g, b] {
+                    row.fill(PAD_VALUE);
+                }
+                return;
+            }
+            for row in [&mut *r, &mut *g, &mut *b] {
+                row[..columns.start].fill(PAD_VALUE);
+                row[columns.end..].fill(PAD_VALUE);
+            }
+            let oy = y - top;
             let wy1 = ys.frac[oy];
             let wy0 = 1.0 - wy1;
             let r0 = &src[ys.i0[oy] * stride..][..stride];
             let r1 = &src[ys.i1[oy] * stride..][..stride];
-            let out = &mut row[lb.left as usize..][..lb.new_width as usize];
-            for (ox, px) in out.iter_mut().enumerate() {
-                let wx1 = xs.frac[ox];
-                let wx0 = 1.0 - wx1;
-                let (a, b) = (xs.i0[ox] * 3, xs.i1[ox] * 3);
-                for c in 0..3 {
-                    let top = f32::from(r0[a + c]) * wx0 + f32::from(r0[b + c]) * wx1;
-                    let bottom = f32::from(r1[a + c]) * wx0 + f32::from(r1[b + c]) * wx1;
-                    px[c] = (top * wy0 + bottom * wy1) / 255.0;
+            let planes = [
+                &mut r[columns.clone()],
+                &mut g[columns.clone()],
+                &mut b[columns.clone()],
+            ];
+            for (c, out) in planes.into_iter().enumerate() {
+                for (ox, v) in out.iter_mut().enumerate() {
+                    let wx1 = xs.frac[ox];
+                    let wx0 = 1.0 - wx1;
+                    let (a, b) = (xs.i0[ox] * 3 + c, xs.i1[ox] * 3 + c);
+                    // The same operations in the same order as `yolo_golden.py`.
+                    let top = f32::from(r0[a]) * wx0 + f32::from(r0[b]) * wx1;
+                    let bottom = f32::from(r1[a]) * wx0 + f32::from(r1[b]) * wx1;
+                    *v = (top * wy0 + bottom * wy1) / 255.0;
                 }
             }
         });
-    let mut chw = vec![0f32; 3 * plane];
-    let (r, rest) = chw.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in rows.iter().enumerate() {
-        r[i] = px[0];
-        g[i] = px[1];
-        b[i] = px[2];
-    }
     (chw, lb)
 }
 
@@ -148,5 +161,44 @@ mod tests {
         assert_eq!(chw[plane + 5 * 20 + 3], 0.0);
         assert_eq!(chw[2 * plane + 14 * 20 + 19], 51.0 / 255.0);
         assert_eq!(chw[2 * plane + 15 * 20], PAD_VALUE);
+    }
+
+    #[test]
+    fn every_value_is_the_bilinear_formula_or_padding_bit_for_bit() {
+        // Odd sizes, wide and tall, up- and downscaled: borders on every side.
+        for (w, h, size) in [(37, 23, 32), (13, 41, 64), (64, 64, 48), (5, 3, 16)] {
+            let image = RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([(x * 37 + y * 11) as u8, (x * y % 251) as u8, (y * 53) as u8])
+            });
+            let (chw, lb) = letterbox(&image, size);
+            let s = size as usize;
+            let xs = Taps::new(w, lb.new_width);
+            let ys = Taps::new(h, lb.new_height);
+            for c in 0..3 {
+                for y in 0..s {
+                    for x in 0..s {
+                        let got = chw[c * s * s + y * s + x];
+                        let (ox, oy) = (
+                            x.wrapping_sub(lb.left as usize),
+                            y.wrapping_sub(lb.top as usize),
+                        );
+                        if ox >= lb.new_width as usize || oy >= lb.new_height as usize {
+                            assert_eq!(got, PAD_VALUE, "{w}x{h}: padding at {c} {y} {x}");
+                            continue;
+                        }
+                        let px = |xi: usize, yi: usize| {
+                            f32::from(image.get_pixel(xi as u32, yi as u32).0[c])
+                        };
+                        let (wx1, wy1) = (xs.frac[ox], ys.frac[oy]);
+                        let (wx0, wy0) = (1.0 - wx1, 1.0 - wy1);
+                        let top = px(xs.i0[ox], ys.i0[oy]) * wx0 + px(xs.i1[ox], ys.i0[oy]) * wx1;
+                        let bottom =
+                            px(xs.i0[ox], ys.i1[oy]) * wx0 + px(xs.i1[ox], ys.i1[oy]) * wx1;
+                        let want = (top * wy0 + bottom * wy1) / 255.0;
+                        assert_eq!(got.to_bits(), want.to_bits(), "{w}x{h}: {c} {y} {x}");
+                    }
+                }
+            }
+        }
     }
 }
