@@ -6,7 +6,7 @@
 //! queries, keys and values where the projection wrote them.
 
 use crate::kernels::{
-    ScaleColumns, SoftmaxNumerators, f32_contiguous, vectorized, with_scratch, zeros,
+    ColumnSoftmax, ScaleColumns, f32_contiguous, vectorized, with_scratch, zeros,
 };
 use crate::matmul::{Mat, matmul};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
@@ -91,16 +91,20 @@ impl AreaAttentionCpu {
                 scores.resize(n * n, 0.0);
                 product.resize(d * n, 0.0);
                 scales.resize(n, 0.0);
-                // scores[i][j] = q_i . k_j, then each row's softmax numerators (the
-                // normalisation is applied to the product's columns below: d x n values
-                // instead of n x n).
-                matmul(scores, n, q.t(), k, false);
-                for (row, scale) in scores.chunks_mut(n).zip(scales.iter_mut()) {
-                    *scale = vectorized(SoftmaxNumerators(row));
-                }
-                // out[:, i] = sum_j softmax(scores)[i][j] v_j, i.e. v x scores^T scaled by
-                // column, channel-major.
-                matmul(product, n, v, Mat::rows(scores, n, n).t(), false);
+                // The scores transposed, `scores[j][i] = k_j . q_i`, then each column's
+                // softmax numerators (the normalisation is applied to the product's columns
+                // below: d x n values instead of n x n).
+                matmul(scores, n, k.t(), q, false);
+                vectorized(ColumnSoftmax {
+                    values: scores,
+                    scales,
+                });
+                // out[:, i] = sum_j softmax(q_i . k)[j] v_j, i.e. v x scores (transposed
+                // already), scaled by column, channel-major. `gemm` reads the transposed
+                // scores as they are; with the scores untransposed it repacked the n x n
+                // matrix for every head and area (this product ran at 67 GFLOP/s per
+                // thread, the model's slowest large one).
+                matmul(product, n, v, Mat::rows(scores, n, n), false);
                 for (dst, src) in rows.into_iter().zip(product.chunks(n)) {
                     vectorized(ScaleColumns {
                         src,

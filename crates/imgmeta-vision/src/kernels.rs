@@ -125,34 +125,41 @@ impl WithSimd for AddSlices<'_> {
     }
 }
 
-/// The numerator of one row's softmax, in place (`e^(v - max)`), returning the reciprocal
-/// of its sum: the caller scales whatever it computes from the row instead of the row
-/// itself (the attention scales its `head_dim`-row product, not the `n x n` matrix).
-pub(crate) struct SoftmaxNumerators<'a>(pub &'a mut [f32]);
+/// The softmax numerators of every column of a row-major `[rows, n]` matrix, in place
+/// (`e^(v - column max)`), and the reciprocal of each column's sum in `scales` (`n` values):
+/// the caller scales whatever it computes from a column instead of the column itself (the
+/// attention scales its `head_dim x n` product, not the `n x n` matrix). Column-wise so that
+/// the attention's `n x n` matrix is the transposed scores, which `gemm` multiplies without
+/// repacking it; every step is an element-wise pass over contiguous rows.
+pub(crate) struct ColumnSoftmax<'a> {
+    pub values: &'a mut [f32],
+    pub scales: &'a mut [f32],
+}
 
-impl WithSimd for SoftmaxNumerators<'_> {
-    type Output = f32;
+impl WithSimd for ColumnSoftmax<'_> {
+    type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) -> f32 {
-        let row = self.0;
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        // Sixteen partial sums, added as the values are made: a single running sum is a
-        // dependency chain that keeps the loop scalar.
-        let mut lanes = [0f32; 16];
-        let mut chunks = row.chunks_exact_mut(16);
-        for chunk in &mut chunks {
-            lanes.iter_mut().zip(chunk).for_each(|(l, v)| {
-                *v = exp(*v - max);
-                *l += *v;
-            });
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self { values, scales } = self;
+        let n = scales.len();
+        assert!(n > 0 && values.len() % n == 0, "softmax: whole rows");
+        // The column maxima, kept in `scales` until the sums replace them.
+        scales.fill(f32::NEG_INFINITY);
+        for row in values.chunks_exact(n) {
+            scales.iter_mut().zip(row).for_each(|(m, v)| *m = m.max(*v));
         }
-        let mut sum = 0.0;
-        for v in chunks.into_remainder() {
-            *v = exp(*v - max);
-            sum += *v;
+        let mut sums = vec![0f32; n];
+        for row in values.chunks_exact_mut(n) {
+            row.iter_mut()
+                .zip(&*scales)
+                .zip(&mut sums)
+                .for_each(|((v, m), s)| {
+                    *v = exp(*v - m);
+                    *s += *v;
+                });
         }
-        1.0 / (lanes.iter().sum::<f32>() + sum)
+        scales.iter_mut().zip(&sums).for_each(|(r, s)| *r = 1.0 / s);
     }
 }
 
@@ -552,6 +559,28 @@ mod tests {
                     .unwrap();
                 let diff = max_diff(&ours, &theirs);
                 assert!(diff < 1e-5, "{h}x{w} k{kernel} stride {stride}: {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_softmax_numerators_times_their_scales_are_candles_softmax() {
+        // Rows longer and shorter than a vector, values far apart (the max is subtracted).
+        for (rows, n) in [(7, 5), (33, 40), (400, 17)] {
+            let x = Tensor::randn(0f32, 8.0, (rows, n), &Device::Cpu).unwrap();
+            let mut values = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut scales = vec![0f32; n];
+
+            vectorized(ColumnSoftmax {
+                values: &mut values,
+                scales: &mut scales,
+            });
+
+            let theirs = candle_nn::ops::softmax(&x, 0).unwrap();
+            let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (i, (v, t)) in values.iter().zip(&theirs).enumerate() {
+                let ours = v * scales[i % n];
+                assert!((ours - t).abs() < 1e-6, "{rows}x{n} [{i}]: {ours} vs {t}");
             }
         }
     }
