@@ -1,5 +1,5 @@
 //! CPU kernels written as candle custom ops: bias + SiLU fused into one pass over a
-//! convolution's output, in-place residual addition, softmax rows, and direct depthwise
+//! convolution's output, in-place residual addition, column-wise softmax, and direct depthwise
 //! convolution, each compiled for the CPU's widest vector instructions.
 //!
 //! Why hand-written: candle's element-wise ops on large tensors run on its own spinning
