@@ -103,6 +103,9 @@ pub struct Statements {
     pub wal_bytes_per_job: f64,
     /// The worker's statements, most frequent first: calls per job and the query's start.
     pub worker_queries: Vec<(f64, String)>,
+    /// Every role's statements by the server time they took (planning and execution, ms per
+    /// job), most expensive first, with their calls per job: where PostgreSQL's CPU goes.
+    pub by_time: Vec<(f64, f64, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -560,6 +563,7 @@ async fn drain(
 async fn statements(pool: &sqlx::PgPool, count: usize) -> Result<Statements> {
     let rows = sqlx::query(
         "SELECT r.rolname = $1 AS worker, s.calls, s.wal_bytes::float8 AS wal, \
+                (s.total_exec_time + s.total_plan_time)::float8 AS ms, \
                 left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90) AS query \
          FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
@@ -573,10 +577,13 @@ async fn statements(pool: &sqlx::PgPool, count: usize) -> Result<Statements> {
     let n = count as f64;
     let (mut worker, mut relay, mut api, mut wal) = (0i64, 0i64, 0i64, 0.0);
     let mut worker_queries: HashMap<String, i64> = HashMap::new();
+    let mut by_time = Vec::new();
     for row in &rows {
         let calls: i64 = row.try_get("calls")?;
         wal += row.try_get::<f64, _>("wal")?;
         let query: String = row.try_get("query")?;
+        let ms: f64 = row.try_get("ms")?;
+        by_time.push((round(ms / n, 3), round(calls as f64 / n, 3), query.clone()));
         if query.contains("outbox") {
             relay += calls;
         } else if row.try_get::<bool, _>("worker")? {
@@ -591,11 +598,14 @@ async fn statements(pool: &sqlx::PgPool, count: usize) -> Result<Statements> {
         .map(|(q, calls)| (round(calls as f64 / n, 3), q))
         .collect();
     worker_queries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
+    by_time.truncate(12);
     Ok(Statements {
         worker_per_job: round(worker as f64 / n, 2),
         relay_per_job: round(relay as f64 / n, 2),
         api_per_job: round(api as f64 / n, 2),
         wal_bytes_per_job: round(wal / n, 0),
         worker_queries,
+        by_time,
     })
 }

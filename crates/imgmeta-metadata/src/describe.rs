@@ -12,6 +12,7 @@ use crate::warnings::{Warning, WarningCode};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// `result.image`: exactly these keys, in this order.
 ///
@@ -145,21 +146,22 @@ pub fn describe_hashed(bytes: &[u8], decoded: &Decoded, sha256: Option<&str>) ->
 }
 
 /// A copy at most `ANALYSIS_SIDE` on its longer side, averaged with a box filter (each
-/// output pixel is the mean of the input pixels it covers, so noise cancels out).
-fn shrink(image: &DynamicImage) -> DynamicImage {
+/// output pixel is the mean of the input pixels it covers, so noise cancels out); a small
+/// enough image is used as it is, not copied.
+fn shrink(image: &DynamicImage) -> Cow<'_, DynamicImage> {
     let (width, height) = (image.width(), image.height());
     if width <= ANALYSIS_SIDE && height <= ANALYSIS_SIDE {
-        return image.clone();
+        return Cow::Borrowed(image);
     }
     let scale = f64::from(ANALYSIS_SIDE) / f64::from(width.max(height));
     let fit = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, ANALYSIS_SIDE);
     let mut small = DynamicImage::new(fit(width), fit(height), image.color());
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
-    match Resizer::new().resize(image, &mut small, &options) {
+    Cow::Owned(match Resizer::new().resize(image, &mut small, &options) {
         Ok(()) => small,
         // A pixel layout fast_image_resize does not handle takes the slower portable path.
         Err(_) => image.thumbnail(ANALYSIS_SIDE, ANALYSIS_SIDE),
-    }
+    })
 }
 
 #[cfg(test)]

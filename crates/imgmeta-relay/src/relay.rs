@@ -17,10 +17,14 @@ const BATCH: i64 = 1000;
 /// a publish may take (its confirm timeout is 10 s), short enough that the batch of a relay
 /// killed mid-publish is soon picked up by another.
 const HOLD: Duration = Duration::from_secs(15);
-/// Sleep between rounds when the outbox has nothing due. The relay polls rather than
-/// LISTENing because a NOTIFY in every submission takes a global lock at commit, which would
-/// cap submit throughput; this bounds how long a new job's message waits.
+/// Sleep after the first round that found nothing due, doubled after each further empty
+/// round up to [`IDLE_POLL_MAX`]. The relay does not LISTEN because a NOTIFY in every
+/// submission takes a global lock at commit, which would cap submit throughput. Rows this
+/// process commits wake its relay at once (the store's in-process signal), so the poll only
+/// bounds how long another process's rows wait when that process's own relay is gone, and
+/// an idle deployment's relays cost each database a statement per second, not twenty.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 
 /// Whether the last publishing round reached the broker; the API consults it to decide when
 /// to bound the outbox backlog.
@@ -65,6 +69,7 @@ pub async fn relay(
     // The previous round's confirmed messages being deleted from the outbox while this round
     // takes and publishes the next ones (at most one such write in flight).
     let mut marking: Option<tokio::task::JoinHandle<()>> = None;
+    let mut idle = IDLE_POLL;
     while !shutdown.is_cancelled() {
         // A relay that cannot reach the broker takes no messages: taking them would only hide
         // them (until released after the back-off) from relays that can publish them.
@@ -89,9 +94,15 @@ pub async fn relay(
         };
         if due.is_empty() {
             backoff = Duration::from_millis(100);
-            pause(&shutdown, IDLE_POLL).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(idle) => idle = (idle * 2).min(IDLE_POLL_MAX),
+                // New rows: poll promptly again until the outbox drains.
+                () = store.outbox_signalled() => idle = IDLE_POLL,
+            }
             continue;
         }
+        idle = IDLE_POLL;
         let taken = round.elapsed();
         let results = join_all(due.iter().map(|m| {
             // The publish joins the trace of the submission that owes the message.

@@ -98,6 +98,8 @@ pub struct BatchUpload {
     rejections: Vec<(i32, Rejected)>,
     accepted: i64,
     rejected: i64,
+    /// The store's outbox signal, raised once the items' messages are committed.
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for BatchUpload {
@@ -257,6 +259,7 @@ impl crate::Store {
             rejections: Vec::new(),
             accepted: 0,
             rejected: 0,
+            outbox_wake: self.outbox_wake.clone(),
         }))
     }
 
@@ -609,6 +612,9 @@ impl BatchUpload {
         .await?;
         let batch = decode_batch(&row)?;
         self.tx.commit().await?;
+        if n > 0 {
+            self.outbox_wake.notify_one();
+        }
         Ok(BatchFinished::Created(batch))
     }
 }

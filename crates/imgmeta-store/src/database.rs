@@ -5,7 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Pools of connections to the jobs database: one for everything, and a small one that only
 /// the status reads use, so that a burst of submissions holding every connection of the
@@ -14,6 +16,9 @@ use std::time::Duration;
 pub struct Store {
     pub(crate) pool: PgPool,
     pub(crate) reads: PgPool,
+    /// Raised after this process commits rows to the outbox, so its relay publishes them at
+    /// once instead of at its next poll (shared by every clone of the store).
+    pub(crate) outbox_wake: Arc<Notify>,
 }
 
 impl Store {
@@ -26,7 +31,20 @@ impl Store {
         Ok(Self {
             pool: lazy_pool(&options, max_connections),
             reads: lazy_pool(&options, (max_connections / 4).max(2)),
+            outbox_wake: Arc::default(),
         })
+    }
+
+    /// Tells this process's relay that the outbox has new rows (after their commit). Rows
+    /// committed by other processes are found by the relay's polling.
+    pub(crate) fn outbox_written(&self) {
+        self.outbox_wake.notify_one();
+    }
+
+    /// Resolves when this process has committed rows to the outbox since the last call (a
+    /// signal raised while nobody waited is kept for the next waiter).
+    pub async fn outbox_signalled(&self) {
+        self.outbox_wake.notified().await;
     }
 
     /// The same database through a pool of its own of `connections`, for a task that must
@@ -35,6 +53,7 @@ impl Store {
         Self {
             pool: lazy_pool(&self.pool.connect_options(), connections.max(1)),
             reads: self.reads.clone(),
+            outbox_wake: self.outbox_wake.clone(),
         }
     }
 

@@ -360,6 +360,9 @@ impl Store {
             }
             tx.commit().await?;
         }
+        if record.status == JobStatus::Queued {
+            self.outbox_written();
+        }
         Ok(Submitted::Created(record))
     }
 

@@ -164,6 +164,9 @@ impl Store {
         .bind(ErrorCode::Poison.as_str())
         .fetch_one(&self.pool)
         .await?;
+        if requeued > 0 {
+            self.outbox_written();
+        }
         Ok(Sweep {
             requeued: requeued as u64,
             poisoned: poisoned as u64,
@@ -205,6 +208,9 @@ impl Store {
         .bind(bulk)
         .fetch_one(&self.pool)
         .await?;
+        if n > 0 {
+            self.outbox_written();
+        }
         Ok(n as u64)
     }
 
@@ -251,6 +257,9 @@ impl Store {
         .bind(max_attempts)
         .fetch_one(&self.pool)
         .await?;
+        if requeued > 0 {
+            self.outbox_written();
+        }
         Ok(match (failed, requeued) {
             (1, _) => DeadLetter::Failed,
             (_, 1) => DeadLetter::Requeued,

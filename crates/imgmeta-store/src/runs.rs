@@ -218,6 +218,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.outbox_written();
         Ok(true)
     }
 
@@ -244,6 +245,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.outbox_written();
         Ok(true)
     }
 }

@@ -385,6 +385,7 @@ impl Store {
         }
         crate::artifacts::insert_artifacts(&mut tx, id, artifacts).await?;
         let followers: Option<i32> = row.try_get("followers")?;
+        let mut handed_over = false;
         let completed = match (end, shared, followers) {
             // Joins were counted on the flight's newest row, which the delete waited for: the
             // followers are committed and this statement's fresh snapshot sees them.
@@ -392,10 +393,17 @@ impl Store {
                 complete_followers(&mut tx, id, analysis).await?
             }
             // A flight that ends with nothing to share passes to its oldest follower.
-            (Some(_), None, _) => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
+            (Some(_), None, _) => {
+                hand_over(&mut tx, id.as_uuid()).await?;
+                handed_over = true;
+                0
+            }
             _ => 0,
         };
         tx.commit().await?;
+        if handed_over {
+            self.outbox_written();
+        }
         Ok(Some(completed))
     }
 
@@ -455,6 +463,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         hand_over(&mut tx, leader.as_uuid()).await?;
         tx.commit().await?;
+        self.outbox_written();
         Ok(())
     }
 
@@ -509,7 +518,11 @@ impl Store {
         )
         .execute(&self.pool)
         .await?;
-        Ok(moved + orphans.rows_affected())
+        let moved = moved + orphans.rows_affected();
+        if moved > 0 {
+            self.outbox_written();
+        }
+        Ok(moved)
     }
 
     /// Forgets every entry for `url_key` (under every model) and the content entries of the

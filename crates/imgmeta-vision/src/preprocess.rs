@@ -91,6 +91,7 @@ pub fn letterbox(image: &RgbImage, input_size: u32) -> (Vec<f32>, Letterbox) {
     let (top, left) = (lb.top as usize, lb.left as usize);
     let inside = top..top + lb.new_height as usize;
     let columns = left..left + lb.new_width as usize;
+    let width = columns.len();
     // Each task writes one row of each of the three planes, padding included, so every
     // value is written once (no interleaved copy, no fill before).
     let mut chw = vec![0f32; 3 * plane];
@@ -100,40 +101,97 @@ pub fn letterbox(image: &RgbImage, input_size: u32) -> (Vec<f32>, Letterbox) {
         .zip(g.par_chunks_mut(size))
         .zip(b.par_chunks_mut(size))
         .enumerate()
-        .for_each(|(y, ((r, g), b))| {
-            if !inside.contains(&y) {
-                for row in [r, g, b] {
-                    row.fill(PAD_VALUE);
+        .for_each_init(
+            // Per task (consecutive rows, in order): the last two source rows interpolated
+            // horizontally, so an upscaled image's rows are resampled once, not twice or more.
+            || Resampled::new(width),
+            |resampled, (y, ((r, g), b))| {
+                if !inside.contains(&y) {
+                    for row in [r, g, b] {
+                        row.fill(PAD_VALUE);
+                    }
+                    return;
                 }
-                return;
-            }
-            for row in [&mut *r, &mut *g, &mut *b] {
-                row[..columns.start].fill(PAD_VALUE);
-                row[columns.end..].fill(PAD_VALUE);
-            }
-            let oy = y - top;
-            let wy1 = ys.frac[oy];
-            let wy0 = 1.0 - wy1;
-            let r0 = &src[ys.i0[oy] * stride..][..stride];
-            let r1 = &src[ys.i1[oy] * stride..][..stride];
-            let planes = [
-                &mut r[columns.clone()],
-                &mut g[columns.clone()],
-                &mut b[columns.clone()],
-            ];
-            for (c, out) in planes.into_iter().enumerate() {
-                for (ox, v) in out.iter_mut().enumerate() {
-                    let wx1 = xs.frac[ox];
-                    let wx0 = 1.0 - wx1;
-                    let (a, b) = (xs.i0[ox] * 3 + c, xs.i1[ox] * 3 + c);
+                for row in [&mut *r, &mut *g, &mut *b] {
+                    row[..columns.start].fill(PAD_VALUE);
+                    row[columns.end..].fill(PAD_VALUE);
+                }
+                let oy = y - top;
+                let wy1 = ys.frac[oy];
+                let wy0 = 1.0 - wy1;
+                let row = |i: usize| &src[i * stride..][..stride];
+                let (upper, lower) = resampled.rows(ys.i0[oy], ys.i1[oy], row, &xs);
+                let planes = [
+                    &mut r[columns.clone()],
+                    &mut g[columns.clone()],
+                    &mut b[columns.clone()],
+                ];
+                for (c, out) in planes.into_iter().enumerate() {
+                    let upper = &upper[c * width..][..width];
+                    let lower = &lower[c * width..][..width];
                     // The same operations in the same order as `yolo_golden.py`.
-                    let top = f32::from(r0[a]) * wx0 + f32::from(r0[b]) * wx1;
-                    let bottom = f32::from(r1[a]) * wx0 + f32::from(r1[b]) * wx1;
-                    *v = (top * wy0 + bottom * wy1) / 255.0;
+                    for ((v, &top), &bottom) in out.iter_mut().zip(upper).zip(lower) {
+                        *v = (top * wy0 + bottom * wy1) / 255.0;
+                    }
                 }
-            }
-        });
+            },
+        );
     (chw, lb)
+}
+
+/// Two source rows resampled along x, remembered by their index so that consecutive output
+/// rows sharing a source row resample it once.
+struct Resampled {
+    slots: [(Option<usize>, Vec<f32>); 2],
+}
+
+impl Resampled {
+    fn new(width: usize) -> Self {
+        let slot = || (None, vec![0f32; 3 * width]);
+        Self {
+            slots: [slot(), slot()],
+        }
+    }
+
+    /// Source rows `i0` and `i1` resampled (they may be the same row).
+    fn rows<'s, 'r>(
+        &'s mut self,
+        i0: usize,
+        i1: usize,
+        row: impl Fn(usize) -> &'r [u8],
+        xs: &Taps,
+    ) -> (&'s [f32], &'s [f32]) {
+        // Keep a slot that holds one of the wanted rows; refill the other.
+        for want in [i0, i1] {
+            if self.slots.iter().any(|(held, _)| *held == Some(want)) {
+                continue;
+            }
+            let other = if want == i0 { i1 } else { i0 };
+            let free = usize::from(self.slots[0].0 == Some(other));
+            let (held, values) = &mut self.slots[free];
+            horizontal(row(want), xs, values);
+            *held = Some(want);
+        }
+        let find = |i: usize| usize::from(self.slots[0].0 != Some(i));
+        (&self.slots[find(i0)].1, &self.slots[find(i1)].1)
+    }
+}
+
+/// One interleaved RGB source row resampled along x into `out`, three consecutive slices of
+/// `xs`'s length (red, green, blue): `src[i0] * (1 - frac) + src[i1] * frac`, as
+/// `yolo_golden.py` computes it, each pixel's three channels from one pass over its taps.
+fn horizontal(row: &[u8], xs: &Taps, out: &mut [f32]) {
+    let width = xs.frac.len();
+    let (red, rest) = out.split_at_mut(width);
+    let (green, blue) = rest.split_at_mut(width);
+    let taps = xs.i0.iter().zip(&xs.i1).zip(&xs.frac);
+    for ((((&i0, &i1), &wx1), r), (g, b)) in taps.zip(red).zip(green.iter_mut().zip(blue)) {
+        let wx0 = 1.0 - wx1;
+        let (a, z) = (&row[i0 * 3..][..3], &row[i1 * 3..][..3]);
+        *r = f32::from(a[0]) * wx0 + f32::from(z[0]) * wx1;
+        *g = f32::from(a[1]) * wx0 + f32::from(z[1]) * wx1;
+        *b = f32::from(a[2]) * wx0 + f32::from(z[2]) * wx1;
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The outbox against the real PostgreSQL: a message published promptly writes nothing on its
 //! job (its creation stands for its publication), a late one records when it was published,
-//! and the stale-message sweep reads either.
+//! and the stale-message sweep reads either; committing messages wakes this process's relay.
 
 use crate::batches::account;
-use crate::{drop_database, fresh_store, submit, url_job};
+use crate::{claim, drop_database, fresh_store, submit, url_job};
 use imgmeta_domain::{ImageUrl, JobId};
+use imgmeta_store::Store;
 use std::time::Duration;
 
 #[tokio::test]
@@ -117,5 +118,62 @@ async fn the_stale_message_sweep_never_gives_a_flight_follower_a_message_of_its_
         .unwrap();
     assert_eq!(messages, vec![ids[0].as_uuid()]);
     db.close().await;
+    drop_database(store, &name).await;
+}
+
+/// Whether the store's outbox signal is raised now (polled once: a raised signal is kept for
+/// the next waiter, so this needs no timing), consuming it.
+async fn signalled(store: &Store) -> bool {
+    tokio::time::timeout(Duration::ZERO, store.outbox_signalled())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn committing_messages_signals_this_process_relay_and_no_other() {
+    let (store, name) = fresh_store().await;
+    let owner = account(&store, 1_000).await;
+    // Another process's store of the same database: its relay finds these rows by polling.
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}").into();
+    let elsewhere = Store::connect_lazy(&url, 2).unwrap();
+    assert!(!signalled(&store).await, "nothing written yet");
+
+    let image = ImageUrl::parse("http://images.example/signal.jpg").unwrap();
+    let id = submit(&store, &url_job(owner, &image, Default::default())).await;
+    // A clone and a store on its own pool share the signal: one process, one relay.
+    assert!(
+        signalled(&store.with_own_pool(1)).await,
+        "a submission signals"
+    );
+    assert!(
+        !signalled(&store).await,
+        "the signal is consumed by its waiter"
+    );
+    assert!(!signalled(&elsewhere).await, "other processes poll");
+
+    // A run handed back at shutdown owes a new message: signalled too.
+    let attempt = claim(&store, id).await;
+    assert!(!signalled(&store).await, "a claim writes no message");
+    assert!(store.release(id, attempt).await.unwrap());
+    assert!(signalled(&store.clone()).await, "a released run signals");
+
+    // An expired lease re-queued by the reconciler's sweep signals; a sweep with nothing to
+    // do does not.
+    let attempt = claim(&store, id).await;
+    assert_eq!(attempt, 1);
+    assert_eq!(store.sweep_expired_leases(10, 5).await.unwrap().requeued, 0);
+    assert!(!signalled(&store).await, "nothing swept");
+    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(store.sweep_expired_leases(10, 5).await.unwrap().requeued, 1);
+    assert!(signalled(&store).await, "a re-queued job signals");
+    elsewhere.close().await;
     drop_database(store, &name).await;
 }
