@@ -385,7 +385,8 @@ impl Store {
         }
         crate::artifacts::insert_artifacts(&mut tx, id, artifacts).await?;
         let followers: Option<i32> = row.try_get("followers")?;
-        let mut handed_over = false;
+        // The arm below that hands the flight over, whose new leader's message wakes the relay.
+        let hands_over = end.is_some() && shared.is_none();
         let completed = match (end, shared, followers) {
             // Joins were counted on the flight's newest row, which the delete waited for: the
             // followers are committed and this statement's fresh snapshot sees them.
@@ -393,15 +394,11 @@ impl Store {
                 complete_followers(&mut tx, id, analysis).await?
             }
             // A flight that ends with nothing to share passes to its oldest follower.
-            (Some(_), None, _) => {
-                hand_over(&mut tx, id.as_uuid()).await?;
-                handed_over = true;
-                0
-            }
+            (Some(_), None, _) => hand_over(&mut tx, id.as_uuid()).await.map(|_| 0)?,
             _ => 0,
         };
         tx.commit().await?;
-        if handed_over {
+        if hands_over {
             self.outbox_written();
         }
         Ok(Some(completed))

@@ -2,7 +2,7 @@
 //! counters the triggers keep as items run and end, completion, cancel, quotas, idempotency
 //! and the results pages in line order.
 
-use crate::{claim, drop_database, fresh_store};
+use crate::{claim, drop_database, fresh_store, raw_pool};
 use imgmeta_domain::{
     AccountId, BatchDefaults, BatchId, BatchItem, BatchStatus, ErrorBody, ErrorCode, ImageUrl,
     JobId, JobStatus, MinScore, Name, Rejected, TaskSet, ValidationError,
@@ -114,9 +114,7 @@ async fn an_upload_is_written_in_chunks_counted_and_read_back_in_line_order() {
             ..BatchCounts::default()
         }
     );
-    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
+    let db = raw_pool(&name).await;
     let (messages, used): (i64, i32) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM outbox), (SELECT quota_used FROM accounts WHERE id = $1)",
     )
@@ -269,9 +267,7 @@ async fn cancel_stops_what_has_not_started_and_only_for_the_owner() {
     assert_eq!(c.status, BatchStatus::Cancelled);
     assert_eq!((c.counts.running, c.counts.cancelled), (1, 4));
     assert!(c.completed_at.is_none(), "one item still runs");
-    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
+    let db = raw_pool(&name).await;
     let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&db)
         .await

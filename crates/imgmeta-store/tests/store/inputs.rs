@@ -2,7 +2,7 @@
 //! transaction, read back by the worker's claim, checked against their digest, and erased by
 //! every purge (on request and by the retention sweep).
 
-use crate::{drop_database, fresh_store};
+use crate::{drop_database, fresh_store, raw_pool};
 use imgmeta_domain::{
     AccountId, ImageUrl, JobId, JobSpec, MinScore, Name, Source, TaskSet, Upload, UploadDigest,
 };
@@ -49,9 +49,7 @@ fn upload_job(account: AccountId, content: &'static [u8]) -> NewJob {
 }
 
 async fn stored_inputs(store_db: &str) -> i64 {
-    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{store_db}"))
-        .await
-        .unwrap();
+    let pool = raw_pool(&store_db).await;
     let n = sqlx::query_scalar("SELECT count(*) FROM job_inputs")
         .fetch_one(&pool)
         .await
@@ -115,9 +113,7 @@ async fn a_job_needs_its_input_to_match_its_source() {
 
     // The database holds the same rules: a job with neither a url nor an input, or bytes
     // under another digest, are refused.
-    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
-        .await
-        .unwrap();
+    let pool = raw_pool(&db).await;
     let neither = sqlx::query(
         "INSERT INTO jobs (id, tasks, min_score, account_id) VALUES ($1, '{metadata}', 0.5, $2)",
     )
@@ -188,9 +184,7 @@ async fn purging_erases_the_input_on_request_and_by_retention() {
     assert_eq!(stored_inputs(&db).await, 2);
 
     // The retention sweep: finished two days ago, past the account's one day.
-    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
-        .await
-        .unwrap();
+    let pool = raw_pool(&db).await;
     sqlx::query(
         "UPDATE jobs SET status = 'failed', error_code = 'not_an_image',
                 finished_at = now() - interval '2 days' WHERE id = $1",

@@ -39,6 +39,13 @@ pub async fn drop_database(store: Store, name: &str) {
     admin.close().await;
 }
 
+/// A plain pool on the test's database `name`, to move clocks and read rows directly.
+pub async fn raw_pool(name: &str) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        .await
+        .unwrap()
+}
+
 /// Claims queued job `id` as a worker would; its attempt number.
 pub async fn claim(store: &Store, id: JobId) -> i32 {
     match store

@@ -3,7 +3,7 @@
 //! and the stale-message sweep reads either; committing messages wakes this process's relay.
 
 use crate::batches::account;
-use crate::{claim, drop_database, fresh_store, submit, url_job};
+use crate::{claim, drop_database, fresh_store, raw_pool, submit, url_job};
 use imgmeta_domain::{ImageUrl, JobId};
 use imgmeta_store::Store;
 use std::time::Duration;
@@ -17,9 +17,7 @@ async fn prompt_messages_write_nothing_on_their_job_and_late_ones_record_their_p
         let url = ImageUrl::parse(&format!("http://images.example/{i}.jpg")).unwrap();
         ids.push(submit(&store, &url_job(owner, &url, Default::default())).await);
     }
-    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
+    let db = raw_pool(&name).await;
     // The second job's message was owed two minutes ago (the broker was away).
     sqlx::query("UPDATE jobs SET created_at = now() - interval '2 minutes' WHERE id = $1")
         .bind(ids[1].as_uuid())
@@ -97,9 +95,7 @@ async fn the_stale_message_sweep_never_gives_a_flight_follower_a_message_of_its_
         .unwrap();
     assert_eq!(taken.len(), 1, "only the leader has a message");
     store.mark_published(&taken).await.unwrap();
-    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
+    let db = raw_pool(&name).await;
     sqlx::query("UPDATE jobs SET created_at = now() - interval '2 minutes'")
         .execute(&db)
         .await
@@ -163,9 +159,7 @@ async fn committing_messages_signals_this_process_relay_and_no_other() {
     assert_eq!(attempt, 1);
     assert_eq!(store.sweep_expired_leases(10, 5).await.unwrap().requeued, 0);
     assert!(!signalled(&store).await, "nothing swept");
-    let db = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap();
+    let db = raw_pool(&name).await;
     sqlx::query("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1")
         .bind(id.as_uuid())
         .execute(&db)

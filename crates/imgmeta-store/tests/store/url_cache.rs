@@ -3,7 +3,7 @@
 //! hand-over when a leader is cancelled, the sweep's safety net, model changes, bounds, purge
 //! and its announcement.
 
-use crate::{claim, drop_database, fresh_store};
+use crate::{claim, drop_database, fresh_store, raw_pool};
 use imgmeta_domain::analysis::Analysis;
 use imgmeta_domain::{
     AccountId, ErrorBody, ErrorCode, ImageUrl, JobId, JobSpec, MinScore, Name, Source,
@@ -46,12 +46,6 @@ async fn submit(store: &Store, new: NewJob) -> JobId {
         Submitted::Created(job) => job.id,
         other => panic!("not created: {other:?}"),
     }
-}
-
-async fn pool(db: &str) -> sqlx::PgPool {
-    sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
-        .await
-        .unwrap()
 }
 
 /// The jobs with a message owed to the broker.
@@ -112,7 +106,7 @@ async fn complete_with_entry(
 #[tokio::test]
 async fn the_first_submission_leads_the_flight_and_the_rest_follow_then_complete_in_its_commit() {
     let (store, name) = fresh_store().await;
-    let db = pool(&name).await;
+    let db = raw_pool(&name).await;
     let plain = account(&store, false).await;
     let private = account(&store, true).await;
     let leader = submit(&store, job(plain, 0.25, flight())).await;
@@ -214,7 +208,7 @@ async fn a_failed_leader_fails_its_followers_with_its_error_and_remembers_a_nega
 #[tokio::test]
 async fn a_cancelled_leader_hands_the_flight_to_its_oldest_follower() {
     let (store, name) = fresh_store().await;
-    let db = pool(&name).await;
+    let db = raw_pool(&name).await;
     let owner = account(&store, false).await;
     let leader = submit(&store, job(owner, 0.25, flight())).await;
     let first = submit(&store, job(owner, 0.25, flight())).await;
@@ -254,7 +248,7 @@ async fn a_cancelled_leader_hands_the_flight_to_its_oldest_follower() {
 #[tokio::test]
 async fn the_sweep_ends_flights_whose_leader_ended_elsewhere_so_no_follower_is_stranded() {
     let (store, name) = fresh_store().await;
-    let db = pool(&name).await;
+    let db = raw_pool(&name).await;
     let owner = account(&store, false).await;
     let leader = submit(&store, job(owner, 0.25, flight())).await;
     let follower = submit(&store, job(owner, 0.25, flight())).await;
@@ -283,7 +277,7 @@ async fn the_sweep_ends_flights_whose_leader_ended_elsewhere_so_no_follower_is_s
 #[tokio::test]
 async fn entries_of_a_model_no_worker_runs_are_never_answered() {
     let (store, name) = fresh_store().await;
-    let db = pool(&name).await;
+    let db = raw_pool(&name).await;
     let owner = account(&store, false).await;
     let key = ImageUrl::parse(URL).unwrap().cache_key();
     let leader = submit(&store, job(owner, 0.25, flight())).await;
@@ -412,7 +406,7 @@ async fn purges_are_announced_to_listeners_when_they_commit() {
 #[tokio::test]
 async fn a_follower_joining_while_the_leader_completes_is_completed_in_the_leaders_commit() {
     let (store, name) = fresh_store().await;
-    let db = pool(&name).await;
+    let db = raw_pool(&name).await;
     let plain = account(&store, false).await;
     let leader = submit(&store, job(plain, 0.25, flight())).await;
     let attempt = claim(&store, leader).await;

@@ -3,7 +3,7 @@
 //! logout, idle or absolute expiry and password changes, and failed logins counted across
 //! concurrent attempts.
 
-use crate::{drop_database, fresh_store};
+use crate::{drop_database, fresh_store, raw_pool};
 use imgmeta_domain::{Email, Name, UserId};
 use imgmeta_store::{
     AdmissionOutcome, LoginAttempt, NewAccount, NewSessionKey, NewUser, Revoked, SessionLifetime,
@@ -41,13 +41,6 @@ async fn sign_up(store: &Store, email: &str, prefix: &str) -> UserRecord {
         SignUp::Created(user) => user,
         other => panic!("not created: {other:?}"),
     }
-}
-
-/// A second connection to the test's database, to move clocks and count rows.
-async fn raw(name: &str) -> sqlx::PgPool {
-    sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -136,7 +129,7 @@ async fn an_address_signs_up_once_whatever_its_case() {
 #[tokio::test]
 async fn logout_and_expiry_end_a_session_and_its_row() {
     let (store, name) = fresh_store().await;
-    let db = raw(&name).await;
+    let db = raw_pool(&name).await;
     let user = sign_up(&store, "ada@example.com", "imk_sess0004").await;
     let count = |hash: [u8; 32]| {
         let db = db.clone();
@@ -359,7 +352,7 @@ async fn failures_past_the_limit_are_throttled_until_the_oldest_leaves_the_windo
         LoginAttempt::Admitted(_)
     ));
     // Failures older than the window do not count.
-    let db = raw(&name).await;
+    let db = raw_pool(&name).await;
     sqlx::query("UPDATE login_failures SET at = at - interval '16 minutes' WHERE subject = $1")
         .bind(&account.hash[..])
         .execute(&db)
