@@ -49,7 +49,7 @@ fn upload_job(account: AccountId, content: &'static [u8]) -> NewJob {
 }
 
 async fn stored_inputs(store_db: &str) -> i64 {
-    let pool = raw_pool(&store_db).await;
+    let pool = raw_pool(store_db).await;
     let n = sqlx::query_scalar("SELECT count(*) FROM job_inputs")
         .fetch_one(&pool)
         .await
