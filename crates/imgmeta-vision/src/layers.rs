@@ -34,6 +34,11 @@ pub struct Conv {
     /// The filters as a row-major `[c_out, c_in * k * k]` matrix, for the CPU kernel.
     matrix_values: Vec<f32>,
     depthwise_weights: Option<Vec<f32>>,
+    /// Off the CPU, a depthwise convolution's filters as a dense `[c, c, k, k]` filter that is
+    /// zero off its diagonal: candle runs a grouped convolution as one convolution per group
+    /// (hundreds of kernel launches for one layer), a dense one as one im2col and one matrix
+    /// product. The zeros add nothing to any sum, so the results are the same.
+    block_diagonal: Option<Tensor>,
     /// A dense stride-1 3x3 convolution's filters transformed for Winograd's F(2x2, 3x3),
     /// for the CPU kernel (boxed: most convolutions have none).
     winograd: Option<Box<WinogradFilters>>,
@@ -84,6 +89,10 @@ impl Conv {
             true => weight.flatten_all()?.to_vec1::<f32>()?,
             false => Vec::new(),
         };
+        let block_diagonal = match !on_cpu && groups > 1 {
+            true => Some(block_diagonal(&weight)?),
+            false => None,
+        };
         let winograd = match on_cpu && groups == 1 && k_h == 3 && stride == 1 {
             true => Some(Box::new(WinogradFilters::new(
                 &matrix_values,
@@ -99,6 +108,7 @@ impl Conv {
             bias: bias.reshape((1, c_out, 1, 1))?,
             weight,
             depthwise_weights,
+            block_diagonal,
             on_cpu,
             stride,
             padding: k_h / 2,
@@ -196,7 +206,10 @@ impl Conv {
             };
             return Ok(x.contiguous()?.apply_op1_no_bwd(&op)?);
         }
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        let y = match &self.block_diagonal {
+            Some(dense) => x.conv2d(dense, self.padding, self.stride, 1, 1)?,
+            None => x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?,
+        };
         if self.on_cpu && y.is_contiguous() && !y.track_op() {
             y.inplace_op1(&BiasAct {
                 bias: &self.bias_values,
@@ -223,6 +236,20 @@ impl Conv {
         );
         Ok(self.grad.get_or_init(|| Arc::new(filters)))
     }
+}
+
+/// A depthwise filter `[c, 1, k, k]` as the dense `[c, c, k, k]` filter of the same
+/// convolution: output channel `o` reads only input channel `o`.
+fn block_diagonal(weight: &Tensor) -> Result<Tensor, VisionError> {
+    let (c, _, k, _) = weight.dims4()?;
+    let values = weight.flatten_all()?.to_vec1::<f32>()?;
+    let taps = k * k;
+    let mut dense = vec![0f32; c * c * taps];
+    for (o, filter) in values.chunks_exact(taps).enumerate() {
+        let at = (o * c + o) * taps;
+        dense[at..at + taps].copy_from_slice(filter);
+    }
+    Ok(Tensor::from_vec(dense, (c, c, k, k), weight.device())?)
 }
 
 /// `fresh + other`, reusing `fresh`'s memory on the CPU. `fresh` must not share storage
@@ -260,4 +287,28 @@ pub fn upsample2(x: &Tensor) -> Result<Tensor, VisionError> {
 pub fn split_halves(x: &Tensor) -> Result<(Tensor, Tensor), VisionError> {
     let c = x.dim(1)?;
     Ok((x.narrow(1, 0, c / 2)?, x.narrow(1, c / 2, c - c / 2)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::max_diff;
+
+    #[test]
+    fn a_block_diagonal_filter_convolves_as_the_depthwise_one() {
+        let dev = Device::Cpu;
+        // (channels, kernel, stride, map side): YOLOv12's 3x3 head and 7x7 attention shapes,
+        // a stride-2 one, and an odd map.
+        for (c, k, stride, side) in [(8, 3, 1, 12), (6, 7, 1, 9), (5, 3, 2, 11), (3, 5, 1, 4)] {
+            let x = Tensor::randn(0f32, 1.0, (2, c, side, side), &dev).unwrap();
+            let weight = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
+            let grouped = x.conv2d(&weight, k / 2, stride, 1, c).unwrap();
+            let dense = x
+                .conv2d(&block_diagonal(&weight).unwrap(), k / 2, stride, 1, 1)
+                .unwrap();
+            assert_eq!(grouped.dims(), dense.dims());
+            let diff = max_diff(&grouped, &dense);
+            assert!(diff < 1e-5, "c {c}, k {k}, stride {stride}: {diff}");
+        }
+    }
 }

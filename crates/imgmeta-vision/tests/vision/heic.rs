@@ -6,7 +6,6 @@ use crate::detector;
 use image::{DynamicImage, ImageFormat};
 use imgmeta_vision::{Detection, decode_oriented, open_oriented};
 use std::io::Cursor;
-use std::path::Path;
 
 const MIN_SCORE: f32 = 0.25;
 
@@ -22,7 +21,7 @@ fn iou(a: &Detection, b: &Detection) -> f64 {
 fn detections_on_a_heic_equal_those_on_its_pixels_saved_as_png() {
     // fixtures/images/motorcycle_orientation6.heic: the motorcycle photo cropped to 432x288,
     // stored turned anticlockwise and shown upright by its irot (scripts/make_fixtures.py).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = crate::crate_dir().join("../..");
     let heic = std::fs::read(root.join("fixtures/images/motorcycle_orientation6.heic")).unwrap();
     let from_heic = decode_oriented(&heic).unwrap();
     assert_eq!((from_heic.width(), from_heic.height()), (432, 288));
@@ -45,10 +44,9 @@ fn detections_on_a_heic_equal_those_on_its_pixels_saved_as_png() {
 
     // And the HEIC shows the photo upright: its confident detections are the original's,
     // in the same places (lossy coding moves a box by a pixel or two at most).
-    let original =
-        open_oriented(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/motorcycle.png"))
-            .unwrap()
-            .crop_imm(4, 4, 432, 288);
+    let original = open_oriented(&crate::crate_dir().join("tests/fixtures/motorcycle.png"))
+        .unwrap()
+        .crop_imm(4, 4, 432, 288);
     let on_original = detector()
         .detect(&DynamicImage::ImageRgb8(original.to_rgb8()), MIN_SCORE)
         .unwrap();

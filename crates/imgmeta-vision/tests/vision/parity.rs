@@ -5,7 +5,6 @@
 use crate::detector;
 use imgmeta_vision::{Detector, Objects, open_oriented};
 use serde_json::Value;
-use std::path::Path;
 
 /// Class probabilities (rows 4..) may differ from onnxruntime's by this much.
 const OUTPUT0_TOLERANCE: f32 = 1e-3;
@@ -23,7 +22,7 @@ fn tolerance(row: usize, value: f32) -> f32 {
 }
 
 pub fn fixture(name: &str) -> (image::DynamicImage, Value) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = crate::crate_dir().join("tests/fixtures");
     let image = open_oriented(&dir.join(format!("{name}.png"))).unwrap();
     let golden = std::fs::read_to_string(dir.join(format!("{name}.golden.json"))).unwrap();
     (image, serde_json::from_str(&golden).unwrap())
