@@ -22,6 +22,11 @@ export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # The CUDA 13 runtime libraries of the host's pip-installed nvidia packages, if any.
 nvidia_lib="$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)"
+if [[ ! -d "$nvidia_lib" ]]; then
+  # Another layout of the same wheels, or a system toolkit.
+  cublas="$(find / -xdev -name 'libcublas.so.13*' 2>/dev/null | head -1)"
+  nvidia_lib="${cublas%/*}"
+fi
 [[ -d "$nvidia_lib" ]] && export LD_LIBRARY_PATH="$nvidia_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "gpu-check: LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -40,8 +45,13 @@ IMGMETA_TEST_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/vision-tests" --test-threa
 
 image="${GPU_CHECK_IMAGE:-crates/imgmeta-vision/tests/fixtures/motorcycle.png}"
 echo "== imgmeta bench detect $image"
-for batch in 1 2 4 8 16 32; do
-  IMGMETA_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/imgmeta" bench detect "$image" --runs 20 --batch "$batch" 2>/dev/null || fail=1
+for batch in 1 2 4 8 16 32 64; do
+  IMGMETA_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/imgmeta" bench detect "$image" --runs 10 --batch "$batch" 2>/dev/null || fail=1
+done
+echo "== per module, batch 1 and 16"
+for batch in 1 16; do
+  IMGMETA_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/imgmeta" bench detect "$image" --runs 10 --batch "$batch" --modules 2>/dev/null \
+    | python3 -c 'import json, sys; r = json.loads(sys.stdin.read()); print(r["batch"], r["modules"])' || fail=1
 done
 for threads in 2 16; do
   IMGMETA_DEVICE=cpu "$dir/imgmeta" bench detect "$image" --runs 10 --threads "$threads" 2>/dev/null || fail=1

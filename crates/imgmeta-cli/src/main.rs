@@ -234,6 +234,9 @@ enum BenchCommand {
         /// Images per forward pass (copies of the image), as IMGMETA_INFER_BATCH batches.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Also time each module of the network (the device synchronised after each).
+        #[arg(long)]
+        modules: bool,
     },
     /// Time a dream's gradient steps (forward + backward) beside the fast forward pass.
     Dream {
@@ -344,8 +347,8 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),
             Command::Bench {
-                command: BenchCommand::Detect { image, runs, threads, batch },
-            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_detect(&settings, image, runs, threads, batch))
+                command: BenchCommand::Detect { image, runs, threads, batch, modules },
+            } => tokio::task::spawn_blocking(move || imgmeta_cli::models::bench_detect(&settings, image, runs, threads, batch, modules))
                 .await
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r),

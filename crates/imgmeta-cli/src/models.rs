@@ -39,6 +39,7 @@ pub fn bench_detect(
     runs: usize,
     threads: usize,
     batch: usize,
+    modules: bool,
 ) -> anyhow::Result<()> {
     let files = imgmeta_models::ensure(
         &settings.detector.model,
@@ -49,6 +50,7 @@ pub fn bench_detect(
         runs,
         threads,
         batch,
+        modules,
         device: DeviceKind::parse(&settings.detector.device)?,
         ..BenchConfig::new(image, files.weights)
     };

@@ -21,6 +21,8 @@ pub struct BenchConfig {
     pub device: DeviceKind,
     /// Images per forward pass (copies of the image); the stage times are per pass.
     pub batch: usize,
+    /// Also time each module of the network (`runs` more passes).
+    pub modules: bool,
 }
 
 impl BenchConfig {
@@ -34,6 +36,7 @@ impl BenchConfig {
             threads: 2,
             device: DeviceKind::Cpu,
             batch: 1,
+            modules: false,
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct BenchReport {
     pub preprocess: Stats,
     pub postprocess: Stats,
     pub detections: usize,
+    /// Per module of the network, its p50 in ms (with `modules`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<(&'static str, f64)>,
 }
 
 /// Loads the detector and times `runs` detections of the image (progress on stderr).
@@ -125,6 +131,18 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
     let stage =
         |f: fn(&crate::StageTimes) -> Duration| Stats::of(&times.iter().map(f).collect::<Vec<_>>());
     let forward = stage(|t| t.forward);
+    let mut modules = Vec::new();
+    if cfg.modules {
+        let images = vec![&image; cfg.batch];
+        let mut samples: Vec<Vec<(&'static str, Duration)>> = Vec::with_capacity(cfg.runs);
+        for _ in 0..cfg.runs {
+            samples.push(detector.module_times(&images)?);
+        }
+        for (i, (name, _)) in samples[0].iter().enumerate() {
+            let times: Vec<Duration> = samples.iter().map(|s| s[i].1).collect();
+            modules.push((*name, Stats::of(&times).p50_ms));
+        }
+    }
     Ok(BenchReport {
         runtime: "candle",
         image: cfg.image.display().to_string(),
@@ -141,6 +159,7 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
         preprocess: stage(|t| t.preprocess),
         postprocess: stage(|t| t.postprocess),
         detections,
+        modules,
     })
 }
 

@@ -42,14 +42,51 @@ impl DeviceKind {
     fn open(self) -> Result<Device, VisionError> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
-            Self::Cuda(n) => Device::new_cuda(n).map_err(|e| {
-                VisionError::Device(
-                    format!("cuda:{n}"),
-                    format!("{e} (was imgmeta built with --features cuda?)"),
-                )
-            }),
+            Self::Cuda(n) => {
+                let device = Device::new_cuda(n).map_err(|e| {
+                    VisionError::Device(
+                        format!("cuda:{n}"),
+                        format!("{e} (was imgmeta built with --features cuda?)"),
+                    )
+                })?;
+                keep_pool_memory(&device)
+                    .map_err(|e| VisionError::Device(format!("cuda:{n}"), e))?;
+                Ok(device)
+            }
         }
     }
+}
+
+/// Lets the CUDA device's memory pool keep the memory it has mapped. candle allocates every
+/// tensor from the stream-ordered pool (`cuMemAllocAsync`), whose release threshold is 0 by
+/// default: at every synchronisation (each forward pass ends with one, copying the outputs
+/// back) it unmaps all free memory, so the next pass maps its activations afresh. The
+/// detector's passes need the same memory every time, as PyTorch's caching allocator assumes.
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+fn keep_pool_memory(device: &Device) -> Result<(), String> {
+    use candle_core::cuda::cudarc::driver::{result, sys};
+    let Device::Cuda(cuda) = device else {
+        return Ok(());
+    };
+    let cu_device = cuda.cuda_stream().context().cu_device();
+    let mut threshold = u64::MAX;
+    // SAFETY: the pool is the live device's current one, and the release threshold's value
+    // is a u64, which `threshold` is.
+    unsafe {
+        let pool = result::device::get_mem_pool(cu_device).map_err(|e| e.to_string())?;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&raw mut threshold).cast(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn keep_pool_memory(_device: &Device) -> Result<(), String> {
+    Ok(())
 }
 
 /// How to load and run the detector.
@@ -283,6 +320,28 @@ impl Detector {
         self.in_pool(|| {
             let (input, _) = self.preprocess_batch(images)?;
             self.model.forward_batch(&input)
+        })
+    }
+
+    /// The time each module of one forward pass over `images` takes, in the network's order
+    /// (the device synchronised after each, so a GPU's queued work counts where it is made).
+    pub fn module_times(
+        &self,
+        images: &[&DynamicImage],
+    ) -> Result<Vec<(&'static str, Duration)>, VisionError> {
+        self.in_pool(|| {
+            let (input, _) = self.preprocess_batch(images)?;
+            self.device.synchronize()?;
+            let mut times = Vec::new();
+            let mut last = Instant::now();
+            self.model.forward_batch_marked(&input, &mut |name, _| {
+                self.device.synchronize()?;
+                let now = Instant::now();
+                times.push((name, now - last));
+                last = now;
+                Ok(())
+            })?;
+            Ok(times)
         })
     }
 

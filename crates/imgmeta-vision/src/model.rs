@@ -92,15 +92,39 @@ impl YoloV12 {
     /// layer computes the images one after another exactly as it would each alone, so the
     /// outputs are bit-identical to `n` single runs; on a GPU the batch is one launch per layer.
     pub fn forward_batch(&self, x: &Tensor) -> Result<Vec<RawOutput>, VisionError> {
-        let x = self.b1.forward(&self.b0.forward(x)?)?;
-        let p3 = self.b4.forward(&self.b3.forward(&self.b2.forward(&x)?)?)?;
-        let p4 = self.b6.forward(&self.b5.forward(&p3)?)?;
-        let p5 = self.b8.forward(&self.b7.forward(&p4)?)?;
-        let n11 = self.n11.forward_after_upsampled(&p5, p4)?;
-        let n14 = self.n14.forward_after_upsampled(&n11, p3)?;
-        let n17 = self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?;
-        let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
-        self.head.forward(&[n14, n17, n20])
+        self.forward_batch_marked(x, &mut |_, _| Ok(()))
+    }
+
+    /// [`YoloV12::forward_batch`], calling `mark` with each module's index and output as it
+    /// is made (the head's after the outputs are on the host), for per-module timings.
+    pub fn forward_batch_marked(
+        &self,
+        x: &Tensor,
+        mark: &mut dyn FnMut(&'static str, &Tensor) -> Result<(), VisionError>,
+    ) -> Result<Vec<RawOutput>, VisionError> {
+        let mut run = |name: &'static str, y: Result<Tensor, VisionError>| {
+            let y = y?;
+            mark(name, &y)?;
+            Ok::<_, VisionError>(y)
+        };
+        let x = run("0", self.b0.forward(x))?;
+        let x = run("1", self.b1.forward(&x))?;
+        let x = run("2", self.b2.forward(&x))?;
+        let x = run("3", self.b3.forward(&x))?;
+        let p3 = run("4", self.b4.forward(&x))?;
+        let x = run("5", self.b5.forward(&p3))?;
+        let p4 = run("6", self.b6.forward(&x))?;
+        let x = run("7", self.b7.forward(&p4))?;
+        let p5 = run("8", self.b8.forward(&x))?;
+        let n11 = run("9-11", self.n11.forward_after_upsampled(&p5, p4))?;
+        let n14 = run("12-14", self.n14.forward_after_upsampled(&n11, p3))?;
+        let x = run("15", self.n15.forward(&n14))?;
+        let n17 = run("16-17", self.n17.forward_parts(&[x, n11]))?;
+        let x = run("18", self.n18.forward(&n17))?;
+        let n20 = run("19-20", self.n20.forward_parts(&[x, p5]))?;
+        let outputs = self.head.forward(&[n14, n17, n20.clone()])?;
+        mark("head", &n20)?;
+        Ok(outputs)
     }
 }
 
@@ -229,7 +253,10 @@ impl Head {
             for conv in &self.classes[i] {
                 c = conv.forward(&c)?;
             }
-            maps.push((b.contiguous()?, c.contiguous()?, (h, w, STRIDES[i])));
+            // Decoding runs on the host: each level's maps are copied there once for the
+            // whole batch (an image's narrowed view on a GPU would copy the whole buffer).
+            let host = |t: Tensor| t.contiguous()?.to_device(&candle_core::Device::Cpu);
+            maps.push((host(b)?, host(c)?, (h, w, STRIDES[i])));
         }
         (0..batch)
             .map(|item| {

@@ -1,16 +1,60 @@
 //! Batched inference: one forward pass over several images gives each image exactly what a
-//! forward pass of that image alone gives (bit for bit), and the same detections.
+//! forward pass of that image alone gives (bit for bit), and the same detections. On a GPU,
+//! where cuBLAS picks its summation order by the product's shape, each image of a batch meets
+//! the parity test against onnxruntime's output as a single run does, so a batch and a single
+//! run differ by at most twice that tolerance, and their detections agree within the parity
+//! test's bounds.
 
-use crate::detector;
-use crate::parity::fixture;
+use crate::parity::{fixture, iou, tolerance, worst_against_golden};
+use crate::{detector, test_device};
 use image::DynamicImage;
+use imgmeta_vision::{DeviceKind, Objects};
+
+/// Whether outputs must be bit-identical: on the CPU, where each image of a batch runs
+/// through exactly the operations of a single run.
+fn exact() -> bool {
+    test_device() == DeviceKind::Cpu
+}
+
+/// The same objects: bit for bit where [`exact`], else the same classes with boxes
+/// overlapping at IoU >= 0.99 and scores within 0.005 (the parity test's bounds).
+fn assert_same_objects(a: &Objects, b: &Objects, what: &str) {
+    if exact() {
+        assert_eq!(
+            serde_json::to_value(a).unwrap(),
+            serde_json::to_value(b).unwrap(),
+            "{what}"
+        );
+        return;
+    }
+    assert_eq!(a.detections.len(), b.detections.len(), "{what}");
+    let corners =
+        |d: &imgmeta_vision::Detection| [d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max];
+    for d in &a.detections {
+        let best = b
+            .detections
+            .iter()
+            .filter(|e| e.class_id == d.class_id)
+            .map(|e| (iou(corners(d), corners(e)), e))
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        let (overlap, e) = best.unwrap_or_else(|| panic!("{what}: no {} in the other", d.label));
+        assert!(overlap >= 0.99, "{what}: {} box IoU {overlap}", d.label);
+        assert!(
+            (d.score - e.score).abs() <= 0.005,
+            "{what}: {} scores {} and {}",
+            d.label,
+            d.score,
+            e.score
+        );
+    }
+}
+
+/// The photos with golden outputs, the first images of [`fixtures`].
+const NAMES: [&str; 3] = ["chelsea", "coffee", "motorcycle"];
 
 fn fixtures() -> Vec<DynamicImage> {
     // Different sizes and aspect ratios, so each image's letterbox differs.
-    let mut images: Vec<DynamicImage> = ["chelsea", "coffee", "motorcycle"]
-        .iter()
-        .map(|name| fixture(name).0)
-        .collect();
+    let mut images: Vec<DynamicImage> = NAMES.iter().map(|name| fixture(name).0).collect();
     // A tall crop, letterboxed on the other axis than the photos.
     let tall = images[2].crop_imm(40, 0, 220, images[2].height());
     images.push(tall);
@@ -18,7 +62,7 @@ fn fixtures() -> Vec<DynamicImage> {
 }
 
 #[test]
-fn a_batch_forward_pass_is_bit_identical_to_single_runs() {
+fn a_batch_forward_pass_gives_each_image_the_output_of_its_single_run() {
     let images = fixtures();
     let refs: Vec<&DynamicImage> = images.iter().collect();
     let batch = detector().raw_outputs(&refs).unwrap();
@@ -26,16 +70,44 @@ fn a_batch_forward_pass_is_bit_identical_to_single_runs() {
     for (i, (image, batched)) in images.iter().zip(&batch).enumerate() {
         let alone = detector().raw_output(image).unwrap();
         assert_eq!((batched.rows, batched.anchors), (alone.rows, alone.anchors));
-        let differing = batched
-            .data
-            .iter()
-            .zip(&alone.data)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(
-            differing, 0,
-            "image {i}: {differing} values differ from its single run"
+        if exact() {
+            let differing = batched
+                .data
+                .iter()
+                .zip(&alone.data)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differing, 0,
+                "image {i}: {differing} values differ from its single run"
+            );
+            continue;
+        }
+        // Against onnxruntime, for the photos with golden outputs (not the tall crop).
+        if let Some(name) = NAMES.get(i) {
+            let (ratio, diff, row, anchor) = worst_against_golden(batched, &fixture(name).1);
+            eprintln!(
+                "{name} in a batch: output0 differs from onnxruntime's by at most {ratio:.2} of the tolerance ({diff} at row {row}, anchor {anchor})"
+            );
+            assert!(ratio <= 1.0, "{name} in a batch: {ratio} of the tolerance");
+        }
+        let mut worst = (0f32, 0usize, 0usize);
+        for row in 0..alone.rows {
+            for anchor in 0..alone.anchors {
+                let (a, b) = (batched.at(row, anchor), alone.at(row, anchor));
+                let ratio = (a - b).abs() / tolerance(row, b);
+                if ratio > worst.0 {
+                    worst = (ratio, row, anchor);
+                }
+            }
+        }
+        let (ratio, row, anchor) = worst;
+        eprintln!(
+            "image {i}: the batch differs from its single run by at most {ratio:.2} of the tolerance (row {row}, anchor {anchor}: {} vs {})",
+            batched.at(row, anchor),
+            alone.at(row, anchor)
         );
+        assert!(ratio <= 2.0, "image {i}: {ratio} of the tolerance");
     }
 }
 
@@ -47,12 +119,9 @@ fn batched_detections_equal_single_detections_each_at_its_own_minimum_score() {
     let batched = detector().detect_batch(&items).unwrap();
     assert_eq!(batched.len(), images.len());
     let mut found = 0;
-    for ((image, min_score), objects) in items.iter().zip(&batched) {
+    for (i, ((image, min_score), objects)) in items.iter().zip(&batched).enumerate() {
         let alone = detector().detect(image, *min_score).unwrap();
-        assert_eq!(
-            serde_json::to_value(objects).unwrap(),
-            serde_json::to_value(&alone).unwrap()
-        );
+        assert_same_objects(objects, &alone, &format!("image {i}"));
         found += alone.detections.len();
     }
     assert!(
@@ -61,10 +130,7 @@ fn batched_detections_equal_single_detections_each_at_its_own_minimum_score() {
     );
     // A batch of one is a single run; an empty batch is no run at all.
     let one = detector().detect_batch(&items[..1]).unwrap();
-    assert_eq!(
-        serde_json::to_value(&one[0]).unwrap(),
-        serde_json::to_value(&batched[0]).unwrap()
-    );
+    assert_same_objects(&one[0], &batched[0], "a batch of one");
     assert!(detector().detect_batch(&[]).unwrap().is_empty());
     // Images prepared ahead (as a worker does, off the detector's threads) give the same.
     let prepared: Vec<_> = images
@@ -74,9 +140,6 @@ fn batched_detections_equal_single_detections_each_at_its_own_minimum_score() {
     let items: Vec<_> = prepared.iter().zip(scores).collect();
     let from_prepared = detector().detect_prepared(&items).unwrap();
     for (a, b) in from_prepared.iter().zip(&batched) {
-        assert_eq!(
-            serde_json::to_value(a).unwrap(),
-            serde_json::to_value(b).unwrap()
-        );
+        assert_same_objects(a, b, "prepared ahead");
     }
 }

@@ -33,14 +33,19 @@ pub fn crate_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
+/// Where the detector's tests run: `IMGMETA_TEST_DEVICE`, else the CPU.
+pub fn test_device() -> DeviceKind {
+    std::env::var("IMGMETA_TEST_DEVICE").map_or(DeviceKind::Cpu, |raw| {
+        DeviceKind::parse(&raw).expect("IMGMETA_TEST_DEVICE: cpu, cuda or cuda:N")
+    })
+}
+
 pub fn detector() -> &'static Detector {
     static DETECTOR: OnceLock<Detector> = OnceLock::new();
     DETECTOR.get_or_init(|| {
         let files = imgmeta_models::ensure("yolov12n", &model_dir(), cargo_home().as_deref())
             .expect("fetching yolov12n");
-        let device = std::env::var("IMGMETA_TEST_DEVICE").map_or(DeviceKind::Cpu, |raw| {
-            DeviceKind::parse(&raw).expect("IMGMETA_TEST_DEVICE: cpu, cuda or cuda:N")
-        });
+        let device = test_device();
         eprintln!("the detector's tests run on {device:?}");
         Detector::load(&DetectorConfig {
             threads: 2,

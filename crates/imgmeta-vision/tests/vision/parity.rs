@@ -3,7 +3,7 @@
 //! each fixture photo.
 
 use crate::detector;
-use imgmeta_vision::{Detector, Objects, open_oriented};
+use imgmeta_vision::{Detector, Objects, RawOutput, open_oriented};
 use serde_json::Value;
 
 /// Class probabilities (rows 4..) may differ from onnxruntime's by this much.
@@ -14,7 +14,7 @@ const OUTPUT0_TOLERANCE: f32 = 1e-3;
 /// 3.6e-3 at 640 px, about 60 float32 steps there, still a thousandth of a pixel's scale.
 const BOX_RELATIVE_TOLERANCE: f32 = 4e-6;
 
-fn tolerance(row: usize, value: f32) -> f32 {
+pub fn tolerance(row: usize, value: f32) -> f32 {
     match row {
         0..4 => OUTPUT0_TOLERANCE + BOX_RELATIVE_TOLERANCE * value.abs(),
         _ => OUTPUT0_TOLERANCE,
@@ -32,17 +32,14 @@ fn f32_of(v: &Value) -> f32 {
     v.as_f64().expect("a number") as f32
 }
 
-fn assert_output0_matches(name: &str) {
-    let (image, golden) = fixture(name);
-
-    let raw = detector().raw_output(&image).unwrap();
-
+/// The largest difference of `raw` from the golden `output0` relative to its tolerance:
+/// `(ratio, difference, row, anchor)`, anchor `usize::MAX` for a channel's maximum.
+pub fn worst_against_golden(raw: &RawOutput, golden: &Value) -> (f32, f32, usize, usize) {
     let reference = &golden["output0"];
     assert_eq!(
         reference["shape"],
         serde_json::json!([1, raw.rows, raw.anchors])
     );
-    // The largest difference relative to its tolerance, with where it occurred.
     let mut worst = (0f32, 0f32, 0usize, 0usize);
     let anchors = reference["anchors"].as_array().unwrap();
     let values = reference["values"].as_array().unwrap();
@@ -71,6 +68,13 @@ fn assert_output0_matches(name: &str) {
             worst = (diff / tolerance(row, expected), diff, row, usize::MAX);
         }
     }
+    worst
+}
+
+fn assert_output0_matches(name: &str) {
+    let (image, golden) = fixture(name);
+    let raw = detector().raw_output(&image).unwrap();
+    let worst = worst_against_golden(&raw, &golden);
     let (ratio, diff, row, anchor) = worst;
     eprintln!(
         "{name}: output0 differs by at most {ratio:.2} of the tolerance ({diff} at row {row}, anchor {anchor})"
@@ -129,7 +133,7 @@ fn assert_detections_match(name: &str) {
     }
 }
 
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = w * h;
