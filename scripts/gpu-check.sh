@@ -6,7 +6,9 @@
 # 1 to 32 and, for comparison, on that host's CPU. No Rust, toolkit or network is needed
 # there: the CUDA 13 libraries come from the host's Python environment (the README's "GPU
 # hosts"). Usage: scripts/gpu-check.sh [BUNDLE.tar.xz | DIR] (default
-# target/cuda/gpu-check.tar.xz).
+# target/cuda/gpu-check.tar.xz). GPU_CHECK_DEVICE (default cuda; cuda:N, or cpu to try the bundle
+# on a machine without a GPU, with the toolchain's lib and lib/stubs on LD_LIBRARY_PATH) and
+# GPU_CHECK_IMAGE (default the motorcycle fixture) change what runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-target/cuda/gpu-check.tar.xz}"
@@ -38,7 +40,7 @@ fi
 export IMGMETA_MODEL_DIR="$dir/models"
 # The test binary reads its fixtures from this checkout.
 export CARGO_MANIFEST_DIR="$PWD/crates/imgmeta-vision"
-echo "== the detector's tests on cuda"
+echo "== the detector's tests on ${GPU_CHECK_DEVICE:-cuda}"
 IMGMETA_TEST_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/vision-tests" --test-threads 1 --nocapture 2>&1 \
   | grep -Ev '^$|^running|^test result' 
 [[ "${PIPESTATUS[0]}" == 0 ]] || fail=1
