@@ -4,11 +4,12 @@
 # detector's tests on the GPU (parity with onnxruntime's golden outputs, batches against
 # single runs, DeepDream's gradients), then `imgmeta bench detect` on the GPU at batch sizes
 # 1 to 64 (and per module at 1 and 16) and, for comparison, on that host's CPU. No Rust,
-# toolkit or network is needed there: the CUDA 13 libraries come from the host's Python environment (the README's "GPU
-# hosts"). Usage: scripts/gpu-check.sh [BUNDLE.tar.xz | DIR] (default
-# target/cuda/gpu-check.tar.xz). GPU_CHECK_DEVICE (default cuda; cuda:N, or cpu to try the bundle
-# on a machine without a GPU, with the toolchain's lib and lib/stubs on LD_LIBRARY_PATH) and
-# GPU_CHECK_IMAGE (default the motorcycle fixture) change what runs.
+# toolkit or network is needed there: the CUDA 13 libraries come from the host's Python
+# environment (the README's "GPU hosts").
+# Usage: scripts/gpu-check.sh [BUNDLE.tar.xz | DIR] (default target/cuda/gpu-check.tar.xz).
+# GPU_CHECK_DEVICE (default cuda; cuda:N, or cpu to try the bundle on a machine without a GPU,
+# with the toolchain's lib and lib/stubs on LD_LIBRARY_PATH) and GPU_CHECK_IMAGE (default the
+# motorcycle fixture) change what runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-target/cuda/gpu-check.tar.xz}"
