@@ -86,7 +86,7 @@ pub struct BenchReport {
     pub detections: usize,
     /// Per module of the network, its p50 in ms (with `modules`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub modules: Vec<(&'static str, f64)>,
+    pub modules: Vec<(String, f64)>,
 }
 
 /// Loads the detector and times `runs` detections of the image (progress on stderr).
@@ -134,13 +134,13 @@ pub fn detect(cfg: &BenchConfig) -> Result<BenchReport, VisionError> {
     let mut modules = Vec::new();
     if cfg.modules {
         let images = vec![&image; cfg.batch];
-        let mut samples: Vec<Vec<(&'static str, Duration)>> = Vec::with_capacity(cfg.runs);
+        let mut samples: Vec<Vec<(String, Duration)>> = Vec::with_capacity(cfg.runs);
         for _ in 0..cfg.runs {
             samples.push(detector.module_times(&images)?);
         }
         for (i, (name, _)) in samples[0].iter().enumerate() {
             let times: Vec<Duration> = samples.iter().map(|s| s[i].1).collect();
-            modules.push((*name, Stats::of(&times).p50_ms));
+            modules.push((name.clone(), Stats::of(&times).p50_ms));
         }
     }
     Ok(BenchReport {

@@ -323,20 +323,22 @@ impl Detector {
         })
     }
 
-    /// The time each module of one forward pass over `images` takes, in the network's order
-    /// (the device synchronised after each, so a GPU's queued work counts where it is made).
+    /// The time each module of one forward pass over `images` takes, in the network's order,
+    /// by module index (`head` last: its layers and decoding on the host); the device is
+    /// synchronised after each, so a GPU's queued work counts where it is made.
     pub fn module_times(
         &self,
         images: &[&DynamicImage],
-    ) -> Result<Vec<(&'static str, Duration)>, VisionError> {
+    ) -> Result<Vec<(String, Duration)>, VisionError> {
         self.in_pool(|| {
             let (input, _) = self.preprocess_batch(images)?;
             self.device.synchronize()?;
             let mut times = Vec::new();
             let mut last = Instant::now();
-            self.model.forward_batch_marked(&input, &mut |name, _| {
+            self.model.forward_batch_marked(&input, &mut |module| {
                 self.device.synchronize()?;
                 let now = Instant::now();
+                let name = module.map_or_else(|| "head".to_string(), |i| i.to_string());
                 times.push((name, now - last));
                 last = now;
                 Ok(())

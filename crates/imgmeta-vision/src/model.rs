@@ -92,39 +92,60 @@ impl YoloV12 {
     /// layer computes the images one after another exactly as it would each alone, so the
     /// outputs are bit-identical to `n` single runs; on a GPU the batch is one launch per layer.
     pub fn forward_batch(&self, x: &Tensor) -> Result<Vec<RawOutput>, VisionError> {
-        self.forward_batch_marked(x, &mut |_, _| Ok(()))
+        self.forward_batch_marked(x, &mut |_| Ok(()))
     }
 
-    /// [`YoloV12::forward_batch`], calling `mark` with each module's index and output as it
-    /// is made (the head's after the outputs are on the host), for per-module timings.
+    /// [`YoloV12::forward_batch`], calling `mark` after each module of the backbone and neck
+    /// with its index, and with `None` once the head's outputs are on the host, for
+    /// per-module timings.
     pub fn forward_batch_marked(
         &self,
         x: &Tensor,
-        mark: &mut dyn FnMut(&'static str, &Tensor) -> Result<(), VisionError>,
+        mark: &mut dyn FnMut(Option<usize>) -> Result<(), VisionError>,
     ) -> Result<Vec<RawOutput>, VisionError> {
-        let mut run = |name: &'static str, y: Result<Tensor, VisionError>| {
-            let y = y?;
-            mark(name, &y)?;
-            Ok::<_, VisionError>(y)
-        };
-        let x = run("0", self.b0.forward(x))?;
-        let x = run("1", self.b1.forward(&x))?;
-        let x = run("2", self.b2.forward(&x))?;
-        let x = run("3", self.b3.forward(&x))?;
-        let p3 = run("4", self.b4.forward(&x))?;
-        let x = run("5", self.b5.forward(&p3))?;
-        let p4 = run("6", self.b6.forward(&x))?;
-        let x = run("7", self.b7.forward(&p4))?;
-        let p5 = run("8", self.b8.forward(&x))?;
-        let n11 = run("9-11", self.n11.forward_after_upsampled(&p5, p4))?;
-        let n14 = run("12-14", self.n14.forward_after_upsampled(&n11, p3))?;
-        let x = run("15", self.n15.forward(&n14))?;
-        let n17 = run("16-17", self.n17.forward_parts(&[x, n11]))?;
-        let x = run("18", self.n18.forward(&n17))?;
-        let n20 = run("19-20", self.n20.forward_parts(&[x, p5]))?;
-        let outputs = self.head.forward(&[n14, n17, n20.clone()])?;
-        mark("head", &n20)?;
+        let levels = self
+            .trunk(x, &mut |i, _| mark(Some(i)).map(|()| false))?
+            .ok_or_else(|| VisionError::Inference("the network stopped early".into()))?;
+        let outputs = self.head.forward(&levels)?;
+        mark(None)?;
         Ok(outputs)
+    }
+
+    /// The backbone and the neck, module by module (indices as in the ONNX graph; 9, 10, 12,
+    /// 13, 16 and 19 are the upsamplings and concatenations inside 11, 14, 17 and 20): calls
+    /// `visit` with each module's index and output and stops, returning `None`, when it says
+    /// so; else returns the neck's three detection levels. The one wiring of the network,
+    /// shared by the forward pass and DeepDream.
+    fn trunk(
+        &self,
+        x: &Tensor,
+        visit: &mut dyn FnMut(usize, &Tensor) -> Result<bool, VisionError>,
+    ) -> Result<Option<[Tensor; 3]>, VisionError> {
+        macro_rules! stage {
+            ($i:expr, $t:expr) => {{
+                let t = $t?;
+                if visit($i, &t)? {
+                    return Ok(None);
+                }
+                t
+            }};
+        }
+        let x = stage!(0, self.b0.forward(x));
+        let x = stage!(1, self.b1.forward(&x));
+        let x = stage!(2, self.b2.forward(&x));
+        let x = stage!(3, self.b3.forward(&x));
+        let p3 = stage!(4, self.b4.forward(&x));
+        let x = stage!(5, self.b5.forward(&p3));
+        let p4 = stage!(6, self.b6.forward(&x));
+        let x = stage!(7, self.b7.forward(&p4));
+        let p5 = stage!(8, self.b8.forward(&x));
+        let n11 = stage!(11, self.n11.forward_after_upsampled(&p5, p4));
+        let n14 = stage!(14, self.n14.forward_after_upsampled(&n11, p3));
+        let x = stage!(15, self.n15.forward(&n14));
+        let n17 = stage!(17, self.n17.forward_parts(&[x, n11]));
+        let x = stage!(18, self.n18.forward(&n17));
+        let n20 = stage!(20, self.n20.forward_parts(&[x, p5]));
+        Ok(Some([n14, n17, n20]))
     }
 }
 
@@ -149,44 +170,18 @@ impl YoloV12 {
             None => layers.iter().copied().max().unwrap_or(0),
         };
         let mut kept: Vec<(usize, Tensor)> = Vec::new();
-        let mut keep = |i: usize, t: &Tensor| {
+        let levels = self.trunk(x, &mut |i, t| {
             if layers.contains(&i) {
                 kept.push((i, t.clone()));
             }
-            i >= deepest
-        };
-        let ordered = |kept: Vec<(usize, Tensor)>| -> Vec<Tensor> {
-            layers
-                .iter()
-                .filter_map(|l| kept.iter().find(|(i, _)| i == l).map(|(_, t)| t.clone()))
-                .collect()
-        };
-        macro_rules! stage {
-            ($i:expr, $t:expr) => {{
-                let t = $t;
-                if keep($i, &t) {
-                    return Ok(ordered(kept));
-                }
-                t
-            }};
-        }
-        let x = stage!(0, self.b0.forward(x)?);
-        let x = stage!(1, self.b1.forward(&x)?);
-        let x = stage!(2, self.b2.forward(&x)?);
-        let x = stage!(3, self.b3.forward(&x)?);
-        let p3 = stage!(4, self.b4.forward(&x)?);
-        let x = stage!(5, self.b5.forward(&p3)?);
-        let p4 = stage!(6, self.b6.forward(&x)?);
-        let x = stage!(7, self.b7.forward(&p4)?);
-        let p5 = stage!(8, self.b8.forward(&x)?);
-        let n11 = stage!(11, self.n11.forward_after_upsampled(&p5, p4)?);
-        let n14 = stage!(14, self.n14.forward_after_upsampled(&n11, p3)?);
-        let n17 = stage!(17, self.n17.forward_parts(&[self.n15.forward(&n14)?, n11])?);
-        let n20 = self.n20.forward_parts(&[self.n18.forward(&n17)?, p5])?;
-        keep(20, &n20);
-        let mut maps = ordered(kept);
-        if let Some(class) = class {
-            for (i, level) in [n14, n17, n20].iter().enumerate() {
+            Ok(i >= deepest)
+        })?;
+        let mut maps: Vec<Tensor> = layers
+            .iter()
+            .filter_map(|l| kept.iter().find(|(i, _)| i == l).map(|(_, t)| t.clone()))
+            .collect();
+        if let (Some(class), Some(levels)) = (class, levels) {
+            for (i, level) in levels.iter().enumerate() {
                 let mut c = level.clone();
                 for conv in &self.head.classes[i] {
                     c = conv.forward(&c)?;
