@@ -5,7 +5,7 @@
 //! run differ by at most twice that tolerance, and their detections agree within the parity
 //! test's bounds.
 
-use crate::parity::{fixture, iou, tolerance, worst_against_golden};
+use crate::parity::{assert_matched, corners, fixture, tolerance, worst_against_golden};
 use crate::{detector, test_device};
 use image::DynamicImage;
 use imgmeta_vision::{DeviceKind, Objects};
@@ -28,24 +28,8 @@ fn assert_same_objects(a: &Objects, b: &Objects, what: &str) {
         return;
     }
     assert_eq!(a.detections.len(), b.detections.len(), "{what}");
-    let corners =
-        |d: &imgmeta_vision::Detection| [d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max];
     for d in &a.detections {
-        let best = b
-            .detections
-            .iter()
-            .filter(|e| e.class_id == d.class_id)
-            .map(|e| (iou(corners(d), corners(e)), e))
-            .max_by(|x, y| x.0.total_cmp(&y.0));
-        let (overlap, e) = best.unwrap_or_else(|| panic!("{what}: no {} in the other", d.label));
-        assert!(overlap >= 0.99, "{what}: {} box IoU {overlap}", d.label);
-        assert!(
-            (d.score - e.score).abs() <= 0.005,
-            "{what}: {} scores {} and {}",
-            d.label,
-            d.score,
-            e.score
-        );
+        assert_matched(what, &b.detections, &d.label, corners(d), d.score as f32);
     }
 }
 

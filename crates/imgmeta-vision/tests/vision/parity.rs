@@ -3,7 +3,7 @@
 //! each fixture photo.
 
 use crate::detector;
-use imgmeta_vision::{Detector, Objects, RawOutput, open_oriented};
+use imgmeta_vision::{Detection, Detector, Objects, RawOutput, open_oriented};
 use serde_json::Value;
 
 /// Class probabilities (rows 4..) may differ from onnxruntime's by this much.
@@ -109,28 +109,45 @@ fn assert_detections_match(name: &str) {
     for e in expected {
         let b = &e["box"];
         let eb = ["x_min", "y_min", "x_max", "y_max"].map(|k| b[k].as_f64().unwrap());
-        let best = objects
-            .detections
-            .iter()
-            .filter(|d| d.label == e["label"].as_str().unwrap())
-            .map(|d| {
-                (
-                    iou([d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max], eb),
-                    d,
-                )
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        let (overlap, d) =
-            best.unwrap_or_else(|| panic!("{name}: no {} found in {found:?}", e["label"]));
-        assert!(overlap >= 0.99, "{name}: {} box IoU {overlap}", d.label);
-        let score_diff = (d.score as f32 - f32_of(&e["score"])).abs();
-        assert!(
-            score_diff <= 0.005,
-            "{name}: {} score differs by {score_diff}",
-            d.label
-        );
+        let label = e["label"].as_str().unwrap();
+        let d = assert_matched(name, &objects.detections, label, eb, f32_of(&e["score"]));
         assert_eq!(d.class_id as u64, e["class_id"].as_u64().unwrap());
     }
+}
+
+/// A detection's box as `[x_min, y_min, x_max, y_max]` in pixels.
+pub fn corners(d: &Detection) -> [f64; 4] {
+    [d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max]
+}
+
+/// The detection in `found` labelled `label` that overlaps the box `expected` most, which must
+/// overlap it at IoU >= 0.99 and score within 0.005 of `score`.
+pub fn assert_matched<'a>(
+    what: &str,
+    found: &'a [Detection],
+    label: &str,
+    expected: [f64; 4],
+    score: f32,
+) -> &'a Detection {
+    let best = found
+        .iter()
+        .filter(|d| d.label == label)
+        .map(|d| (iou(corners(d), expected), d))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let (overlap, d) = best.unwrap_or_else(|| {
+        let listed: Vec<String> = found
+            .iter()
+            .map(|d| format!("{} {:.3}", d.label, d.score))
+            .collect();
+        panic!("{what}: no {label} found in {listed:?}")
+    });
+    assert!(overlap >= 0.99, "{what}: {label} box IoU {overlap}");
+    let score_diff = (d.score as f32 - score).abs();
+    assert!(
+        score_diff <= 0.005,
+        "{what}: {label} score differs by {score_diff}"
+    );
+    d
 }
 
 pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
