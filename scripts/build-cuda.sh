@@ -5,7 +5,8 @@
 # CUDA_COMPUTE_CAP (default 90, H100/H200) picks the GPU generation. Prints the binary's path.
 # What a GPU host needs to run it: the README's "GPU hosts".
 # `--tests` also builds the detector's test binary (parity with onnxruntime, batches, DeepDream)
-# for the GPU, and puts both in target/cuda/gpu-check/ with the model for scripts/gpu-check.sh.
+# for the GPU and bundles both binaries, the model and libheif into target/cuda/gpu-check.tar.xz
+# for scripts/gpu-check.sh on a GPU host.
 set -euo pipefail
 tests=false
 case "${1:-}" in

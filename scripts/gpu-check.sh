@@ -43,7 +43,7 @@ export IMGMETA_MODEL_DIR="$dir/models"
 export CARGO_MANIFEST_DIR="$PWD/crates/imgmeta-vision"
 echo "== the detector's tests on ${GPU_CHECK_DEVICE:-cuda}"
 IMGMETA_TEST_DEVICE="${GPU_CHECK_DEVICE:-cuda}" "$dir/vision-tests" --test-threads 1 --nocapture 2>&1 \
-  | grep -Ev '^$|^running|^test result' 
+  | grep -Ev '^$|^running|^test result'
 [[ "${PIPESTATUS[0]}" == 0 ]] || fail=1
 
 image="${GPU_CHECK_IMAGE:-crates/imgmeta-vision/tests/fixtures/motorcycle.png}"
