@@ -181,7 +181,8 @@ pub(crate) async fn require_key(
     let is_submission = request.method() == Method::POST
         && matches!(request.uri().path(), "/v1/jobs" | "/img")
         && !request.headers().contains_key("idempotency-key");
-    let mut admission = match state.store.admit(key.id, is_submission).await {
+    let leases = &state.security.token_leases;
+    let mut admission = match leases.admit(&state.store, key.id, is_submission).await {
         Ok(admission) => admission,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -191,6 +192,7 @@ pub(crate) async fn require_key(
         if let Some(hash) = presented.as_deref().and_then(presented_hash) {
             state.security.known_keys.forget(&hash);
         }
+        leases.forget(key.id);
         tracing::warn!(
             kind = "security",
             event = "auth_failed",

@@ -11,10 +11,14 @@
 //! the sweep's evictions (the copy is still a correct, fresh analysis), and the workers' model
 //! (entries of a model no worker announced for three minutes stop being served).
 
+use futures::FutureExt;
+use futures::future::Shared;
 use imgmeta_store::{Store, UrlEntry, UrlPurge};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// An entry as read from PostgreSQL, and when.
@@ -35,10 +39,38 @@ impl Held {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadTicket(u64);
 
+/// Resolves when the read it stands for is over (its [`Reading`] dropped).
+pub(crate) type ReadDone = Shared<oneshot::Receiver<()>>;
+
+/// How long a request waits for another request's read of the same entry before reading it
+/// itself.
+pub(crate) const READ_WAIT: Duration = Duration::from_millis(100);
+
+/// This process's read of one URL's entry; dropping it (once the copy is kept, or the read
+/// failed) wakes the requests that waited for it.
+pub(crate) struct Reading {
+    reads: Arc<Mutex<HashMap<String, ReadDone>>>,
+    key: String,
+    _done: oneshot::Sender<()>,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// The hot copies of one API process, by URL key.
 #[derive(Clone)]
 pub struct HotEntries {
     cache: moka::sync::Cache<String, Arc<Held>>,
+    /// The entries being read now, so the requests that miss a copy at the same moment (the
+    /// first answers of a viral URL, or the moment its copy expires) wait for one read instead
+    /// of each reading the entry.
+    reads: Arc<Mutex<HashMap<String, ReadDone>>>,
     /// Counts purges heard: an entry read before a purge is not kept after it.
     purges: Arc<AtomicU64>,
     /// Whether purges can be heard now: nothing is kept while they cannot.
@@ -62,6 +94,7 @@ impl HotEntries {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            reads: Arc::default(),
             purges: Arc::default(),
             listening: Arc::default(),
         })
@@ -75,6 +108,23 @@ impl HotEntries {
         }
         self.cache.invalidate(url_key);
         None
+    }
+
+    /// Either this request reads `url_key`'s entry (`Ok`: keep the guard until the copy is
+    /// kept) or another request of this process is reading it (`Err`: what resolves when that
+    /// read is over).
+    pub(crate) fn read_or_wait(&self, url_key: &str) -> Result<Reading, ReadDone> {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(done) = reads.get(url_key) {
+            return Err(done.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        reads.insert(url_key.to_owned(), rx.shared());
+        Ok(Reading {
+            reads: self.reads.clone(),
+            key: url_key.to_owned(),
+            _done: tx,
+        })
     }
 
     /// Taken before reading an entry from PostgreSQL and handed to [`HotEntries::keep`].
@@ -182,6 +232,32 @@ mod tests {
         let hot = HotEntries::new(10, ttl).unwrap();
         hot.set_listening(true);
         hot
+    }
+
+    #[tokio::test]
+    async fn one_request_reads_an_entry_while_the_others_wait_for_it() {
+        let hot = listening(Duration::from_secs(60));
+        let Ok(reading) = hot.read_or_wait("u") else {
+            panic!("the first reads");
+        };
+        let waiting = hot.read_or_wait("u").err().expect("the second waits");
+        let also = hot.read_or_wait("u").err().expect("and the third");
+        // Another URL is read at the same time.
+        let Ok(other) = hot.read_or_wait("v") else {
+            panic!("another URL is read too");
+        };
+        assert!(
+            waiting.clone().now_or_never().is_none(),
+            "not before the read is over"
+        );
+        hot.keep("u", &entry(30.0), hot.before_read());
+        drop(reading);
+        assert!(waiting.now_or_never().is_some());
+        assert!(also.now_or_never().is_some());
+        assert!(hot.get("u").is_some());
+        // The next miss reads again.
+        assert!(hot.read_or_wait("u").is_ok());
+        drop(other);
     }
 
     #[test]

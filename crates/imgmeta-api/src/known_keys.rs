@@ -1,8 +1,9 @@
 //! Keys this process has already checked against their stored hash, so a repeated Bearer key
 //! costs no lookup: only what never changes for a key is kept (its id, prefix and account).
 //! What can change while it is in use (revocation, scopes, the account's GPS setting) is read
-//! by the request's admission, one statement that every authenticated request runs anyway
-//! (`Store::admit`), so a revocation or a new setting takes effect on the next request.
+//! by the request's admission (`Store::admit_leasing`), so a revocation or a new setting takes
+//! effect on the key's next request, or within a lease's 250 ms for a busy key
+//! (`token_leases.rs`).
 
 use imgmeta_auth::{KeyHash, KeyPrefix};
 use imgmeta_domain::AccountId;

@@ -58,6 +58,8 @@ pub struct Security {
     pub(crate) shares: Arc<crate::shares::Shares>,
     /// Bearer keys this process has verified (their lookup is skipped on later requests).
     pub(crate) known_keys: crate::known_keys::KnownKeys,
+    /// Rate-limit tokens busy keys took ahead (their next requests run no statement).
+    pub token_leases: crate::token_leases::TokenLeases,
     pub max_in_flight_per_key: usize,
     pub max_in_flight_per_address: usize,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -84,6 +86,7 @@ impl Security {
             max_in_flight: settings.max_in_flight,
             shares: Arc::default(),
             known_keys: crate::known_keys::KnownKeys::default(),
+            token_leases: crate::token_leases::TokenLeases::default(),
             max_in_flight_per_key: settings.max_in_flight_per_key,
             max_in_flight_per_address: settings.max_in_flight_per_address,
             trusted_proxies: settings.trusted_proxies.clone(),

@@ -16,6 +16,8 @@ pub struct AppState {
     pub max_outbox_backlog: i64,
     /// How long `POST /img` waits for a terminal status.
     pub legacy_wait: Duration,
+    /// The jobs `POST /img` requests wait for, checked together by [`crate::watch_jobs`].
+    pub job_waits: crate::JobWaits,
     /// Whether workers may fetch private addresses; `/readyz` warns loudly when so.
     pub fetch_allows_private: bool,
     /// Authentication, limits and the destination policy.

@@ -132,22 +132,21 @@ async fn admission(
     }
     let key = url.cache_key();
     // The hot copy answers only what it can answer outright; anything else reads PostgreSQL.
-    let hot = policy.hot.as_ref().zip(caller.redact_gps());
-    if let Some((hot, redact_gps)) = hot
-        && let Some(held) = hot.get(&key)
-    {
-        let found = Found {
-            entry: Some(&held.entry),
-            elapsed_s: held.elapsed_s(),
-            in_flight: false,
-            redact_gps,
-        };
-        if let (admission @ JobAdmission::Answered { .. }, result) =
-            decide(found, spec, policy.max_stale, &key)
-        {
-            policy.hits.add(&key, &held.entry.model);
-            metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
+    // A request that misses the copy while another request here reads the entry waits for
+    // that read (a moment at most) and tries the copy again.
+    let mut _reading = None;
+    if let Some(hot) = &policy.hot {
+        if let Some(admission) = from_hot(hot, policy, caller, spec, &key) {
             return Ok(admission);
+        }
+        match hot.read_or_wait(&key) {
+            Ok(reading) => _reading = Some(reading),
+            Err(done) => {
+                let _ = tokio::time::timeout(crate::hot_entries::READ_WAIT, done).await;
+                if let Some(admission) = from_hot(hot, policy, caller, spec, &key) {
+                    return Ok(admission);
+                }
+            }
         }
     }
     let ticket = policy.hot.as_ref().map(crate::HotEntries::before_read);
@@ -167,6 +166,32 @@ async fn admission(
     }
     metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
     Ok(admission)
+}
+
+/// The answer from this process's copy of the URL's entry, when it can answer outright.
+fn from_hot(
+    hot: &crate::HotEntries,
+    policy: &crate::UrlCacheAdmission,
+    caller: &Caller,
+    spec: &JobSpec,
+    key: &str,
+) -> Option<JobAdmission> {
+    let redact_gps = caller.redact_gps()?;
+    let held = hot.get(key)?;
+    let found = Found {
+        entry: Some(&held.entry),
+        elapsed_s: held.elapsed_s(),
+        in_flight: false,
+        redact_gps,
+    };
+    let (admission @ JobAdmission::Answered { .. }, result) =
+        decide(found, spec, policy.max_stale, key)
+    else {
+        return None;
+    };
+    policy.hits.add(key, &held.entry.model);
+    metrics::counter!(imgmeta_telemetry::CACHE_LOOKUPS, "result" => result).increment(1);
+    Some(admission)
 }
 
 /// What a lookup found: the entry, read `elapsed_s` ago (its age and freshness move on by

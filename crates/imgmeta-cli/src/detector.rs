@@ -140,7 +140,14 @@ pub async fn load(settings: &Settings) -> Result<Arc<dyn DetectObjects>, String>
         let started = std::time::Instant::now();
         let detector = Detector::load(&config).map_err(|e| e.to_string())?;
         metrics::gauge!(imgmeta_telemetry::MODEL_LOAD).set(started.elapsed().as_secs_f64());
-        tracing::info!(model = %model, load_ms = started.elapsed().as_millis() as u64, "object detector loaded");
+        let load_ms = started.elapsed().as_millis() as u64;
+        // One pass on a blank image before the first job: the first pass of a process pays
+        // for its thread pool's start and its buffers' first allocation, and the first job
+        // (a viral URL's leader, whose followers wait on it) should not.
+        let warm = std::time::Instant::now();
+        let blank = image::DynamicImage::new_rgb8(640, 480);
+        detector.detect(&blank, 0.5).map_err(|e| format!("the detector's first pass failed: {e}"))?;
+        tracing::info!(model = %model, load_ms, warm_up_ms = warm.elapsed().as_millis() as u64, "object detector loaded");
         Ok(Arc::new(Yolo(detector)) as Arc<dyn DetectObjects>)
     })
     .await

@@ -160,12 +160,23 @@ pub async fn start_api(
         broker,
         max_outbox_backlog: settings.reliability.max_outbox_backlog,
         legacy_wait: settings.legacy_wait,
+        job_waits: imgmeta_api::JobWaits::default(),
         fetch_allows_private: settings.fetch.allow_private,
         security: crate::security::api_security(settings)?,
         sessions: imgmeta_api::SessionPolicy::new(&settings.sessions, settings.http_addr),
         url_cache,
         webhook_secret_overlap: settings.webhooks.secret_overlap,
     };
+    tokio::spawn(imgmeta_api::forget_leases_on_change(
+        state.store.clone(),
+        state.security.token_leases.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(imgmeta_api::watch_jobs(
+        state.store.clone(),
+        state.job_waits.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(imgmeta_api::sweep_sessions(
         state.store.clone(),
         settings.sessions.login_window,

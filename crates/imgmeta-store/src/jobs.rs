@@ -471,6 +471,22 @@ impl Store {
         }
     }
 
+    /// Those of `ids` that have reached an end state (succeeded, failed or cancelled), whole:
+    /// one indexed statement for any number of jobs, so a process waiting on many jobs (the
+    /// followers of a viral URL's flight end in one commit) reads them together.
+    pub async fn ended_among(&self, ids: &[JobId]) -> Result<Vec<JobRecord>, StoreError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'cancelled')"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(decode_job).collect()
+    }
+
     pub(crate) async fn exists_anywhere(&self, id: JobId) -> Result<bool, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)")

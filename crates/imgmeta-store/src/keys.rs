@@ -81,6 +81,17 @@ pub struct Admission {
     pub reset_secs: u64,
 }
 
+/// An admission that may have taken more than its own token ([`Store::admit_leasing`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// This request's admission; `remaining` excludes the `extra` tokens.
+    pub admission: Admission,
+    /// Tokens taken beyond this request's, for the key's next requests in this process.
+    pub extra: u32,
+    /// Whether the key's or its account's daily quota was used up when the tokens were taken.
+    pub quota_used_up: bool,
+}
+
 /// The parts of a key that can change while it is in use, as its admission read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyNow {
@@ -296,17 +307,34 @@ impl Store {
 
     /// Takes one token from the key's bucket; nothing is taken when the request is refused. A
     /// submission (`checks_quota`) is refused early when the key's or its account's daily quota
-    /// is already used up; the quotas themselves are charged only when a job is accepted. One
-    /// statement: it locks the key's bucket (its `key_buckets` row), refills it from the row it
-    /// locked (the latest version, whoever wrote it), takes the token and commits, so
-    /// concurrent requests on any number of API replicas share one bucket and the lock is held
-    /// for one round trip only. The key's own row, where statements that create jobs charge its
-    /// quota under a lock, is only read: an admission never waits for them.
+    /// is already used up; the quotas themselves are charged only when a job is accepted.
     pub async fn admit(&self, key_id: i64, checks_quota: bool) -> Result<Admission, StoreError> {
+        Ok(self
+            .admit_leasing(key_id, checks_quota, 1, 0)
+            .await?
+            .admission)
+    }
+
+    /// [`Store::admit`] for a process that serves a busy key's next requests from tokens it
+    /// holds ([`Lease`]): gives back `returned` tokens taken earlier and not used, then takes
+    /// up to `want` (at least 1) when the bucket holds a whole one: one for this request, the
+    /// rest for the lease. One statement: it locks the key's bucket (its `key_buckets` row),
+    /// refills it from the row it locked (the latest version, whoever wrote it), takes the
+    /// tokens and commits, so concurrent requests on any number of API replicas share one
+    /// bucket and the lock is held for one round trip only. The key's own row, where
+    /// statements that create jobs charge its quota under a lock, is only read: an admission
+    /// never waits for them.
+    pub async fn admit_leasing(
+        &self,
+        key_id: i64,
+        checks_quota: bool,
+        want: u32,
+        returned: u32,
+    ) -> Result<Lease, StoreError> {
         let row = sqlx::query(
             "WITH k AS (
                  SELECT k.id, k.rate_per_minute, k.daily_quota, k.scopes, a.redact_gps,
-                        least(b.tokens + greatest(extract(epoch FROM now() - b.tokens_at)::float8, 0)
+                        least(b.tokens + $3 + greatest(extract(epoch FROM now() - b.tokens_at)::float8, 0)
                                          * k.rate_per_minute / 60.0,
                               k.rate_per_minute::float8) AS refilled,
                         CASE WHEN k.quota_day = (now() AT TIME ZONE 'UTC')::date THEN k.quota_used
@@ -319,22 +347,28 @@ impl Store {
                       JOIN key_buckets b ON b.key_id = k.id
                  WHERE k.id = $1 AND k.revoked_at IS NULL FOR UPDATE OF b
              ), taken AS (
-                 UPDATE key_buckets b SET tokens = k.refilled - CASE WHEN k.refilled >= 1 THEN 1 ELSE 0 END,
+                 UPDATE key_buckets b SET tokens = k.refilled - least(floor(k.refilled), $2),
                                           tokens_at = now()
                  FROM k WHERE b.key_id = k.id
              )
-             SELECT * FROM k",
+             SELECT *, least(floor(refilled), $2)::int4 AS granted FROM k",
         )
         .bind(key_id)
+        .bind(f64::from(want.max(1)))
+        .bind(f64::from(returned))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            return Ok(Admission {
-                outcome: AdmissionOutcome::Revoked,
-                key: None,
-                limit: 0,
-                remaining: 0,
-                reset_secs: 0,
+            return Ok(Lease {
+                admission: Admission {
+                    outcome: AdmissionOutcome::Revoked,
+                    key: None,
+                    limit: 0,
+                    remaining: 0,
+                    reset_secs: 0,
+                },
+                extra: 0,
+                quota_used_up: false,
             });
         };
         let rate: i32 = row.try_get("rate_per_minute")?;
@@ -343,14 +377,16 @@ impl Store {
             rate_per_minute: f64::from(rate),
             tokens: row.try_get("refilled")?,
         };
+        let granted: i32 = row.try_get("granted")?;
         let quota_used: i32 = row.try_get("quota_used")?;
         let account_quota_used_up: bool = row.try_get("account_quota_used_up")?;
+        let quota_used_up = quota_used >= quota || account_quota_used_up;
         let now = KeyNow {
             scopes: decode_scopes(key_id, &row)?,
             redact_gps: row.try_get("redact_gps")?,
         };
         let secs_to_midnight: f64 = row.try_get("secs_to_midnight")?;
-        // The statement took a token exactly when the bucket held one.
+        // The statement took tokens exactly when the bucket held a whole one.
         let (outcome, bucket) = if bucket.tokens < 1.0 {
             let retry = bucket.secs_until(1.0).ceil().max(1.0) as u64;
             (
@@ -361,10 +397,10 @@ impl Store {
             )
         } else {
             let taken = Bucket {
-                tokens: bucket.tokens - 1.0,
+                tokens: bucket.tokens - f64::from(granted),
                 ..bucket
             };
-            if checks_quota && (quota_used >= quota || account_quota_used_up) {
+            if checks_quota && quota_used_up {
                 // A refused submission still costs a token, so a client cannot hammer at will.
                 let retry = secs_to_midnight.ceil().max(1.0) as u64;
                 (
@@ -377,13 +413,43 @@ impl Store {
                 (AdmissionOutcome::Allowed, taken)
             }
         };
-        Ok(Admission {
-            outcome,
-            key: Some(now),
-            limit: rate as u32,
-            remaining: bucket.tokens.max(0.0).floor() as u32,
-            reset_secs: bucket.secs_until(bucket.rate_per_minute).ceil() as u64,
+        Ok(Lease {
+            admission: Admission {
+                outcome,
+                key: Some(now),
+                limit: rate as u32,
+                remaining: bucket.tokens.max(0.0).floor() as u32,
+                reset_secs: bucket.secs_until(bucket.rate_per_minute).ceil() as u64,
+            },
+            extra: u32::try_from(granted - 1).unwrap_or(0),
+            quota_used_up,
         })
+    }
+}
+
+/// The channel on which PostgreSQL announces a change to what an admission reads besides
+/// tokens (migration `20261209000001_admission_changes.sql`).
+const ADMISSION_CHANGES: &str = "imgmeta_admission_changes";
+
+/// Changes to keys and accounts that admissions read (revocation, scopes, limits, the GPS
+/// setting), as they commit on any process of the deployment.
+pub struct AdmissionChanges(sqlx::postgres::PgListener);
+
+impl AdmissionChanges {
+    /// Waits for the next change: `true`, or `false` when the connection dropped (changes may
+    /// have been missed; the next call connects again and listens on).
+    pub async fn next(&mut self) -> Result<bool, StoreError> {
+        Ok(self.0.try_recv().await?.is_some())
+    }
+}
+
+impl Store {
+    /// Listens for [`AdmissionChanges`], so an API process can drop the rate-limit leases that
+    /// hold what changed. Holds one connection of the pool.
+    pub async fn admission_changes(&self) -> Result<AdmissionChanges, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(ADMISSION_CHANGES).await?;
+        Ok(AdmissionChanges(listener))
     }
 }
 

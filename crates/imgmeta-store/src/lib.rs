@@ -40,7 +40,8 @@ pub use jobs::{
     PurgeOutcome, Submitted,
 };
 pub use keys::{
-    Admission, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, KeyNow, NewApiKey, Revoked,
+    Admission, AdmissionChanges, AdmissionOutcome, ApiKeyRecord, KeyAccount, KeyLookup, KeyNow,
+    Lease, NewApiKey, Revoked,
 };
 pub use login_throttle::{AttemptIds, LoginAttempt, ThrottleSubject};
 pub use outbox::{DeadLetter, OutboxMessage, Sweep};

@@ -269,6 +269,8 @@ pub(super) async fn revoke_key(
         .await?
     {
         Revoked::Revoked(record) => {
+            // Its next request here reads the revocation, not a lease taken before it.
+            state.security.token_leases.forget(record.id);
             log_key_event("key_revoked", &record, "account");
             Ok(Json(record.into()))
         }

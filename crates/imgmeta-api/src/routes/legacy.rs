@@ -12,8 +12,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use imgmeta_domain::{ErrorCode, ImageUrl, JobSpec, MinScore, Scope, Source, TaskSet};
 use imgmeta_store::JobLookup;
-use std::time::Duration;
-use tokio::time::Instant;
 
 /// The old service's interface: submits a job for the URL and waits for it to end.
 ///
@@ -62,16 +60,17 @@ pub(super) async fn img(
         Accepted::Created(job) => (job, false),
         Accepted::Replayed(job) => (job, true),
     };
-    let deadline = Instant::now() + state.legacy_wait;
-    let mut pause = Duration::from_millis(50);
-    while !job.status.is_terminal() && Instant::now() < deadline {
-        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
-        job = match state.store.get_job(caller.account, job.id).await? {
-            JobLookup::Found(job) => job,
-            // Job rows are never deleted (a purge keeps a tombstone), so this is a race with
-            // an operator removing rows by hand.
-            JobLookup::NotFound { .. } => return Err(ApiError::not_found(job.id)),
+    if !job.status.is_terminal() {
+        // Handed the job by the process's watcher once it ends; read as it is at the deadline
+        // otherwise.
+        job = match state.job_waits.wait(job.id, state.legacy_wait).await {
+            Some(ended) => ended,
+            None => match state.store.get_job(caller.account, job.id).await? {
+                JobLookup::Found(job) => job,
+                // Job rows are never deleted (a purge keeps a tombstone), so this is a race
+                // with an operator removing rows by hand.
+                JobLookup::NotFound { .. } => return Err(ApiError::not_found(job.id)),
+            },
         };
     }
     let status = if job.status.is_terminal() {

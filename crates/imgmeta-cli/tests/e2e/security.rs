@@ -183,6 +183,78 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_ratelimit_headers() {
     app.cleanup().await;
 }
 
+/// Statuses of `n` reads of unknown jobs sent `concurrency` at a time, alternately to each of
+/// `bases`.
+async fn burst(client: &reqwest::Client, bases: &[&str], n: usize, concurrency: usize) -> Vec<u16> {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let url = format!(
+                "{}/v1/jobs/{}",
+                bases[i % bases.len()],
+                uuid::Uuid::now_v7()
+            );
+            async move { client.get(url).send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_through_two_api_processes_is_admitted_no_more_than_its_bucket_holds() {
+    let first = TestApp::spawn_with(options(&[])).await;
+    let second = TestApp::spawn_with(Options {
+        database: Some(first.db_name.clone()),
+        ..options(&[])
+    })
+    .await;
+    // 64 a minute: each process takes up to 8 tokens ahead for this key's next requests.
+    let client = authorized_client(&key_with(&first, 64, 100_000).await);
+    let started = Instant::now();
+    let statuses = burst(&client, &[&first.base, &second.base], 300, 32).await;
+    let refilled = (64.0 * started.elapsed().as_secs_f64() / 60.0).ceil() as usize;
+    let admitted = statuses.iter().filter(|s| **s == 404).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(admitted + refused, 300, "{statuses:?}");
+    // Never more than the bucket held plus what it refilled meanwhile; at most the tokens the
+    // two processes' last leases took and did not use (7 each) go unused.
+    assert!(
+        admitted <= 64 + refilled,
+        "{admitted} admitted, {refilled} refilled"
+    );
+    assert!(admitted >= 64 - 14, "{admitted} admitted");
+    first.cleanup().await;
+    second.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_revoked_elsewhere_is_refused_within_moments() {
+    let app = TestApp::spawn_with(options(&[])).await;
+    let key = key_with(&app, 6_000, 100_000).await;
+    let client = authorized_client(&key);
+    // Busy enough that its requests are admitted from tokens taken ahead.
+    let statuses = burst(&client, &[&app.base], 100, 16).await;
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+    // Revoked by another process (as `imgmeta keys revoke` does): PostgreSQL announces it, and
+    // the API drops the tokens the key took ahead; a lease lives 250 ms in any case.
+    store_of(&app).revoke_api_key(&key[..12]).await.unwrap();
+    let refused_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client.get(unknown_job(&app)).send().await.unwrap().status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 404);
+        assert!(
+            Instant::now() < refused_by,
+            "the revocation never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_over_its_daily_quota_gets_429_for_submissions_but_may_still_poll() {
     let app = TestApp::spawn_with(options(&[])).await;

@@ -4,31 +4,12 @@
 
 use crate::batches::account;
 use crate::{drop_database, fresh_store, url_job};
-use imgmeta_domain::{AccountId, ErrorBody, ErrorCode, ImageUrl, JobStatus, ScopeSet};
-use imgmeta_store::{
-    JobAdmission, JobLookup, KeyAccount, NewApiKey, NewJob, Owner, Store, StoreError, Submitted,
-};
+use imgmeta_domain::{AccountId, ErrorBody, ErrorCode, ImageUrl, JobStatus};
+use imgmeta_store::{JobAdmission, JobLookup, NewJob, Owner, Store, StoreError, Submitted};
 use serde_json::{Value, json};
 
 async fn key(store: &Store, account: AccountId, prefix: &str, daily_quota: u32) -> i64 {
-    store
-        .create_api_key(&NewApiKey {
-            prefix: prefix.to_owned(),
-            hash: {
-                let mut hash = [0; 32];
-                hash[..prefix.len()].copy_from_slice(prefix.as_bytes());
-                hash
-            },
-            name: prefix.to_owned(),
-            rate_per_minute: 1000,
-            daily_quota,
-            scopes: ScopeSet::default_for_keys(),
-            account: KeyAccount::Existing(account),
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .id
+    crate::api_key(store, account, prefix, 1000, daily_quota).await
 }
 
 fn answered(account: AccountId, key_id: i64, result: Value, error: Option<ErrorBody>) -> NewJob {

@@ -1,11 +1,13 @@
 //! The store's integration tests against the real PostgreSQL, each in a database of its own:
 //! answered jobs recorded in groups, uploaded inputs, batches, the content cache, the URL cache with its single flights,
-//! webhook deliveries, and users with their sessions and the login throttle.
+//! webhook deliveries, users with their sessions and the login throttle, and rate-limit tokens taken
+//! ahead.
 
 mod answered;
 mod batches;
 mod content_cache;
 mod inputs;
+mod leases;
 mod outbox;
 mod url_cache;
 mod users;
@@ -90,4 +92,33 @@ pub async fn submit(store: &Store, new: &imgmeta_store::NewJob) -> JobId {
         imgmeta_store::Submitted::Created(job) => job.id,
         other => panic!("not created: {other:?}"),
     }
+}
+
+/// A key of `account` named and prefixed `prefix` (its hash: the prefix's bytes), with the
+/// default scopes.
+pub async fn api_key(
+    store: &Store,
+    account: imgmeta_domain::AccountId,
+    prefix: &str,
+    rate_per_minute: u32,
+    daily_quota: u32,
+) -> i64 {
+    store
+        .create_api_key(&imgmeta_store::NewApiKey {
+            prefix: prefix.to_owned(),
+            hash: {
+                let mut hash = [0; 32];
+                hash[..prefix.len()].copy_from_slice(prefix.as_bytes());
+                hash
+            },
+            name: prefix.to_owned(),
+            rate_per_minute,
+            daily_quota,
+            scopes: imgmeta_domain::ScopeSet::default_for_keys(),
+            account: imgmeta_store::KeyAccount::Existing(account),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .id
 }
