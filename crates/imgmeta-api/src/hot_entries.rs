@@ -13,7 +13,7 @@
 
 use futures::FutureExt;
 use futures::future::Shared;
-use imgmeta_store::{Store, UrlEntry, UrlPurge};
+use imgmeta_store::{Store, StoreError, UrlEntry, UrlPurge, UrlPurges};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -168,39 +168,31 @@ impl HotEntries {
 /// Forgets hot copies as purges commit anywhere in the deployment, until `shutdown`. While
 /// the database cannot be listened to, nothing is held: every lookup reads PostgreSQL.
 pub async fn forget_purged(store: Store, hot: HotEntries, shutdown: CancellationToken) {
-    let mut listening = None;
-    loop {
-        let purges = match &mut listening {
-            Some(purges) => purges,
-            None => match store.url_purges().await {
-                Ok(purges) => {
-                    hot.set_listening(true);
-                    listening.insert(purges)
-                }
-                Err(e) => {
-                    hot.set_listening(false);
-                    tracing::warn!(kind = "error", error = %e, "cannot listen for URL cache purges; not holding hot entries");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            },
-        };
-        let purge = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            purge = purges.next() => purge,
-        };
-        match purge {
-            // `Lost`: the listener connects again on the next call; what was announced
-            // meanwhile is lost, so everything held goes.
-            Ok(purge) => hot.forget(&purge),
-            Err(e) => {
-                hot.set_listening(false);
-                listening = None;
-                tracing::warn!(kind = "error", error = %e, "lost the URL cache purge listener");
-            }
-        }
+    crate::announcements::follow(store, hot, shutdown).await;
+}
+
+impl crate::announcements::Follower for HotEntries {
+    type Announcement = UrlPurge;
+    type Listener = UrlPurges;
+    const CHANNEL: &'static str = "URL cache purges";
+    const WITHOUT: &'static str = "not holding hot entries";
+
+    async fn listen(store: &Store) -> Result<UrlPurges, StoreError> {
+        store.url_purges().await
+    }
+
+    async fn next(purges: &mut UrlPurges) -> Result<UrlPurge, StoreError> {
+        purges.next().await
+    }
+
+    fn set_listening(&self, listening: bool) {
+        HotEntries::set_listening(self, listening);
+    }
+
+    /// `Lost`: the listener connects again on the next call; what was announced meanwhile is
+    /// lost, so everything held goes.
+    fn heard(&self, purge: UrlPurge) {
+        self.forget(&purge);
     }
 }
 

@@ -2,8 +2,8 @@
 //! costs no lookup: only what never changes for a key is kept (its id, prefix and account).
 //! What can change while it is in use (revocation, scopes, the account's GPS setting) is read
 //! by the request's admission (`Store::admit_leasing`), so a revocation or a new setting takes
-//! effect on the key's next request, or within a lease's 250 ms for a busy key
-//! (`token_leases.rs`).
+//! effect on the key's next request; a busy key's requests admitted from tokens taken ahead
+//! (`token_leases.rs`) see it once PostgreSQL announces it, within milliseconds.
 
 use imgmeta_auth::{KeyHash, KeyPrefix};
 use imgmeta_domain::AccountId;

@@ -3,6 +3,7 @@
 //!
 //! It never fetches or analyses an image itself, so it stays fast and cheap to replicate.
 
+mod announcements;
 mod answered_writer;
 mod auth;
 mod connection;

@@ -14,7 +14,7 @@
 //! a lease is never older than [`TTL`] in any case. The job insert checks the quotas exactly
 //! whatever the admission saw.
 
-use imgmeta_store::{Admission, AdmissionOutcome, Store, StoreError};
+use imgmeta_store::{Admission, AdmissionChanges, AdmissionOutcome, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -207,39 +207,31 @@ impl TokenLeases {
 /// Drops this process's leases whenever a key or account changes anywhere in the deployment,
 /// until `shutdown`. While the database cannot be listened to, no tokens are taken ahead.
 pub async fn forget_on_change(store: Store, leases: TokenLeases, shutdown: CancellationToken) {
-    let mut listening = None;
-    loop {
-        let changes = match &mut listening {
-            Some(changes) => changes,
-            None => match store.admission_changes().await {
-                Ok(changes) => {
-                    leases.set_listening(true);
-                    listening.insert(changes)
-                }
-                Err(e) => {
-                    leases.set_listening(false);
-                    tracing::warn!(kind = "error", error = %e, "cannot listen for key and account changes; taking no rate-limit tokens ahead");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            },
-        };
-        let change = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            change = changes.next() => change,
-        };
-        match change {
-            // A change, or the connection dropped and is being made again (what was announced
-            // meanwhile is lost): either way every lease goes.
-            Ok(_) => leases.keys.invalidate_all(),
-            Err(e) => {
-                leases.set_listening(false);
-                listening = None;
-                tracing::warn!(kind = "error", error = %e, "lost the key and account change listener");
-            }
-        }
+    crate::announcements::follow(store, leases, shutdown).await;
+}
+
+impl crate::announcements::Follower for TokenLeases {
+    /// A change (`true`), or the connection dropped and is being made again (`false`: what was
+    /// announced meanwhile is lost); either way every lease goes.
+    type Announcement = bool;
+    type Listener = AdmissionChanges;
+    const CHANNEL: &'static str = "key and account changes";
+    const WITHOUT: &'static str = "taking no rate-limit tokens ahead";
+
+    async fn listen(store: &Store) -> Result<AdmissionChanges, StoreError> {
+        store.admission_changes().await
+    }
+
+    async fn next(changes: &mut AdmissionChanges) -> Result<bool, StoreError> {
+        changes.next().await
+    }
+
+    fn set_listening(&self, listening: bool) {
+        TokenLeases::set_listening(self, listening);
+    }
+
+    fn heard(&self, _: bool) {
+        self.keys.invalidate_all();
     }
 }
 

@@ -118,7 +118,8 @@ async fn missing_malformed_unknown_and_revoked_keys_all_get_the_same_401() {
 }
 
 /// The API remembers keys it has verified (no lookup on their next requests), but revocation
-/// is read by every request's admission: a key revoked while in use is refused at once.
+/// is read by the admission of a key sending one request at a time on each of them: a key
+/// revoked while in use is refused at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_while_in_use_is_refused_on_its_next_request() {
     let app = TestApp::spawn_with(options(&[])).await;
